@@ -1,0 +1,1 @@
+"""Shared by every marketfeed service: the wire format, topics, partitioner, config, runtime."""

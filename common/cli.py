@@ -1,0 +1,52 @@
+"""Command-line plumbing shared by every entry point: one-line errors, exit codes, signals.
+
+Exit codes: 0 done, 1 a runtime failure (broker unreachable, a child died), 2 bad input (flag,
+environment value), 130 interrupted. Our own errors print one line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any, NoReturn
+
+from common.errors import ConfigError, MarketfeedError
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (the usage is one ``--help`` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see --help)\n")
+
+
+def fail(prog: str, message: str, code: int) -> int:
+    print(f"{prog}: {message}", file=sys.stderr)
+    return code
+
+
+def run_async(prog: str, main: Callable[[], Coroutine[Any, Any, int]]) -> int:
+    """Run ``main`` in a fresh event loop and map our errors to one line and an exit code."""
+    try:
+        return asyncio.run(main())
+    except ConfigError as exc:
+        return fail(prog, str(exc), EXIT_USAGE)
+    except MarketfeedError as exc:
+        return fail(prog, str(exc), EXIT_FAILURE)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+def install_stop_signals(stop: asyncio.Event) -> None:
+    """SIGINT and SIGTERM set ``stop``; whoever waits on it shuts down in order."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)

@@ -1,0 +1,187 @@
+"""Typed configuration: frozen dataclasses read from ``MARKETFEED_*`` variables and CLI flags.
+
+Each service declares its settings once, as dataclass fields made with :func:`setting`. From that
+one declaration come the command-line flag (``--field-name``), the environment variable
+(``MARKETFEED_FIELD_NAME``), the ``--help`` text, the parsing and the validation, so the three
+can never disagree. Precedence: flag, then environment, then default. A bad value raises
+ConfigError with one line naming the flag, the variable and the value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import types
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
+
+from common.errors import ConfigError
+
+ENV_PREFIX = "MARKETFEED_"
+
+Check = Callable[[Any], str | None]
+C = TypeVar("C")
+
+
+def setting(
+    default: Any, *, help: str, check: Check | None = None, metavar: str | None = None  # noqa: A002
+) -> Any:
+    """Declare one setting: its default, its help text and an optional check.
+
+    ``check`` returns None for a good value or a short reason ("must be > 0") for a bad one.
+    """
+    return dataclasses.field(
+        default=default, metadata={"help": help, "check": check, "metavar": metavar}
+    )
+
+
+def positive(value: Any) -> str | None:
+    return None if value > 0 else "must be > 0"
+
+
+def non_negative(value: Any) -> str | None:
+    return None if value >= 0 else "must be >= 0"
+
+
+def in_range(low: float, high: float) -> Check:
+    def check(value: Any) -> str | None:
+        return None if low <= value <= high else f"must be between {low} and {high}"
+
+    return check
+
+
+def bootstrap_servers(value: Any) -> str | None:
+    """Check a comma-separated list of ``host:port``."""
+    for part in str(value).split(","):
+        host, sep, port = part.strip().rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            return "must be host:port[,host:port...]"
+    return None
+
+
+def redis_url(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not str(value).startswith(("redis://", "rediss://", "unix://")):
+        return "must be a redis://host:port/db URL"
+    return None
+
+
+def env_name(field_name: str) -> str:
+    return ENV_PREFIX + field_name.upper()
+
+
+def flag_name(field_name: str) -> str:
+    return "--" + field_name.replace("_", "-")
+
+
+def add_arguments(parser: argparse.ArgumentParser, cls: type[Any]) -> None:
+    """Add one flag per setting of ``cls`` to ``parser``; help names the variable and default."""
+    hints = get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if not f.init or "help" not in f.metadata:
+            continue
+        base = _base_type(hints[f.name])
+        text = f"{f.metadata['help']} [env {env_name(f.name)}; default {_show(f.default)}]"
+        if base is bool:
+            parser.add_argument(
+                flag_name(f.name),
+                dest=f.name,
+                action=argparse.BooleanOptionalAction,
+                default=argparse.SUPPRESS,
+                help=text,
+            )
+        else:
+            # Parsed by build(), not argparse, so flag and env values fail with the same words.
+            parser.add_argument(
+                flag_name(f.name),
+                dest=f.name,
+                default=argparse.SUPPRESS,
+                metavar=f.metadata.get("metavar") or f.name.upper(),
+                help=text,
+            )
+
+
+def build(
+    cls: type[C],
+    args: argparse.Namespace | Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> C:
+    """Build ``cls`` from flags (``args``), then ``environ``, then defaults.
+
+    ``overrides`` are typed values from code (they win over everything); flag and environment
+    values are strings and are parsed here.
+    """
+    environ = os.environ if environ is None else environ
+    given = vars(args) if isinstance(args, argparse.Namespace) else dict(args or {})
+    hints = get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if not f.init:
+            continue
+        source: str
+        if f.name in overrides:
+            value, source = overrides[f.name], f.name
+        elif f.name in given and "help" in f.metadata:
+            raw, source = given[f.name], flag_name(f.name)
+            value = raw if not isinstance(raw, str) else _parse(hints[f.name], raw, source)
+        elif env_name(f.name) in environ and "help" in f.metadata:
+            source = env_name(f.name)
+            value = _parse(hints[f.name], environ[env_name(f.name)], source)
+        else:
+            continue
+        check: Check | None = f.metadata.get("check")
+        if check is not None and value is not None:
+            reason = check(value)
+            if reason is not None:
+                raise ConfigError(f"{source}={_show(value)}: {reason}")
+        values[f.name] = value
+    return cls(**values)
+
+
+def _base_type(hint: Any) -> Any:
+    """``int | None`` -> int; anything else unchanged."""
+    if get_origin(hint) in (Union, types.UnionType):
+        args = [a for a in get_args(hint) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return hint
+
+
+def _parse(hint: Any, raw: str, source: str) -> Any:
+    optional = type(None) in get_args(hint)
+    base = _base_type(hint)
+    text = raw.strip()
+    if optional and text.lower() in ("", "none"):
+        return None
+    try:
+        if base is bool:
+            lowered = text.lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(text)
+        if base is int:
+            return int(text.replace("_", ""))
+        if base is float:
+            return float(text)
+        if base is Path:
+            return Path(text).expanduser()
+        if get_origin(base) is tuple:
+            return tuple(p.strip() for p in text.split(",") if p.strip())
+        if base is str:
+            return text
+    except ValueError:
+        kind = getattr(base, "__name__", str(base))
+        raise ConfigError(f"{source}={raw!r}: not a valid {kind}") from None
+    raise TypeError(f"unsupported setting type {hint!r} for {source}")
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(map(str, value)) or "(none)"
+    return str(value)

@@ -1,0 +1,131 @@
+"""Kafka plumbing shared by every service: connection settings, topic creation, start with backoff.
+
+Only settings and helpers live here; each service owns its own producers and consumers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, KafkaError
+
+from common.config import bootstrap_servers, positive, setting
+from common.errors import BrokerUnavailableError, ConfigError
+from common.topics import DEFAULT_PARTITIONS, Topics
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Kafka's error code for CreateTopics on a topic that exists.
+_TOPIC_ALREADY_EXISTS = 36
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KafkaSettings:
+    """Where the broker is and how the topics are laid out; every service config extends it."""
+
+    bootstrap: str = setting(
+        "127.0.0.1:9092",
+        help="Kafka bootstrap servers, host:port[,host:port]",
+        check=bootstrap_servers,
+        metavar="HOST:PORT",
+    )
+    topic_prefix: str = setting("", help="prefix of every topic name (namespaces a shared broker)")
+    partitions: int = setting(
+        DEFAULT_PARTITIONS, help="partitions of the quote, trade and order topics", check=positive
+    )
+    connect_timeout: float = setting(
+        20.0, help="seconds to keep retrying an unreachable broker before giving up", check=positive
+    )
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(prefix=self.topic_prefix)
+
+
+async def with_backoff(
+    what: str,
+    attempt: Callable[[], Awaitable[T]],
+    *,
+    bootstrap: str,
+    timeout: float,
+    first_delay: float = 0.2,
+    max_delay: float = 3.0,
+) -> T:
+    """Run ``attempt`` until it stops raising connection errors, for at most ``timeout`` seconds.
+
+    The final failure becomes a BrokerUnavailableError with one readable line.
+    """
+    deadline = time.monotonic() + timeout
+    delay = first_delay
+    while True:
+        try:
+            return await attempt()
+        except (KafkaConnectionError, OSError) as exc:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise BrokerUnavailableError(
+                    f"cannot reach Kafka at {bootstrap} ({what}) after {timeout:.0f}s: {exc}"
+                ) from None
+            log.warning(
+                "%s: Kafka at %s unreachable (%s); retrying in %.1fs", what, bootstrap, exc, delay
+            )
+            await asyncio.sleep(min(delay, remaining))
+            delay = min(delay * 2, max_delay)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    partitions: int
+
+
+def market_data_topics(settings: KafkaSettings) -> list[TopicSpec]:
+    topics = settings.topics
+    return [
+        TopicSpec(topics.quotes, settings.partitions),
+        TopicSpec(topics.trades, settings.partitions),
+        TopicSpec(topics.snapshot_requests, 1),
+    ]
+
+
+async def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec]) -> None:
+    """Create missing topics; refuse a topic that exists with another partition count.
+
+    A wrong partition count would silently break the symbol -> partition contract, so it is a
+    configuration error, not something to paper over.
+    """
+    wanted = {spec.name: spec for spec in specs}
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, request_timeout_ms=10000)
+    await with_backoff(
+        "admin", admin.start, bootstrap=settings.bootstrap, timeout=settings.connect_timeout
+    )
+    try:
+        response: Any = await admin.create_topics(
+            [NewTopic(s.name, s.partitions, 1) for s in wanted.values()]
+        )
+        for name, code, message in response.topic_errors:
+            if code not in (0, _TOPIC_ALREADY_EXISTS):
+                raise ConfigError(f"cannot create topic {name}: error {code} {message or ''}")
+        described: Any = await admin.describe_topics(list(wanted))
+        for topic in described:
+            name = topic["topic"]
+            count = len(topic["partitions"])
+            if count != wanted[name].partitions:
+                raise ConfigError(
+                    f"topic {name} has {count} partitions but {wanted[name].partitions} are"
+                    " configured (--partitions); use the same count everywhere"
+                )
+    except KafkaError as exc:
+        raise BrokerUnavailableError(
+            f"topic set-up on {settings.bootstrap} failed: {exc}"
+        ) from None
+    finally:
+        await admin.close()

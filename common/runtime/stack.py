@@ -1,0 +1,108 @@
+"""The embedded stack: one broker and one Redis server per consuming service.
+
+Used alike by ``marketfeed up``, the benchmark and the test suite, as an async context manager
+that starts the servers in order and stops them in reverse order, whatever happens in between.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Self, TypeVar
+
+from common.errors import RuntimeStartError
+from common.runtime.process import ChildProcess
+from common.runtime.servers import EmbeddedBroker, EmbeddedRedis
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SERVICES = ("order_entry", "portfolio")
+# A free port found by bind-and-close can be taken by someone else before the server binds it.
+_START_ATTEMPTS = 3
+
+P = TypeVar("P", bound=ChildProcess)
+
+
+async def start_on_free_port(make: Callable[[], P]) -> P:
+    """Start the server ``make()`` builds, on a fresh free port each time, a few times."""
+    error: RuntimeStartError | None = None
+    for _ in range(_START_ATTEMPTS):
+        server = make()
+        try:
+            await server.start()
+        except RuntimeStartError as exc:
+            error = exc
+            continue
+        return server
+    assert error is not None
+    raise error
+
+
+class EmbeddedStack:
+    """A broker and per-service Redis servers, all children of this process."""
+
+    def __init__(
+        self,
+        *,
+        services: Sequence[str] = DEFAULT_SERVICES,
+        log_dir: Path | None = None,
+        with_broker: bool = True,
+    ) -> None:
+        self.services = tuple(services)
+        self.log_dir = log_dir
+        self.with_broker = with_broker
+        self.broker: EmbeddedBroker | None = None
+        self.redis: dict[str, EmbeddedRedis] = {}
+        self._stack = contextlib.AsyncExitStack()
+
+    def _log(self, name: str) -> Path | None:
+        return self.log_dir / f"{name}.log" if self.log_dir else None
+
+    @property
+    def bootstrap(self) -> str:
+        if self.broker is None:
+            raise RuntimeStartError("the embedded broker is not running")
+        return self.broker.bootstrap
+
+    def redis_url(self, service: str) -> str:
+        return self.redis[service].url
+
+    @property
+    def processes(self) -> list[ChildProcess]:
+        return ([self.broker] if self.broker else []) + list(self.redis.values())
+
+    async def start(self) -> None:
+        try:
+            if self.with_broker:
+                self.broker = await start_on_free_port(
+                    lambda: EmbeddedBroker(log_path=self._log("broker"))
+                )
+                self._stack.push_async_callback(self.broker.stop)
+            for service in self.services:
+                server = await start_on_free_port(
+                    lambda s=service: EmbeddedRedis(name=s, log_path=self._log(f"redis-{s}"))  # type: ignore[misc]
+                )
+                self.redis[service] = server
+                self._stack.push_async_callback(server.stop)
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        """Stop every server in reverse start order. Safe to call twice."""
+        await self._stack.aclose()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()

@@ -1,0 +1,58 @@
+"""The marketfeed wire format: every message type, its encoding and its validation.
+
+This package is the only contract between the services. Each message type is a frozen,
+typed dataclass with ``encode()`` and ``from_wire()``; :func:`decode` reads any of them.
+The README documents every field so that a client in another language can decode it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from common.errors import DecodeError
+from common.schema.codec import SCHEMA_VERSION, SUPPORTED_VERSIONS, pack, unpack
+from common.schema.fields import SYMBOL_MAX_LEN, check_symbol
+from common.schema.market import QUOTE_TYPE, TRADE_TYPE, Quote, Trade, quote_wire, trade_wire
+
+Message = Quote | Trade
+
+_READERS: dict[str, Callable[[Mapping[str, Any]], Message]] = {
+    QUOTE_TYPE: Quote.from_wire,
+    TRADE_TYPE: Trade.from_wire,
+}
+
+
+def decode(data: bytes) -> Message:
+    """Decode and validate one message of any type; raise a SchemaError subclass if bad."""
+    kind, raw = unpack(data)
+    reader = _READERS.get(kind)
+    if reader is None:
+        raise DecodeError(f"unknown message type {kind!r}")
+    return reader(raw)
+
+
+def decode_quote(data: bytes) -> Quote:
+    """Decode a message that must be a Quote (as on the quotes topic)."""
+    message = decode(data)
+    if not isinstance(message, Quote):
+        raise DecodeError(f"expected a quote, got a {message.TYPE}")
+    return message
+
+
+__all__ = [
+    "QUOTE_TYPE",
+    "SCHEMA_VERSION",
+    "SUPPORTED_VERSIONS",
+    "SYMBOL_MAX_LEN",
+    "TRADE_TYPE",
+    "Message",
+    "Quote",
+    "Trade",
+    "check_symbol",
+    "decode",
+    "decode_quote",
+    "pack",
+    "quote_wire",
+    "trade_wire",
+]

@@ -1,0 +1,170 @@
+"""The publisher: simulated market -> paced, partitioned, msgpack records on Kafka.
+
+Lifecycle: ``start()`` creates the topics and connects (retrying an unreachable broker with
+backoff), ``run()`` publishes until stopped, ``stop()`` flushes what was sent and disconnects;
+``stop()`` is safe to call twice, and ``async with`` does both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Self
+
+import numpy as np
+from aiokafka import AIOKafkaProducer
+
+from common.kafka import ensure_topics, market_data_topics, with_backoff
+from common.metrics import LatencyHistogram
+from common.partitioner import partition_for
+from feed_publisher.config import PublisherConfig
+from feed_publisher.frames import FrameEncoder
+from feed_publisher.market import MarketSimulator
+from feed_publisher.pacer import Pacer
+from feed_publisher.sink import BatchSink
+from feed_publisher.universe import universe
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PublisherStats:
+    generated: int
+    sent: int
+    acked: int
+    failed: int
+    elapsed_s: float
+    lateness_p99_ms: float
+
+
+class Publisher:
+    def __init__(self, config: PublisherConfig) -> None:
+        self.config = config
+        self.seed = config.seed if config.seed is not None else secrets.randbits(32)
+        # A later publisher process has a larger epoch, so consumers can tell a restart (seq
+        # starts again at 1) from a regression.
+        self.epoch = time.time_ns() // 1_000_000
+        self.symbols = universe(config.symbols)
+        self.market = MarketSimulator(
+            config.symbols, seed=self.seed, trade_ratio=config.trade_ratio
+        )
+        partition_of = np.array([partition_for(s, config.partitions) for s in self.symbols])
+        self.encoder = FrameEncoder(self.symbols, partition_of.astype(np.int64), self.epoch)
+        self.lateness = LatencyHistogram(resolution_us=100)
+        self.generated = 0
+        self._producer: AIOKafkaProducer | None = None
+        self._sink: BatchSink | None = None
+        self._started_at = 0.0
+        self._pacer: Pacer | None = None
+
+    @property
+    def sink(self) -> BatchSink:
+        if self._sink is None:
+            raise RuntimeError("publisher not started")
+        return self._sink
+
+    async def start(self) -> None:
+        if self._producer is not None:
+            return
+        cfg = self.config
+        await ensure_topics(cfg, market_data_topics(cfg))
+        producer = AIOKafkaProducer(
+            bootstrap_servers=cfg.bootstrap,
+            client_id="feed_publisher",
+            acks="all",
+            enable_idempotence=cfg.idempotence,
+            linger_ms=cfg.linger_ms,
+            max_batch_size=256 * 1024,
+            request_timeout_ms=30000,
+        )
+        await with_backoff(
+            "publisher", producer.start, bootstrap=cfg.bootstrap, timeout=cfg.connect_timeout
+        )
+        self._producer = producer
+        self._sink = BatchSink(producer)
+        log.info(
+            "publishing %d symbols at %.0f msg/s to %s (epoch %d, seed %d)",
+            cfg.symbols,
+            cfg.rate,
+            cfg.bootstrap,
+            self.epoch,
+            self.seed,
+        )
+
+    async def stop(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is None:
+            return
+        try:
+            if self._sink is not None:
+                await self._sink.flush()
+        finally:
+            await producer.stop()
+        stats = self.stats()
+        log.info("stopped: %d sent, %d acked, %d failed", stats.sent, stats.acked, stats.failed)
+
+    def set_rate(self, rate: float) -> None:
+        if self._pacer is not None:
+            self._pacer.set_rate(rate)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Publish on schedule until ``stop`` is set or the configured duration has passed."""
+        cfg = self.config
+        sink = self.sink
+        topics = cfg.topics
+        pacer = self._pacer = Pacer(cfg.rate, max_batch=cfg.max_batch)
+        self._started_at = time.monotonic()
+        deadline = self._started_at + cfg.duration if cfg.duration else float("inf")
+        while not stop.is_set() and time.monotonic() < deadline:
+            n = pacer.due()
+            if n == 0:
+                # Sleep until the next message is due, but wake for stop within 50 ms.
+                wait = min(pacer.wait_time(), 0.05, max(0.0, deadline - time.monotonic()))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), wait)
+                continue
+            first, last = pacer.intended(n)
+            ticks = self.market.step(n)
+            ts_ns = time.time_ns()
+            self._record_lateness(first, last, n)
+            pacer.release(n)
+            self.generated += n
+            await sink.send(topics.quotes, self.encoder.quotes(ticks.quotes, ts_ns).by_partition)
+            if len(ticks.trades.symbol):
+                await sink.send(
+                    topics.trades, self.encoder.trades(ticks.trades, ts_ns).by_partition
+                )
+            # Yield even when behind, so acknowledgements and stop requests are processed.
+            await asyncio.sleep(0)
+
+    def _record_lateness(self, first: float, last: float, n: int) -> None:
+        now = time.monotonic()
+        self.lateness.record_seconds(now - np.linspace(first, last, n))
+
+    def stats(self) -> PublisherStats:
+        sink = self._sink
+        return PublisherStats(
+            generated=self.generated,
+            sent=sink.sent if sink else 0,
+            acked=sink.acked if sink else 0,
+            failed=sink.failed if sink else 0,
+            elapsed_s=time.monotonic() - self._started_at if self._started_at else 0.0,
+            lateness_p99_ms=self.lateness.percentiles().p99_ms,
+        )
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
