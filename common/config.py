@@ -26,7 +26,11 @@ C = TypeVar("C")
 
 
 def setting(
-    default: Any, *, help: str, check: Check | None = None, metavar: str | None = None  # noqa: A002
+    default: Any,
+    *,
+    help: str,
+    check: Check | None = None,
+    metavar: str | None = None,  # noqa: A002
 ) -> Any:
     """Declare one setting: its default, its help text and an optional check.
 

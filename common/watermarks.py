@@ -1,0 +1,112 @@
+"""Reads exact high watermarks (the offset the next record will get) of whole topics.
+
+Used for status lines and lag. A broker answers ListOffsets(latest) with the high watermark,
+except that Tansu 0.6.0 (memory engine, measured here) answers with the *base offset of the last
+record batch* + 1: after one batch of 10 records, 1 instead of 10. Its fetch responses carry the
+right high watermark, so the exact value is read from a fetch of each partition's tail: seek to
+the ListOffsets answer minus one (which is never past the true end) and fetch. Against Apache
+Kafka the tail fetch returns nothing new and changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+from types import TracebackType
+from typing import Self
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from common.errors import BrokerUnavailableError
+from common.kafka import with_backoff
+
+_TAIL_FETCH_TIMEOUT_S = 1.0
+
+
+class WatermarkReader:
+    def __init__(self, bootstrap: str, *, connect_timeout: float = 20.0) -> None:
+        self.bootstrap = bootstrap
+        self._connect_timeout = connect_timeout
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def start(self) -> None:
+        if self._consumer is not None:
+            return
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            enable_auto_commit=False,
+            client_id="watermarks",
+            fetch_max_wait_ms=10,
+            # Only the tail batch is wanted; the broker still returns at least one whole batch.
+            max_partition_fetch_bytes=1024,
+        )
+        await with_backoff(
+            "watermarks", consumer.start, bootstrap=self.bootstrap, timeout=self._connect_timeout
+        )
+        self._consumer = consumer
+
+    async def stop(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            await consumer.stop()
+
+    async def high_watermarks(self, topics: Iterable[str]) -> dict[TopicPartition, int]:
+        """End offset of every partition of ``topics``; a topic that does not exist is skipped."""
+        consumer = self._consumer
+        if consumer is None:
+            raise RuntimeError("WatermarkReader not started")
+        try:
+            await consumer.topics()  # refreshes metadata, so new topics and partitions appear
+            tps = [
+                TopicPartition(topic, p)
+                for topic in topics
+                for p in sorted(consumer.partitions_for_topic(topic) or ())
+            ]
+            if not tps:
+                return {}
+            listed: dict[TopicPartition, int] = await consumer.end_offsets(tps)
+            return await self._exact(consumer, listed)
+        except KafkaError as exc:
+            raise BrokerUnavailableError(
+                f"cannot read offsets from {self.bootstrap}: {exc}"
+            ) from None
+
+    @staticmethod
+    async def _exact(
+        consumer: AIOKafkaConsumer, listed: dict[TopicPartition, int]
+    ) -> dict[TopicPartition, int]:
+        exact = dict(listed)
+        tails = [tp for tp, end in listed.items() if end > 0]
+        if not tails:
+            return exact
+        consumer.assign(tails)
+        for tp in tails:
+            consumer.seek(tp, listed[tp] - 1)
+        pending = set(tails)
+        deadline = time.monotonic() + _TAIL_FETCH_TIMEOUT_S
+        while pending and time.monotonic() < deadline:
+            batches = await consumer.getmany(*pending, timeout_ms=100, max_records=10_000)
+            for tp, records in batches.items():
+                high = consumer.highwater(tp)
+                last = records[-1].offset + 1 if records else 0
+                exact[tp] = max(exact[tp], last, high or 0)
+                pending.discard(tp)
+        # Stop the background fetcher until the next call.
+        consumer.pause(*tails)
+        await asyncio.sleep(0)
+        consumer.assign([])
+        return exact
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()

@@ -1,0 +1,1 @@
+"""marketfeed: the command-line front end that runs, queries and measures the whole system."""

@@ -1,0 +1,7 @@
+"""``python -m marketfeed``."""
+
+import sys
+
+from marketfeed.cli import main
+
+sys.exit(main())

@@ -1,0 +1,65 @@
+"""``marketfeed``: one command with a subcommand per thing a user does.
+
+Each subcommand is a module with ``configure(parser)`` and ``async run(args) -> int``; this file
+only wires them up, so that ``marketfeed publish`` and ``python -m feed_publisher`` are the same
+code with the same flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import feed_publisher.cli
+import marketfeed.up
+from common.cli import EXIT_USAGE, OneLineParser, run_async
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    name: str
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], Awaitable[int]]
+
+
+COMMANDS = [
+    Command(
+        "up",
+        "run everything locally: embedded broker, Redis per service, publisher, consumers",
+        marketfeed.up.configure,
+        marketfeed.up.run,
+    ),
+    Command(
+        "publish",
+        "run only the simulated-market publisher against any Kafka cluster",
+        feed_publisher.cli.configure,
+        feed_publisher.cli.run,
+    ),
+]
+
+
+def build_parser() -> OneLineParser:
+    parser = OneLineParser(
+        prog="marketfeed",
+        description="A real-time market-data feed on Kafka with caching consumers.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    for command in COMMANDS:
+        p = sub.add_parser(command.name, help=command.help, description=command.help)
+        command.configure(p)
+        p.set_defaults(_run=command.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    run = getattr(args, "_run", None)
+    if run is None:
+        parser.print_help()
+        return EXIT_USAGE
+    prog = f"marketfeed {args.command}"
+    del args._run, args.command
+    return run_async(prog, lambda: run(args))

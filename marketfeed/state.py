@@ -1,0 +1,78 @@
+"""Where a running ``marketfeed up`` is: a small JSON file that read commands find by default.
+
+``up`` writes it once its servers are ready and removes it when it stops; a file left by an
+``up`` that was killed is recognised by its dead pid and ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from common.errors import StateNotFoundError
+
+STATE_DIR_ENV = "MARKETFEED_STATE_DIR"
+STATE_FILE = "up.json"
+
+
+def state_dir() -> Path:
+    configured = os.environ.get(STATE_DIR_ENV)
+    if configured:
+        return Path(configured).expanduser()
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "marketfeed"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpState:
+    pid: int
+    bootstrap: str
+    topic_prefix: str
+    partitions: int
+    redis: dict[str, str]
+    log_dir: str
+    processes: dict[str, int] = field(default_factory=dict)
+
+    def write(self, directory: Path | None = None) -> Path:
+        directory = directory or state_dir()
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / STATE_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2))
+        tmp.replace(path)  # atomic: a reader never sees half a file
+        return path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def load_state(directory: Path | None = None) -> UpState:
+    """The state of the running ``marketfeed up``, or StateNotFoundError saying what to do."""
+    path = (directory or state_dir()) / STATE_FILE
+    hint = "start `marketfeed up`, or give --bootstrap / --redis-url"
+    try:
+        raw = json.loads(path.read_text())
+        state = UpState(**raw)
+    except FileNotFoundError:
+        raise StateNotFoundError(f"no running `marketfeed up` found ({path}); {hint}") from None
+    except (ValueError, TypeError) as exc:
+        raise StateNotFoundError(f"unreadable state file {path} ({exc}); {hint}") from None
+    if not _alive(state.pid):
+        raise StateNotFoundError(
+            f"the `marketfeed up` recorded in {path} (pid {state.pid}) is not running; {hint}"
+        )
+    return state
+
+
+def remove_state(directory: Path | None = None) -> None:
+    path = (directory or state_dir()) / STATE_FILE
+    path.unlink(missing_ok=True)

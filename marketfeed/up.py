@@ -1,0 +1,202 @@
+"""``marketfeed up``: the whole system on one machine, embedded broker and Redis included.
+
+Start order: broker, one Redis per consuming service, topics, the state file read commands use,
+then the publisher and the consuming services as child processes (the same ``python -m``
+entry points that run in production). Stop order is the reverse, on Ctrl-C, SIGTERM,
+``--duration``, or the death of any child. Every child server is started with a parent-death
+signal, so even a killed ``up`` leaves nothing running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from common.cli import EXIT_FAILURE, EXIT_OK, install_stop_signals
+from common.config import add_arguments, build, positive, setting
+from common.errors import MarketfeedError
+from common.kafka import KafkaSettings, ensure_topics, market_data_topics
+from common.logs import setup_logging
+from common.runtime import ChildProcess, EmbeddedStack
+from common.watermarks import WatermarkReader
+from marketfeed.state import UpState, remove_state, state_dir
+
+log = logging.getLogger("marketfeed.up")
+
+CONSUMING_SERVICES = ("order_entry", "portfolio")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpConfig:
+    duration: float | None = setting(
+        None, help="stop after this many seconds (default: run until Ctrl-C)", check=positive
+    )
+    symbols: int = setting(500, help="number of simulated symbols", check=positive)
+    rate: float = setting(5000.0, help="publisher target messages per second", check=positive)
+    seed: int | None = setting(None, help="random seed of the simulated market")
+    partitions: int = setting(
+        16, help="partitions of quote, trade and order topics", check=positive
+    )
+    log_dir: Path | None = setting(
+        None, help="where child processes write their logs (default: a new run directory)"
+    )
+    status_interval: float = setting(1.0, help="seconds between status lines", check=positive)
+    log_level: str = setting("WARNING", help="log level of `up` itself")
+
+
+async def _alive() -> bool:
+    return True
+
+
+def _python_module(module: str, *flags: str) -> list[str]:
+    return [sys.executable, "-m", module, *flags]
+
+
+class Up:
+    """Owns every process of a local run and stops them in reverse order."""
+
+    def __init__(self, config: UpConfig) -> None:
+        self.config = config
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        self.log_dir = config.log_dir or state_dir() / "runs" / f"{stamp}-{os.getpid()}"
+        self.kafka = KafkaSettings(bootstrap="127.0.0.1:1", partitions=config.partitions)
+        self.children: dict[str, ChildProcess] = {}
+
+    async def run(self, stop: asyncio.Event) -> int:
+        cfg = self.config
+        async with contextlib.AsyncExitStack() as stack:
+            servers = EmbeddedStack(services=CONSUMING_SERVICES, log_dir=self.log_dir)
+            await stack.enter_async_context(servers)
+            self.kafka = KafkaSettings(bootstrap=servers.bootstrap, partitions=cfg.partitions)
+            await ensure_topics(self.kafka, market_data_topics(self.kafka))
+
+            publisher_flags = [
+                "--bootstrap", servers.bootstrap,
+                "--partitions", str(cfg.partitions),
+                "--symbols", str(cfg.symbols),
+                "--rate", str(cfg.rate),
+            ]  # fmt: skip
+            if cfg.seed is not None:
+                publisher_flags += ["--seed", str(cfg.seed)]
+            await self._start_child(
+                stack, "publisher", _python_module("feed_publisher", *publisher_flags)
+            )
+
+            state = UpState(
+                pid=os.getpid(),
+                bootstrap=servers.bootstrap,
+                topic_prefix="",
+                partitions=cfg.partitions,
+                redis={s: servers.redis_url(s) for s in CONSUMING_SERVICES},
+                log_dir=str(self.log_dir),
+                processes={
+                    p.name: p.pid or 0 for p in [*servers.processes, *self.children.values()]
+                },
+            )
+            state.write()
+            stack.callback(remove_state)
+            self._print_banner(servers)
+            return await self._supervise(stop)
+
+    async def _start_child(
+        self, stack: contextlib.AsyncExitStack, name: str, argv: Sequence[str]
+    ) -> None:
+        child = ChildProcess(
+            name=name, argv=argv, ready=_alive, log_path=self.log_dir / f"{name}.log",
+            stop_timeout=10.0,
+        )  # fmt: skip
+        await child.start()
+        stack.push_async_callback(child.stop)
+        self.children[name] = child
+
+    def _print_banner(self, servers: EmbeddedStack) -> None:
+        lines = [
+            f"marketfeed up: broker {servers.bootstrap} (Kafka protocol; topics "
+            f"{self.kafka.topics.quotes}, {self.kafka.topics.trades}, {self.config.partitions} partitions)",
+            *(f"  redis {s:<12} {servers.redis_url(s)}" for s in CONSUMING_SERVICES),
+            f"  logs        {self.log_dir}",
+            "  Ctrl-C stops everything",
+        ]
+        print("\n".join(lines), flush=True)
+
+    async def _supervise(self, stop: asyncio.Event) -> int:
+        """Print status until stop, the duration, or a child's death; return the exit code."""
+        deaths = {
+            asyncio.create_task(child.wait(), name=name): child
+            for name, child in self.children.items()
+        }
+        stopper = asyncio.create_task(stop.wait())
+        status = asyncio.create_task(self._status_loop())
+        try:
+            done, _ = await asyncio.wait(
+                [*deaths, stopper],
+                timeout=self.config.duration,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            for task in [*deaths, stopper, status]:
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await status
+        if sys.stdout.isatty():
+            print()
+        for task in done:
+            child = deaths.get(task)  # type: ignore[call-overload]
+            if child is not None and not task.cancelled():
+                print(f"marketfeed up: {child.name} exited with code {task.result()}; "
+                      f"stopping everything (log: {child.log_path})", file=sys.stderr)  # fmt: skip
+                _print_tail(child.log_path)
+                return EXIT_FAILURE
+        return EXIT_OK
+
+    async def _status_loop(self) -> None:
+        topics = self.kafka.topics.market_data
+        started = time.monotonic()
+        last_total, last_t = 0, started
+        tty = sys.stdout.isatty()
+        async with WatermarkReader(self.kafka.bootstrap) as reader:
+            while True:
+                await asyncio.sleep(self.config.status_interval)
+                try:
+                    marks = await reader.high_watermarks(topics)
+                except MarketfeedError as exc:
+                    print(f"status unavailable: {exc}", file=sys.stderr)
+                    continue
+                per_topic = {t: sum(o for tp, o in marks.items() if tp.topic == t) for t in topics}
+                total = sum(per_topic.values())
+                now = time.monotonic()
+                rate = (total - last_total) / (now - last_t)
+                last_total, last_t = total, now
+                line = (
+                    f"[{now - started:6.0f}s] published {total:>12,}  {rate:>9,.0f} msg/s  | "
+                    + "  ".join(f"{t} hw {n:,}" for t, n in per_topic.items())
+                )
+                print(("\r\x1b[K" + line) if tty else line, end="" if tty else "\n", flush=True)
+
+
+def _print_tail(path: Path | None, lines: int = 8) -> None:
+    if path is None or not path.exists():
+        return
+    tail = path.read_text(errors="replace").splitlines()[-lines:]
+    for line in tail:
+        print(f"    {line}", file=sys.stderr)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_arguments(parser, UpConfig)
+
+
+async def run(args: argparse.Namespace) -> int:
+    config = build(UpConfig, args)
+    setup_logging(config.log_level)
+    stop = asyncio.Event()
+    install_stop_signals(stop)
+    return await Up(config).run(stop)
