@@ -30,7 +30,7 @@ def setting(
     *,
     help: str,
     check: Check | None = None,
-    metavar: str | None = None,  # noqa: A002
+    metavar: str | None = None,
 ) -> Any:
     """Declare one setting: its default, its help text and an optional check.
 

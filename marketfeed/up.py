@@ -120,7 +120,8 @@ class Up:
     def _print_banner(self, servers: EmbeddedStack) -> None:
         lines = [
             f"marketfeed up: broker {servers.bootstrap} (Kafka protocol; topics "
-            f"{self.kafka.topics.quotes}, {self.kafka.topics.trades}, {self.config.partitions} partitions)",
+            f"{self.kafka.topics.quotes}, {self.kafka.topics.trades}; "
+            f"{self.config.partitions} partitions)",
             *(f"  redis {s:<12} {servers.redis_url(s)}" for s in CONSUMING_SERVICES),
             f"  logs        {self.log_dir}",
             "  Ctrl-C stops everything",
@@ -149,7 +150,7 @@ class Up:
         if sys.stdout.isatty():
             print()
         for task in done:
-            child = deaths.get(task)  # type: ignore[call-overload]
+            child = deaths.get(task)
             if child is not None and not task.cancelled():
                 print(f"marketfeed up: {child.name} exited with code {task.result()}; "
                       f"stopping everything (log: {child.log_path})", file=sys.stderr)  # fmt: skip

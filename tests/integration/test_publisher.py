@@ -73,7 +73,8 @@ async def test_published_records_arrive_decoded_in_order_and_in_their_partition(
 
 async def test_unreachable_broker_gives_one_line_and_exit_1() -> None:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "feed_publisher", "--bootstrap", "127.0.0.1:9", "--connect-timeout", "1",
+        sys.executable, "-m", "feed_publisher",
+        "--bootstrap", "127.0.0.1:9", "--connect-timeout", "1",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     _, err = await asyncio.wait_for(proc.communicate(), 30)
