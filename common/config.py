@@ -56,6 +56,12 @@ def in_range(low: float, high: float) -> Check:
     return check
 
 
+def all_positive(values: Any) -> str | None:
+    if not values:
+        return "must list at least one value"
+    return None if all(v > 0 for v in values) else "every value must be > 0"
+
+
 def bootstrap_servers(value: Any) -> str | None:
     """Check a comma-separated list of ``host:port``."""
     for part in str(value).split(","):
@@ -176,7 +182,12 @@ def _parse(hint: Any, raw: str, source: str) -> Any:
         if base is Path:
             return Path(text).expanduser()
         if get_origin(base) is tuple:
-            return tuple(p.strip() for p in text.split(",") if p.strip())
+            item = get_args(base)[0]
+            return tuple(
+                item(p.strip().replace("_", "") if item is int else p.strip())
+                for p in text.split(",")
+                if p.strip()
+            )
         if base is str:
             return text
     except ValueError:

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import feed_publisher.cli
+import marketfeed.bench.publisher
 import marketfeed.up
 from common.cli import EXIT_USAGE, OneLineParser, run_async
 
@@ -40,6 +41,17 @@ COMMANDS = [
 ]
 
 
+# `marketfeed bench WHAT`: one benchmark per component.
+BENCHES = [
+    Command(
+        "publisher",
+        "publisher throughput beside a bare aiokafka send() loop, acknowledged msg/s",
+        marketfeed.bench.publisher.configure,
+        marketfeed.bench.publisher.run,
+    ),
+]
+
+
 def build_parser() -> OneLineParser:
     parser = OneLineParser(
         prog="marketfeed",
@@ -48,6 +60,12 @@ def build_parser() -> OneLineParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     for command in COMMANDS:
         p = sub.add_parser(command.name, help=command.help, description=command.help)
+        command.configure(p)
+        p.set_defaults(_run=command.run)
+    bench = sub.add_parser("bench", help="benchmarks that print figures beside a baseline")
+    bench_sub = bench.add_subparsers(dest="bench", metavar="WHAT", parser_class=OneLineParser)
+    for command in BENCHES:
+        p = bench_sub.add_parser(command.name, help=command.help, description=command.help)
         command.configure(p)
         p.set_defaults(_run=command.run)
     return parser
@@ -60,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if run is None:
         parser.print_help()
         return EXIT_USAGE
-    prog = f"marketfeed {args.command}"
-    del args._run, args.command
+    prog = " ".join(["marketfeed", args.command, *([args.bench] if "bench" in args else [])])
+    for name in ("_run", "command", "bench"):
+        if name in args:
+            delattr(args, name)
     return run_async(prog, lambda: run(args))

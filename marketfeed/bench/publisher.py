@@ -1,0 +1,147 @@
+"""``marketfeed bench publisher``: how fast the publisher gets records acknowledged.
+
+For each symbol count, two runs against the same broker in the same invocation:
+
+- baseline: a bare aiokafka ``await producer.send()`` loop over pre-built payloads (the same
+  msgpack quotes the publisher would send), so it measures only the client and the broker;
+- publisher: the real publisher, unthrottled, generating, encoding and sending as it runs.
+
+The figure is the ratio publisher / baseline of acknowledged messages per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaProducer
+
+from common.config import add_arguments, all_positive, build, positive, setting
+from common.kafka import KafkaSettings, ensure_topics, market_data_topics
+from common.logs import setup_logging
+from feed_publisher.config import PublisherConfig
+from feed_publisher.publisher import Publisher
+from marketfeed.bench.common import bench_broker, run_prefix, table
+
+# Far above anything reachable here: the pacer then always has max_batch ticks due.
+_UNTHROTTLED = 1e9
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PublisherBenchConfig:
+    symbols: tuple[int, ...] = setting(
+        (500, 50_000), help="symbol counts to measure, comma-separated", check=all_positive
+    )
+    duration: float = setting(5.0, help="seconds each measured run lasts", check=positive)
+    partitions: int = setting(16, help="partitions of the topics", check=positive)
+    bootstrap: str | None = setting(None, help="use this broker instead of an embedded one")
+    log_level: str = setting("WARNING", help="log level")
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    symbols: int
+    baseline_rate: float
+    publisher_rate: float
+    publisher_failed: int
+
+    @property
+    def ratio(self) -> float:
+        return self.publisher_rate / self.baseline_rate if self.baseline_rate else 0.0
+
+
+def _prebuilt_payloads(
+    settings: KafkaSettings, symbols: int, count: int
+) -> list[tuple[bytes, bytes]]:
+    """``count`` encoded quotes exactly as the publisher would build them."""
+    pub = Publisher(PublisherConfig(bootstrap=settings.bootstrap, symbols=symbols, seed=1))
+    ticks = pub.market.step(count)
+    records = pub.encoder.quotes(ticks.quotes, time.time_ns())
+    return [kv for part in records.by_partition.values() for kv in part]
+
+
+async def _baseline(
+    settings: KafkaSettings, payloads: list[tuple[bytes, bytes]], duration: float
+) -> float:
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all", linger_ms=2)
+    await producer.start()
+    try:
+        topic = settings.topics.quotes
+        futures = []
+        started = time.monotonic()
+        i = 0
+        while time.monotonic() - started < duration:
+            key, value = payloads[i % len(payloads)]
+            futures.append(await producer.send(topic, value, key=key))
+            i += 1
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        elapsed = time.monotonic() - started
+    finally:
+        await producer.stop()
+    acked = sum(1 for r in results if not isinstance(r, BaseException))
+    return acked / elapsed
+
+
+async def _publisher(settings: KafkaSettings, symbols: int, duration: float) -> tuple[float, int]:
+    config = PublisherConfig(
+        bootstrap=settings.bootstrap,
+        topic_prefix=settings.topic_prefix,
+        partitions=settings.partitions,
+        symbols=symbols,
+        rate=_UNTHROTTLED,
+        seed=1,
+        duration=duration,
+    )
+    async with Publisher(config) as publisher:
+        started = time.monotonic()
+        await publisher.run(asyncio.Event())
+        await publisher.sink.flush()
+        elapsed = time.monotonic() - started
+    stats = publisher.stats()
+    return stats.acked / elapsed, stats.failed
+
+
+async def measure(config: PublisherBenchConfig) -> list[Result]:
+    results = []
+    async with bench_broker(config.bootstrap) as (bootstrap, _):
+        for symbols in config.symbols:
+            base = KafkaSettings(
+                bootstrap=bootstrap, partitions=config.partitions, topic_prefix=run_prefix("base")
+            )
+            pub = KafkaSettings(
+                bootstrap=bootstrap, partitions=config.partitions, topic_prefix=run_prefix("pub")
+            )
+            await ensure_topics(base, market_data_topics(base))
+            payloads = _prebuilt_payloads(base, symbols, 200_000)
+            baseline_rate = await _baseline(base, payloads, config.duration)
+            publisher_rate, failed = await _publisher(pub, symbols, config.duration)
+            results.append(Result(symbols, baseline_rate, publisher_rate, failed))
+    return results
+
+
+def render(results: list[Result], config: PublisherBenchConfig) -> str:
+    rows = [
+        [f"{r.symbols:,}", f"{r.baseline_rate:,.0f}", f"{r.publisher_rate:,.0f}", f"{r.ratio:.2f}",
+         str(r.publisher_failed)]
+        for r in results
+    ]  # fmt: skip
+    head = (
+        f"publisher throughput, acknowledged msg/s over {config.duration:.0f}s each, "
+        f"{config.partitions} partitions"
+    )
+    return (
+        head + "\n" + table(["symbols", "bare send() loop", "publisher", "ratio", "failed"], rows)
+    )
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_arguments(parser, PublisherBenchConfig)
+
+
+async def run(args: argparse.Namespace) -> int:
+    config = build(PublisherBenchConfig, args)
+    setup_logging(config.log_level)
+    print(render(await measure(config), config))
+    return 0
