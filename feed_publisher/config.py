@@ -37,4 +37,5 @@ class PublisherConfig(KafkaSettings):
         help="Kafka idempotent producer (needs a broker with InitProducerId: Apache Kafka yes, "
         "embedded Tansu no; consumers de-duplicate by (epoch, seq) either way)",
     )
+    snapshots: bool = setting(True, help="answer snapshot requests from caches")
     log_level: str = setting("INFO", help="log level: DEBUG, INFO, WARNING, ERROR")

@@ -27,6 +27,7 @@ from feed_publisher.frames import FrameEncoder
 from feed_publisher.market import MarketSimulator
 from feed_publisher.pacer import Pacer
 from feed_publisher.sink import BatchSink
+from feed_publisher.snapshot import SnapshotResponder
 from feed_publisher.universe import universe
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ class Publisher:
         self._sink: BatchSink | None = None
         self._started_at = 0.0
         self._pacer: Pacer | None = None
+        self.responder: SnapshotResponder | None = None
 
     @property
     def sink(self) -> BatchSink:
@@ -87,6 +89,10 @@ class Publisher:
         )
         self._producer = producer
         self._sink = BatchSink(producer)
+        if cfg.snapshots:
+            self.responder = SnapshotResponder(cfg, producer, epoch=self.epoch)
+            self._sink.on_ack(self.responder.on_ack)
+            await self.responder.start()
         log.info(
             "publishing %d symbols at %.0f msg/s to %s (epoch %d, seed %d)",
             cfg.symbols,
@@ -101,6 +107,8 @@ class Publisher:
         if producer is None:
             return
         try:
+            if self.responder is not None:
+                await self.responder.stop()
             if self._sink is not None:
                 await self._sink.flush()
         finally:

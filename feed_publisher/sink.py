@@ -19,8 +19,10 @@ from aiokafka import AIOKafkaProducer
 
 log = logging.getLogger(__name__)
 
-# Acknowledgement callback: (topic, partition, base offset, records) of one acked batch.
-AckListener = Callable[[str, int, int, int], None]
+Record = tuple[bytes, bytes]
+# Acknowledgement callback: (topic, partition, base offset, records) of one acked batch; the
+# records are in offset order, so record i has offset base + i.
+AckListener = Callable[[str, int, int, list[Record]], None]
 
 
 class BatchSink:
@@ -41,7 +43,7 @@ class BatchSink:
     def unacked(self) -> int:
         return self.sent - self.acked - self.failed
 
-    async def send(self, topic: str, by_partition: dict[int, list[tuple[bytes, bytes]]]) -> None:
+    async def send(self, topic: str, by_partition: dict[int, list[Record]]) -> None:
         for partition, records in by_partition.items():
             await self._send_partition(topic, partition, records)
         # Back-pressure: a broker slower than the schedule must not grow memory without bound.
@@ -50,29 +52,31 @@ class BatchSink:
             await asyncio.wait([future])
             self._reap()
 
-    async def _send_partition(
-        self, topic: str, partition: int, records: Iterable[tuple[bytes, bytes]]
-    ) -> None:
+    async def _send_partition(self, topic: str, partition: int, records: Iterable[Record]) -> None:
         batch = self._producer.create_batch()
-        count = 0
-        for key, value in records:
-            if batch.append(key=key, value=value, timestamp=None) is None:
-                await self._submit(batch, topic, partition, count)
-                batch, count = self._producer.create_batch(), 0
-                batch.append(key=key, value=value, timestamp=None)
-            count += 1
-        if count:
-            await self._submit(batch, topic, partition, count)
+        in_batch: list[Record] = []
+        for record in records:
+            if batch.append(key=record[0], value=record[1], timestamp=None) is None:
+                await self._submit(batch, topic, partition, in_batch)
+                batch, in_batch = self._producer.create_batch(), []
+                batch.append(key=record[0], value=record[1], timestamp=None)
+            in_batch.append(record)
+        if in_batch:
+            await self._submit(batch, topic, partition, in_batch)
 
-    async def _submit(self, batch: Any, topic: str, partition: int, count: int) -> None:
+    async def _submit(self, batch: Any, topic: str, partition: int, records: list[Record]) -> None:
         future = await self._producer.send_batch(batch, topic, partition=partition)
+        count = len(records)
         self.sent += count
-        future.add_done_callback(lambda f: self._done(f, topic, partition, count))
+        future.add_done_callback(lambda f: self._done(f, topic, partition, records))
         self._pending.append((future, count))
         if len(self._pending) > 1024:
             self._reap()
 
-    def _done(self, future: asyncio.Future[Any], topic: str, partition: int, count: int) -> None:
+    def _done(
+        self, future: asyncio.Future[Any], topic: str, partition: int, records: list[Record]
+    ) -> None:
+        count = len(records)
         if future.cancelled():
             self.failed += count
             return
@@ -93,7 +97,7 @@ class BatchSink:
         self.acked += count
         offset = future.result().offset
         for listener in self._listeners:
-            listener(topic, partition, offset, count)
+            listener(topic, partition, offset, records)
 
     def _reap(self) -> None:
         while self._pending and self._pending[0][0].done():

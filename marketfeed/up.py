@@ -79,11 +79,15 @@ class Up:
             await ensure_topics(self.kafka, market_data_topics(self.kafka))
 
             publisher_flags = [
-                "--bootstrap", servers.bootstrap,
-                "--partitions", str(cfg.partitions),
-                "--symbols", str(cfg.symbols),
-                "--rate", str(cfg.rate),
-            ]  # fmt: skip
+                "--bootstrap",
+                servers.bootstrap,
+                "--partitions",
+                str(cfg.partitions),
+                "--symbols",
+                str(cfg.symbols),
+                "--rate",
+                str(cfg.rate),
+            ]
             if cfg.seed is not None:
                 publisher_flags += ["--seed", str(cfg.seed)]
             await self._start_child(
@@ -110,9 +114,12 @@ class Up:
         self, stack: contextlib.AsyncExitStack, name: str, argv: Sequence[str]
     ) -> None:
         child = ChildProcess(
-            name=name, argv=argv, ready=_alive, log_path=self.log_dir / f"{name}.log",
+            name=name,
+            argv=argv,
+            ready=_alive,
+            log_path=self.log_dir / f"{name}.log",
             stop_timeout=10.0,
-        )  # fmt: skip
+        )
         await child.start()
         stack.push_async_callback(child.stop)
         self.children[name] = child
@@ -152,8 +159,11 @@ class Up:
         for task in done:
             child = deaths.get(task)
             if child is not None and not task.cancelled():
-                print(f"marketfeed up: {child.name} exited with code {task.result()}; "
-                      f"stopping everything (log: {child.log_path})", file=sys.stderr)  # fmt: skip
+                print(
+                    f"marketfeed up: {child.name} exited with code {task.result()}; "
+                    f"stopping everything (log: {child.log_path})",
+                    file=sys.stderr,
+                )
                 _print_tail(child.log_path)
                 return EXIT_FAILURE
         return EXIT_OK

@@ -8,18 +8,31 @@ The README documents every field so that a client in another language can decode
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from common.errors import DecodeError
 from common.schema.codec import SCHEMA_VERSION, SUPPORTED_VERSIONS, pack, unpack
+from common.schema.deadletter import DEAD_LETTER_TYPE, DeadLetter
 from common.schema.fields import SYMBOL_MAX_LEN, check_symbol
 from common.schema.market import QUOTE_TYPE, TRADE_TYPE, Quote, Trade, quote_wire, trade_wire
+from common.schema.snapshot import (
+    MAX_QUOTES_PER_PART,
+    SNAPSHOT_REPLY_TYPE,
+    SNAPSHOT_REQUEST_TYPE,
+    SnapshotReply,
+    SnapshotRequest,
+)
 
-Message = Quote | Trade
+M = TypeVar("M")
+
+Message = Quote | Trade | SnapshotRequest | SnapshotReply | DeadLetter
 
 _READERS: dict[str, Callable[[Mapping[str, Any]], Message]] = {
     QUOTE_TYPE: Quote.from_wire,
     TRADE_TYPE: Trade.from_wire,
+    SNAPSHOT_REQUEST_TYPE: SnapshotRequest.from_wire,
+    SNAPSHOT_REPLY_TYPE: SnapshotReply.from_wire,
+    DEAD_LETTER_TYPE: DeadLetter.from_wire,
 }
 
 
@@ -32,12 +45,17 @@ def decode(data: bytes) -> Message:
     return reader(raw)
 
 
+def decode_as(data: bytes, kind: type[M]) -> M:
+    """Decode a message that must be of type ``kind`` (as on a topic that carries one type)."""
+    message = decode(data)
+    if not isinstance(message, kind):
+        raise DecodeError(f"expected a {kind.__name__}, got a {type(message).__name__}")
+    return message
+
+
 def decode_quote(data: bytes) -> Quote:
     """Decode a message that must be a Quote (as on the quotes topic)."""
-    message = decode(data)
-    if not isinstance(message, Quote):
-        raise DecodeError(f"expected a quote, got a {message.TYPE}")
-    return message
+    return decode_as(data, Quote)
 
 
 __all__ = [
@@ -46,7 +64,12 @@ __all__ = [
     "SUPPORTED_VERSIONS",
     "SYMBOL_MAX_LEN",
     "TRADE_TYPE",
+    "DeadLetter",
+    "MAX_QUOTES_PER_PART",
     "Message",
+    "SnapshotReply",
+    "SnapshotRequest",
+    "decode_as",
     "Quote",
     "Trade",
     "check_symbol",

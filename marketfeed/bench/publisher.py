@@ -123,10 +123,15 @@ async def measure(config: PublisherBenchConfig) -> list[Result]:
 
 def render(results: list[Result], config: PublisherBenchConfig) -> str:
     rows = [
-        [f"{r.symbols:,}", f"{r.baseline_rate:,.0f}", f"{r.publisher_rate:,.0f}", f"{r.ratio:.2f}",
-         str(r.publisher_failed)]
+        [
+            f"{r.symbols:,}",
+            f"{r.baseline_rate:,.0f}",
+            f"{r.publisher_rate:,.0f}",
+            f"{r.ratio:.2f}",
+            str(r.publisher_failed),
+        ]
         for r in results
-    ]  # fmt: skip
+    ]
     head = (
         f"publisher throughput, acknowledged msg/s over {config.duration:.0f}s each, "
         f"{config.partitions} partitions"

@@ -44,9 +44,14 @@ async def test_published_records_arrive_decoded_in_order_and_in_their_partition(
     kafka: KafkaSettings,
 ) -> None:
     config = PublisherConfig(
-        bootstrap=kafka.bootstrap, topic_prefix=kafka.topic_prefix, partitions=kafka.partitions,
-        symbols=200, rate=20_000, seed=7, duration=1.0,
-    )  # fmt: skip
+        bootstrap=kafka.bootstrap,
+        topic_prefix=kafka.topic_prefix,
+        partitions=kafka.partitions,
+        symbols=200,
+        rate=20_000,
+        seed=7,
+        duration=1.0,
+    )
     async with Publisher(config) as publisher:
         await publisher.run(asyncio.Event())
     stats = publisher.stats()
@@ -73,10 +78,16 @@ async def test_published_records_arrive_decoded_in_order_and_in_their_partition(
 
 async def test_unreachable_broker_gives_one_line_and_exit_1() -> None:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "feed_publisher",
-        "--bootstrap", "127.0.0.1:9", "--connect-timeout", "1",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "feed_publisher",
+        "--bootstrap",
+        "127.0.0.1:9",
+        "--connect-timeout",
+        "1",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 1
     lines = [line for line in err.decode().splitlines() if line.startswith("feed_publisher:")]

@@ -25,9 +25,17 @@ def _alive(pid: int) -> bool:
 async def _up(tmp_path: Path, *flags: str) -> tuple[asyncio.subprocess.Process, dict[str, object]]:
     env = {**os.environ, "MARKETFEED_STATE_DIR": str(tmp_path / "state")}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "marketfeed", "up", "--log-dir", str(tmp_path / "logs"), *flags,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "marketfeed",
+        "up",
+        "--log-dir",
+        str(tmp_path / "logs"),
+        *flags,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
     state_file = tmp_path / "state" / "up.json"
     async with asyncio.timeout(30):
         while not state_file.exists():
@@ -75,9 +83,14 @@ async def test_up_stops_in_order_on_sigint(tmp_path: Path) -> None:
 )
 async def test_up_rejects_bad_flags_with_one_line(flags: list[str], needle: str) -> None:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "marketfeed", "up", *flags,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "marketfeed",
+        "up",
+        *flags,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 2
     lines = err.decode().strip().splitlines()

@@ -1,0 +1,138 @@
+"""The snapshot responder: answers "last values of these symbols, and the offsets they stand at".
+
+It lives in the publisher because the publisher is the one place that knows, for every symbol,
+the last quote the broker acknowledged, and for every partition the offset right after the last
+acknowledged record. Both are updated together in the acknowledgement callback (acks of one
+partition arrive in offset order), and a reply reads both without yielding to the event loop,
+so the values and the offsets in one reply always agree: a cache that writes the values and then
+consumes from the offsets misses nothing and applies nothing twice (it drops older sequence
+numbers anyway).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from common.errors import SchemaError
+from common.kafka import KafkaSettings, with_backoff
+from common.schema import MAX_QUOTES_PER_PART, SnapshotReply, SnapshotRequest, decode_as
+from common.watermarks import WatermarkReader
+from feed_publisher.sink import Record
+
+log = logging.getLogger(__name__)
+
+
+class SnapshotResponder:
+    def __init__(self, settings: KafkaSettings, producer: AIOKafkaProducer, *, epoch: int) -> None:
+        self.settings = settings
+        self.epoch = epoch
+        self._producer = producer
+        self._quotes_topic = settings.topics.quotes
+        self.latest: dict[bytes, bytes] = {}
+        self.next_offset: dict[int, int] = {}
+        self.requests_served = 0
+        self.requests_rejected = 0
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def on_ack(self, topic: str, partition: int, base_offset: int, records: list[Record]) -> None:
+        if topic != self._quotes_topic:
+            return
+        self.latest.update(records)  # in offset order: the last record of a key wins
+        self.next_offset[partition] = base_offset + len(records)
+
+    async def start(self) -> None:
+        if self._consumer is not None:
+            return
+        s = self.settings
+        # Partitions this publisher has not written to yet stand at their current end: what is
+        # before it belongs to an earlier publisher epoch, which this one has no values for.
+        async with WatermarkReader(s.bootstrap, connect_timeout=s.connect_timeout) as reader:
+            marks = await reader.high_watermarks([self._quotes_topic])
+        for tp, end in marks.items():
+            self.next_offset.setdefault(tp.partition, end)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=s.bootstrap,
+            enable_auto_commit=False,
+            client_id="snapshot-responder",
+            fetch_max_wait_ms=20,
+        )
+        await with_backoff(
+            "snapshots", consumer.start, bootstrap=s.bootstrap, timeout=s.connect_timeout
+        )
+        tp = TopicPartition(s.topics.snapshot_requests, 0)
+        consumer.assign([tp])
+        # Requests made before this publisher existed were answered by nobody; their senders
+        # have timed out and fallen back to replay.
+        await consumer.seek_to_end(tp)
+        self._consumer = consumer
+        self._task = asyncio.create_task(self._serve(consumer), name="snapshot-responder")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            await consumer.stop()
+
+    async def _serve(self, consumer: AIOKafkaConsumer) -> None:
+        while True:
+            batches = await consumer.getmany(timeout_ms=1000)
+            for records in batches.values():
+                for record in records:
+                    await self._answer(record.value)
+
+    async def _answer(self, value: bytes | None) -> None:
+        try:
+            request = decode_as(value or b"", SnapshotRequest)
+        except SchemaError as exc:
+            self.requests_rejected += 1
+            log.warning("ignoring a bad snapshot request: %s", exc)
+            return
+        for reply in self.replies(request):
+            try:
+                await self._producer.send(
+                    request.reply_to, reply.encode(), key=request.request_id.encode()
+                )
+            except KafkaError as exc:
+                log.warning(
+                    "cannot answer snapshot %s on %s: %r", request.request_id, request.reply_to, exc
+                )
+                return
+        self.requests_served += 1
+
+    def replies(self, request: SnapshotRequest) -> list[SnapshotReply]:
+        """The reply parts for ``request``, built from one consistent view (no await inside)."""
+        quotes: list[bytes] = []
+        missing: list[str] = []
+        for symbol in dict.fromkeys(request.symbols):
+            value = self.latest.get(symbol.encode("ascii"))
+            if value is None:
+                missing.append(symbol)
+            else:
+                quotes.append(value)
+        offsets = tuple(sorted(self.next_offset.items()))
+        chunks = [
+            quotes[i : i + MAX_QUOTES_PER_PART] for i in range(0, len(quotes), MAX_QUOTES_PER_PART)
+        ]
+        chunks = chunks or [[]]
+        return [
+            SnapshotReply(
+                request_id=request.request_id,
+                epoch=self.epoch,
+                part=i,
+                parts=len(chunks),
+                quotes=tuple(chunk),
+                offsets=offsets,
+                missing=tuple(missing) if i == 0 else (),
+            )
+            for i, chunk in enumerate(chunks)
+        ]
