@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import types
 from collections.abc import Callable, Mapping
@@ -42,7 +43,15 @@ def setting(
 
 
 def positive(value: Any) -> str | None:
+    # NaN compares false to everything; inf would pass "> 0" and break arithmetic downstream.
+    if isinstance(value, float) and not math.isfinite(value):
+        return "must be a finite number > 0"
     return None if value > 0 else "must be > 0"
+
+
+def known_log_level(value: Any) -> str | None:
+    levels = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+    return None if str(value).upper() in levels else f"must be one of {', '.join(levels)}"
 
 
 def non_negative(value: Any) -> str | None:

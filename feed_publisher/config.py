@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from common.config import in_range, non_negative, positive, setting
+from common.config import in_range, known_log_level, non_negative, positive, setting
 from common.kafka import KafkaSettings
 from feed_publisher.universe import MAX_SYMBOLS
 
@@ -38,4 +38,6 @@ class PublisherConfig(KafkaSettings):
         "embedded Tansu no; consumers de-duplicate by (epoch, seq) either way)",
     )
     snapshots: bool = setting(True, help="answer snapshot requests from caches")
-    log_level: str = setting("INFO", help="log level: DEBUG, INFO, WARNING, ERROR")
+    log_level: str = setting(
+        "INFO", help="log level: DEBUG, INFO, WARNING, ERROR", check=known_log_level
+    )

@@ -102,8 +102,10 @@ class MarketSimulator:
         bid = np.round(bid, 2).astype(np.float64)
         ask = np.round(ask, 2).astype(np.float64)
         is_trade = self._kind.random(n) < self.trade_ratio
-        bid_size = 100 * (1 + (self._sizes.random(n) * 50).astype(np.int64))
-        ask_size = 100 * (1 + (self._sizes.random(n) * 50).astype(np.int64))
+        # One (n, 2) draw, not two of n: row-major order keeps a tick's pair of draws together,
+        # so sizes too are the same however ticks are batched.
+        sizes = 100 * (1 + (self._sizes.random((n, 2)) * 50).astype(np.int64))
+        bid_size, ask_size = sizes[:, 0], sizes[:, 1]
         buy = self._side.random(n) < 0.5
 
         q = ~is_trade

@@ -34,7 +34,8 @@ class Pacer:
 
     def due(self) -> int:
         """How many messages are due now and not yet released (at most ``max_batch``)."""
-        owed = math.floor((self._clock() - self.start) * self.rate) - self.released
+        # Message k is due at start + k / rate, so at time t messages 0..floor(t * rate) are.
+        owed = math.floor((self._clock() - self.start) * self.rate) + 1 - self.released
         return max(0, min(owed, self.max_batch))
 
     def intended(self, n: int) -> tuple[float, float]:
@@ -47,5 +48,5 @@ class Pacer:
 
     def wait_time(self) -> float:
         """Seconds until the next message is due (0 when one is due already)."""
-        next_at = self.start + (self.released + 1) / self.rate
+        next_at = self.start + self.released / self.rate
         return max(0.0, next_at - self._clock())

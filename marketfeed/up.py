@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.cli import EXIT_FAILURE, EXIT_OK, install_stop_signals
-from common.config import add_arguments, build, positive, setting
+from common.config import add_arguments, build, known_log_level, positive, setting
 from common.errors import MarketfeedError
 from common.kafka import KafkaSettings, ensure_topics, market_data_topics
 from common.logs import setup_logging
@@ -49,7 +49,7 @@ class UpConfig:
         None, help="where child processes write their logs (default: a new run directory)"
     )
     status_interval: float = setting(1.0, help="seconds between status lines", check=positive)
-    log_level: str = setting("WARNING", help="log level of `up` itself")
+    log_level: str = setting("WARNING", help="log level of `up` itself", check=known_log_level)
 
 
 async def _alive() -> bool:

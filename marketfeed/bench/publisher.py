@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 
-from common.config import add_arguments, all_positive, build, positive, setting
+from common.config import add_arguments, all_positive, build, known_log_level, positive, setting
 from common.kafka import KafkaSettings, ensure_topics, market_data_topics
 from common.logs import setup_logging
 from feed_publisher.config import PublisherConfig
@@ -37,7 +37,7 @@ class PublisherBenchConfig:
     duration: float = setting(5.0, help="seconds each measured run lasts", check=positive)
     partitions: int = setting(16, help="partitions of the topics", check=positive)
     bootstrap: str | None = setting(None, help="use this broker instead of an embedded one")
-    log_level: str = setting("WARNING", help="log level")
+    log_level: str = setting("WARNING", help="log level", check=known_log_level)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,507 @@
+"""The caching consumer: keeps one service's Redis equal to the feed, for its symbols only.
+
+It assigns itself only the quote partitions that hold its symbols (no consumer group to join),
+filters records by key before decoding, conflates each fetched batch to the newest quote per
+symbol, and writes quotes and the offsets they came with in one MULTI/EXEC. It starts by
+resuming from the offsets in Redis; symbols it has no value for are filled from a snapshot of
+the publisher, after which it consumes from exactly the snapshot's offsets (or, without an
+answer, replays their partitions from the beginning). Interest can change while it runs; the
+assignment follows.
+
+Faults: Redis unreachable -> retry with backoff, holding the batch and the position; Redis
+restarted empty -> rebuild from a snapshot; offsets out of range (a broker that lost its data)
+-> re-snapshot; the broker gone -> aiokafka reconnects; a bad record -> dead-letter topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Self, TypeVar
+
+import redis.asyncio as aioredis
+import redis.exceptions
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError, OffsetOutOfRangeError
+
+from common.cache.batch import KeyFilter, PreparedBatch, Version, prepare
+from common.cache.deadletters import DeadLetterSink
+from common.cache.keys import CacheKeys
+from common.cache.settings import CacheSettings
+from common.cache.snapshots import Snapshot, SnapshotClient
+from common.cache.store import QuoteStore
+from common.errors import CacheUnavailableError
+from common.kafka import TopicSpec, ensure_topics, market_data_topics, with_backoff
+from common.partitioner import partition_for
+from common.schema import Quote
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+_BEGINNING = -1  # position sentinel: replay the partition from its first offset
+_HEARTBEAT_S = 1.0
+_GAP_SNAPSHOT_EVERY_S = 1.0
+
+
+class CachingConsumer:
+    def __init__(self, settings: CacheSettings, *, service: str, interest: Iterable[str]) -> None:
+        self.settings = settings
+        self.service = service
+        self.topic = settings.topics.quotes
+        self.keys = CacheKeys(settings.redis_prefix)
+        self.group_id = f"marketfeed.{service}.quote-cache"
+        self.counts: Counter[str] = Counter()
+        self.start_mode = ""
+        self._wanted: frozenset[str] = frozenset(interest)
+        self._interest: frozenset[str] = frozenset()
+        self._filter = KeyFilter(())
+        self._versions: dict[str, Version] = {}
+        self._next: dict[int, int] = {}
+        self._hw: dict[int, int] = {}
+        self._changed = asyncio.Event()
+        self._caught_up: list[asyncio.Future[None]] = []
+        self._gap_symbols: set[str] = set()
+        self._gap_task: asyncio.Task[Snapshot | None] | None = None
+        self._last_gap_request = 0.0
+        self._resync = False
+        self._last_commit = 0.0
+        self._stack = contextlib.AsyncExitStack()
+        self._task: asyncio.Task[None] | None = None
+        self._redis: aioredis.Redis | None = None
+        self._store: QuoteStore | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._snapshots: SnapshotClient | None = None
+        self._dead: DeadLetterSink | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._task is not None:
+            return
+        try:
+            await self._open()
+            assert self._store is not None
+            existed = await self._with_redis(
+                "open cache",
+                lambda: self._store_ok().initialise(self._meta()),
+                deadline=time.monotonic() + self.settings.connect_timeout,
+            )
+            stored: dict[int, int] = {}
+            if existed:
+                stored = await self._store.load_offsets()
+                self._versions = await self._store.load_versions(self._wanted)
+            await self._reconcile(stored)
+            self.start_mode = self.start_mode or "resume"
+        except BaseException:
+            await self.stop()
+            raise
+        self._task = asyncio.create_task(self._loop(), name=f"{self.service}-quote-cache")
+
+    async def _open(self) -> None:
+        s = self.settings
+        self._redis = aioredis.Redis.from_url(
+            s.redis_url, socket_connect_timeout=2, socket_timeout=5, retry_on_timeout=False
+        )
+        self._stack.push_async_callback(self._redis.aclose)
+        self._store = QuoteStore(self._redis, self.keys)
+        await ensure_topics(
+            s, [*market_data_topics(s), TopicSpec(s.topics.dead_letter(self.service), 1)]
+        )
+        producer = AIOKafkaProducer(
+            bootstrap_servers=s.bootstrap,
+            acks="all",
+            linger_ms=1,
+            client_id=f"{self.service}-cache",
+        )
+        await with_backoff(
+            "cache producer", producer.start, bootstrap=s.bootstrap, timeout=s.connect_timeout
+        )
+        self._stack.push_async_callback(producer.stop)
+        self._dead = DeadLetterSink(
+            producer, topic=s.topics.dead_letter(self.service), service=self.service
+        )
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=s.bootstrap,
+            # The group is only for committing applied offsets where lag tools look for them;
+            # partitions are assigned by hand, so the consumer never joins it.
+            group_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="none",
+            fetch_max_wait_ms=s.fetch_max_wait_ms,
+            client_id=f"{self.service}-cache",
+        )
+        await with_backoff(
+            "cache consumer", consumer.start, bootstrap=s.bootstrap, timeout=s.connect_timeout
+        )
+        self._stack.push_async_callback(consumer.stop)
+        self._consumer = consumer
+        snapshots = SnapshotClient(s, producer, service=self.service)
+        await snapshots.start()
+        self._stack.push_async_callback(snapshots.stop)
+        self._snapshots = snapshots
+
+    async def stop(self) -> None:
+        """Stop consuming and close every connection, in reverse order. Safe to call twice."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        gap, self._gap_task = self._gap_task, None
+        if gap is not None:
+            gap.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await gap
+        for waiter in self._caught_up:
+            waiter.cancel()
+        self._caught_up.clear()
+        if self._consumer is not None and self._next:
+            with contextlib.suppress(KafkaError):
+                await self._commit(force=True)
+        await self._stack.aclose()
+        self._consumer = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def wait(self) -> None:
+        """Until the consuming task ends (it ends only by stop() or an unexpected error)."""
+        if self._task is not None:
+            await self._task
+
+    # -- interest --------------------------------------------------------------------------
+
+    @property
+    def interest(self) -> frozenset[str]:
+        return self._interest
+
+    @property
+    def assigned_partitions(self) -> frozenset[int]:
+        return frozenset(self._next)
+
+    async def set_interest(self, symbols: Iterable[str]) -> None:
+        """Follow exactly ``symbols`` from now on; returns once the cache has been re-filled."""
+        self._wanted = frozenset(symbols)
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._caught_up.append(waiter)
+        self._changed.set()
+        await waiter
+
+    async def add_interest(self, *symbols: str) -> None:
+        await self.set_interest(self._wanted | set(symbols))
+
+    async def remove_interest(self, *symbols: str) -> None:
+        await self.set_interest(self._wanted - set(symbols))
+
+    # -- the loop --------------------------------------------------------------------------
+
+    async def _loop(self) -> None:
+        consumer = self._consumer_ok()
+        last_beat = 0.0
+        while True:
+            if self._resync:
+                await self._rebuild()
+            if self._wanted != self._interest:
+                await self._reconcile({})
+            if self._changed.is_set():
+                self._changed.clear()
+                for waiter in self._caught_up:
+                    if not waiter.done():
+                        waiter.set_result(None)
+                self._caught_up.clear()
+            await self._apply_gap_snapshot()
+            try:
+                batches = await consumer.getmany(timeout_ms=200)
+            except OffsetOutOfRangeError as exc:
+                await self._out_of_range(exc)
+                continue
+            self._note_high_watermarks()
+            if batches:
+                await self._apply(batches)
+            elif time.monotonic() - last_beat > _HEARTBEAT_S:
+                last_beat = time.monotonic()
+                ok = await self._with_redis(
+                    "heartbeat", lambda: self._store_ok().heartbeat(self._hw)
+                )
+                self._resync = self._resync or not ok
+            await self._commit()
+
+    async def _apply(self, batches: dict[TopicPartition, list[Any]]) -> None:
+        batch = prepare(
+            {tp.partition: records for tp, records in batches.items()},
+            self._filter,
+            self._versions,
+        )
+        if batch.rejected:
+            await self._dead_letter(batch)
+        ok = await self._with_redis("apply", lambda: self._store_ok().apply(batch, self._hw))
+        for partition, progress in batch.progress.items():
+            self._next[partition] = progress.last_offset + 1
+        self.counts.update(batch.counts())
+        if not ok:
+            log.warning("%s: Redis lost the cache (restarted empty?); rebuilding", self.service)
+            self._resync = True
+        if batch.gaps:
+            self._gap_symbols |= batch.gaps
+
+    async def _dead_letter(self, batch: PreparedBatch) -> None:
+        sink = self._dead
+        assert sink is not None
+        letters = [
+            sink.letter(
+                source_topic=self.topic,
+                partition=r.partition,
+                offset=r.offset,
+                key=r.key,
+                value=r.value,
+                reason=r.reason,
+            )
+            for r in batch.rejected
+        ]
+        delay = 0.2
+        while True:
+            try:
+                await sink.send_all(letters)
+                break
+            except KafkaError as exc:
+                # Not moving on until the bad records are stored somewhere: nothing is lost.
+                log.warning("%s: dead-letter send failed (%r); retrying", self.service, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        for r in batch.rejected:
+            log.info(
+                "%s: dead-lettered %s[%d]@%d: %s",
+                self.service,
+                self.topic,
+                r.partition,
+                r.offset,
+                r.reason,
+            )
+
+    def _note_high_watermarks(self) -> None:
+        consumer = self._consumer_ok()
+        for partition in self._next:
+            high = consumer.highwater(TopicPartition(self.topic, partition))
+            if high is not None:
+                self._hw[partition] = high
+
+    async def _commit(self, *, force: bool = False) -> None:
+        interval = self.settings.commit_interval
+        now = time.monotonic()
+        if not force and (interval == 0 or now - self._last_commit < interval):
+            return
+        self._last_commit = now
+        offsets = {TopicPartition(self.topic, p): o for p, o in self._next.items() if o >= 0}
+        if not offsets:
+            return
+        try:
+            await self._consumer_ok().commit(offsets)
+        except KafkaError as exc:
+            log.warning("%s: committing offsets failed: %r", self.service, exc)
+
+    # -- filling the cache -----------------------------------------------------------------
+
+    async def _reconcile(self, stored: dict[int, int]) -> None:
+        """Move from the current interest and assignment to the wanted ones."""
+        wanted = self._wanted
+        count = self.settings.partitions
+        added = wanted - self._interest
+        removed = self._interest - wanted
+        new_parts = {partition_for(s, count) for s in wanted}
+        released = set(self._next) - new_parts
+        for partition in new_parts & set(stored):
+            self._next.setdefault(partition, stored[partition] + 1)
+        for symbol in removed:
+            self._versions.pop(symbol, None)
+        need = sorted(s for s in added if s not in self._versions)
+        unplaced = new_parts - set(self._next)
+        affected = unplaced | {partition_for(s, count) for s in need}
+        if affected:
+            await self._fill(need, affected)
+        for partition in released:
+            self._next.pop(partition, None)
+            self._hw.pop(partition, None)
+        store = self._store_ok()
+        await self._with_redis("forget", lambda: store.forget_partitions(released))
+        await self._with_redis(
+            "interest", lambda: store.set_interest(wanted, removed, self._meta(wanted, new_parts))
+        )
+        self._assign(new_parts)
+        self._interest = wanted
+        self._filter = KeyFilter(wanted)
+        log.info(
+            "%s: following %d symbols on partitions %s (added %d, removed %d)",
+            self.service,
+            len(wanted),
+            sorted(new_parts),
+            len(added),
+            len(removed),
+        )
+
+    async def _fill(self, symbols: list[str], partitions: set[int]) -> None:
+        """Fill ``symbols`` from a snapshot and place ``partitions`` at its offsets."""
+        snapshot = await self._snapshots_ok().request(symbols, self.settings.snapshot_timeout)
+        store = self._store_ok()
+        if snapshot is None:
+            log.warning(
+                "%s: no snapshot within %.1fs; replaying partitions %s from the beginning",
+                self.service,
+                self.settings.snapshot_timeout,
+                sorted(partitions),
+            )
+            for partition in partitions:
+                self._next[partition] = _BEGINNING
+            await self._with_redis("offsets", lambda: store.forget_partitions(partitions))
+            self.start_mode = self.start_mode or "replay"
+            self.counts["replays"] += 1
+            return
+        fresh = self._newer(snapshot.quotes)
+        positions = {}
+        for partition in partitions:
+            offset = snapshot.offsets.get(partition, 0)
+            current = self._next.get(partition)
+            # Never skip records we have not seen: go back if the snapshot is older than us.
+            positions[partition] = offset if current is None else min(max(current, 0), offset)
+        self._next.update(positions)
+        applied = {p: o - 1 for p, o in positions.items() if o > 0}
+        await self._with_redis("snapshot", lambda: store.write_snapshot(fresh, applied))
+        self.counts["snapshots"] += 1
+        self.counts["snapshot_quotes"] += len(fresh)
+        self.start_mode = self.start_mode or "snapshot"
+
+    def _newer(self, quotes: list[tuple[Quote, bytes]]) -> list[tuple[Quote, bytes]]:
+        """The quotes of interest newer than what is cached; remembers their versions."""
+        out = []
+        for quote, raw in quotes:
+            version = (quote.epoch, quote.seq)
+            cached = self._versions.get(quote.symbol)
+            if quote.symbol in self._wanted and (cached is None or version > cached):
+                self._versions[quote.symbol] = version
+                out.append((quote, raw))
+        return out
+
+    def _assign(self, partitions: set[int]) -> None:
+        consumer = self._consumer_ok()
+        tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        for tp in tps:
+            position = self._next[tp.partition]
+            if position == _BEGINNING:
+                # Lazy in aiokafka: resolved on the next fetch.
+                # Returns a future; the seek itself is applied lazily by the next fetch.
+                consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, position)
+
+    async def _apply_gap_snapshot(self) -> None:
+        task = self._gap_task
+        if task is not None and task.done():
+            self._gap_task = None
+            snapshot = task.result() if not task.cancelled() else None
+            if snapshot is not None:
+                fresh = self._newer(snapshot.quotes)
+                store = self._store_ok()
+                await self._with_redis("gap fill", lambda: store.write_snapshot(fresh, {}))
+                self.counts["gap_fills"] += len(fresh)
+        if (
+            self._gap_symbols
+            and self._gap_task is None
+            and time.monotonic() - self._last_gap_request > _GAP_SNAPSHOT_EVERY_S
+        ):
+            symbols, self._gap_symbols = sorted(self._gap_symbols), set()
+            self._last_gap_request = time.monotonic()
+            self._gap_task = asyncio.create_task(
+                self._snapshots_ok().request(symbols, self.settings.snapshot_timeout)
+            )
+
+    async def _out_of_range(self, exc: OffsetOutOfRangeError) -> None:
+        """Our positions are gone from the broker (it lost data): start those partitions over."""
+        lost = {tp.partition for tp in (exc.args[0] if exc.args else {})} or set(self._next)
+        log.warning(
+            "%s: offsets out of range on partitions %s; re-snapshotting", self.service, sorted(lost)
+        )
+        count = self.settings.partitions
+        symbols = sorted(s for s in self._interest if partition_for(s, count) in lost)
+        for partition in lost:
+            self._next.pop(partition, None)
+        await self._fill(symbols, lost)
+        self._assign(set(self._next))
+        self.counts["out_of_range"] += 1
+
+    async def _rebuild(self) -> None:
+        """Redis lost the cache: start again as a new, empty cache."""
+        self._resync = False
+        self._versions.clear()
+        self._next.clear()
+        self._interest = frozenset()
+        self.start_mode = ""
+        await self._with_redis("reopen", lambda: self._store_ok().initialise(self._meta()))
+        await self._reconcile({})
+        self.counts["rebuilds"] += 1
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _meta(
+        self, interest: frozenset[str] | None = None, partitions: set[int] | None = None
+    ) -> dict[str, str | int]:
+        meta: dict[str, str | int] = {
+            "service": self.service,
+            "topic": self.topic,
+            "partitions": self.settings.partitions,
+            "group_id": self.group_id,
+        }
+        if interest is not None:
+            meta["interest_count"] = len(interest)
+        if partitions is not None:
+            meta["assigned"] = ",".join(map(str, sorted(partitions)))
+        if self.start_mode:
+            meta["start"] = self.start_mode
+        return meta
+
+    async def _with_redis(
+        self, what: str, op: Callable[[], Awaitable[T]], *, deadline: float | None = None
+    ) -> T:
+        """Run a Redis operation until it succeeds; Redis being down is waited out, not fatal.
+
+        With a ``deadline`` (start-up), give up then with one clear error instead.
+        """
+        delay = 0.1
+        failures = 0
+        while True:
+            try:
+                return await op()
+            except _REDIS_ERRORS as exc:
+                failures += 1
+                self.counts["redis_errors"] += 1
+                if deadline is not None and time.monotonic() > deadline:
+                    raise CacheUnavailableError(
+                        f"{self.service}: cannot reach Redis at {self.settings.redis_url}: {exc}"
+                    ) from None
+                if failures == 1 or failures % 20 == 0:
+                    log.warning(
+                        "%s: Redis unavailable during %s (%s); retrying", self.service, what, exc
+                    )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    def _store_ok(self) -> QuoteStore:
+        assert self._store is not None, "cache not started"
+        return self._store
+
+    def _consumer_ok(self) -> AIOKafkaConsumer:
+        assert self._consumer is not None, "cache not started"
+        return self._consumer
+
+    def _snapshots_ok(self) -> SnapshotClient:
+        assert self._snapshots is not None, "cache not started"
+        return self._snapshots

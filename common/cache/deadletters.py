@@ -1,0 +1,51 @@
+"""Sends what a service could not use to its dead-letter topic, and waits until it is stored.
+
+The consumer only moves past a bad record once its dead letter is acknowledged: nothing is
+lost, at worst a record is dead-lettered twice after a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from aiokafka import AIOKafkaProducer
+
+from common.schema import DeadLetter
+
+
+class DeadLetterSink:
+    def __init__(self, producer: AIOKafkaProducer, *, topic: str, service: str) -> None:
+        self._producer = producer
+        self.topic = topic
+        self.service = service
+        self.sent = 0
+
+    async def send_all(self, letters: list[DeadLetter]) -> None:
+        futures = [
+            await self._producer.send(self.topic, letter.encode(), key=letter.key)
+            for letter in letters
+        ]
+        await asyncio.gather(*futures)
+        self.sent += len(letters)
+
+    def letter(
+        self,
+        *,
+        source_topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        reason: str,
+    ) -> DeadLetter:
+        return DeadLetter(
+            service=self.service,
+            reason=reason,
+            topic=source_topic,
+            partition=partition,
+            offset=offset,
+            key=key,
+            value=value,
+            ts_ns=time.time_ns(),
+        )

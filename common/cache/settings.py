@@ -1,0 +1,34 @@
+"""Settings of a quote cache, shared by every service that keeps one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from common.config import non_negative, positive, redis_url, setting
+from common.kafka import KafkaSettings
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CacheSettings(KafkaSettings):
+    redis_url: str = setting(
+        "redis://127.0.0.1:6379/0", help="Redis of this service's quote cache", check=redis_url
+    )
+    redis_prefix: str = setting("mf:", help="prefix of every Redis key the cache writes")
+    fetch_max_wait_ms: int = setting(
+        5,
+        help="longest a fetch waits for data: lower is fresher, higher is cheaper",
+        check=positive,
+    )
+    snapshot_timeout: float = setting(
+        3.0,
+        help="seconds to wait for a snapshot before replaying partitions instead",
+        check=positive,
+    )
+    stale_after: float = setting(
+        5.0, help="a cached quote older than this many seconds is marked STALE", check=positive
+    )
+    commit_interval: float = setting(
+        1.0,
+        help="seconds between commits of applied offsets to Kafka (for lag tools)",
+        check=non_negative,
+    )

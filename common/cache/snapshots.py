@@ -1,0 +1,142 @@
+"""Asks the publisher for snapshots: request on one topic, reply on this service's reply topic.
+
+A background task reads the reply topic and hands each reply part to the request waiting for
+it (correlation by request id), so several requests can be outstanding at once. The reply
+consumer is positioned at the end of the reply topic before the first request is sent, so no
+reply can be missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from common.errors import SchemaError
+from common.kafka import KafkaSettings, TopicSpec, ensure_topics, with_backoff
+from common.schema import Quote, SnapshotReply, SnapshotRequest, decode_as, decode_quote
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Snapshot:
+    epoch: int
+    quotes: list[tuple[Quote, bytes]]
+    # Partition -> next offset: everything before it is reflected in ``quotes``.
+    offsets: dict[int, int]
+    missing: list[str]
+
+
+@dataclass(slots=True)
+class _Collector:
+    future: asyncio.Future[Snapshot]
+    parts: dict[int, SnapshotReply] = field(default_factory=dict)
+
+
+class SnapshotClient:
+    def __init__(
+        self, settings: KafkaSettings, producer: AIOKafkaProducer, *, service: str
+    ) -> None:
+        self.settings = settings
+        self.service = service
+        self.reply_topic = settings.topics.snapshot_replies(service)
+        self._producer = producer
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._waiting: dict[str, _Collector] = {}
+
+    async def start(self) -> None:
+        if self._consumer is not None:
+            return
+        s = self.settings
+        await ensure_topics(
+            s, [TopicSpec(self.reply_topic, 1), TopicSpec(s.topics.snapshot_requests, 1)]
+        )
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=s.bootstrap,
+            enable_auto_commit=False,
+            client_id=f"{self.service}-snapshots",
+            fetch_max_wait_ms=20,
+        )
+        await with_backoff(
+            "snapshot replies", consumer.start, bootstrap=s.bootstrap, timeout=s.connect_timeout
+        )
+        tp = TopicPartition(self.reply_topic, 0)
+        consumer.assign([tp])
+        await consumer.seek_to_end(tp)
+        # seek_to_end is lazy; resolve the position now, before any request goes out.
+        await consumer.position(tp)
+        self._consumer = consumer
+        self._task = asyncio.create_task(self._read(consumer), name=f"{self.service}-snapshots")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for collector in self._waiting.values():
+            collector.future.cancel()
+        self._waiting.clear()
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            await consumer.stop()
+
+    async def request(self, symbols: Iterable[str], timeout: float) -> Snapshot | None:
+        """The snapshot of ``symbols``, or None if no complete answer came within ``timeout``."""
+        request = SnapshotRequest(
+            request_id=uuid.uuid4().hex, reply_to=self.reply_topic, symbols=tuple(symbols)
+        )
+        future: asyncio.Future[Snapshot] = asyncio.get_running_loop().create_future()
+        self._waiting[request.request_id] = _Collector(future)
+        try:
+            await self._producer.send_and_wait(
+                self.settings.topics.snapshot_requests,
+                request.encode(),
+                key=request.request_id.encode(),
+            )
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            return None
+        finally:
+            self._waiting.pop(request.request_id, None)
+
+    async def _read(self, consumer: AIOKafkaConsumer) -> None:
+        while True:
+            batches = await consumer.getmany(timeout_ms=1000)
+            for records in batches.values():
+                for record in records:
+                    self._dispatch(record.value)
+
+    def _dispatch(self, value: bytes | None) -> None:
+        try:
+            reply = decode_as(value or b"", SnapshotReply)
+        except SchemaError as exc:
+            log.warning("ignoring a bad snapshot reply: %s", exc)
+            return
+        collector = self._waiting.get(reply.request_id)
+        if collector is None or collector.future.done():
+            return  # someone else's reply, or one that came after its request timed out
+        collector.parts[reply.part] = reply
+        if len(collector.parts) == reply.parts:
+            collector.future.set_result(_assemble(collector.parts))
+
+
+def _assemble(parts: dict[int, SnapshotReply]) -> Snapshot:
+    first = parts[0]
+    quotes: list[tuple[Quote, bytes]] = []
+    for index in sorted(parts):
+        for raw in parts[index].quotes:
+            try:
+                quotes.append((decode_quote(raw), raw))
+            except SchemaError as exc:
+                log.warning("snapshot %s carried a bad quote: %s", first.request_id, exc)
+    return Snapshot(
+        epoch=first.epoch, quotes=quotes, offsets=dict(first.offsets), missing=list(first.missing)
+    )
