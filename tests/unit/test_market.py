@@ -92,42 +92,43 @@ def test_same_seed_gives_identical_ticks() -> None:
     np.testing.assert_array_equal(a.mid(), b.mid())
 
 
-# Every array except the sizes: see test_batch_split_does_not_change_sizes below.
-SPLIT_QUOTE_FIELDS = ("symbol", "seq", "bid", "ask")
-SPLIT_TRADE_FIELDS = ("symbol", "seq", "price", "buy")
-
-
 @pytest.mark.parametrize(
     "split",
     [(300, 700), (1, 999), (500, 500), (999, 1), (100,) * 10, (0, 1000, 0)],
     ids=str,
 )
-def test_batch_split_does_not_change_prices_or_sequence(split: tuple[int, ...]) -> None:
+def test_batch_split_does_not_change_any_tick(split: tuple[int, ...]) -> None:
     whole = MarketSimulator(50, seed=11, trade_ratio=0.2)
     one = whole.step(sum(split))
     parts = MarketSimulator(50, seed=11, trade_ratio=0.2)
     quotes, trades = _concat([parts.step(n) for n in split])
-    for f in SPLIT_QUOTE_FIELDS:
+    for f in QUOTE_FIELDS:
         np.testing.assert_array_equal(getattr(one.quotes, f), quotes[f], err_msg=f"quotes.{f}")
-    for f in SPLIT_TRADE_FIELDS:
+    for f in TRADE_FIELDS:
         np.testing.assert_array_equal(getattr(one.trades, f), trades[f], err_msg=f"trades.{f}")
     np.testing.assert_array_equal(whole.mid(), parts.mid())
     np.testing.assert_array_equal(whole.quote_seq, parts.quote_seq)
     np.testing.assert_array_equal(whole.trade_seq, parts.trade_seq)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="market.py:105-106 draw bid_size and ask_size as two blocks of n from one generator "
-    "(self._sizes), so sizes depend on how ticks are split into batches",
-)
 def test_batch_split_does_not_change_sizes() -> None:
     one = MarketSimulator(50, seed=11, trade_ratio=0.2).step(1000)
     parts = MarketSimulator(50, seed=11, trade_ratio=0.2)
-    quotes, trades = _concat([parts.step(300), parts.step(700)])
+    quotes, trades = _concat([parts.step(n) for n in (1, 299, 3, 697)])
     np.testing.assert_array_equal(one.quotes.bid_size, quotes["bid_size"])
     np.testing.assert_array_equal(one.quotes.ask_size, quotes["ask_size"])
     np.testing.assert_array_equal(one.trades.size, trades["size"])
+
+
+def test_bid_and_ask_sizes_are_independent_draws() -> None:
+    """Split invariance must not come from drawing one size for both sides."""
+    q = MarketSimulator(50, seed=11, trade_ratio=0.0).step(5000).quotes
+    assert len(q.bid_size) == 5000
+    same = np.mean(q.bid_size == q.ask_size)
+    assert same < 0.1  # 50 equally likely sizes: about 2% agree by chance
+    assert len(np.unique(q.bid_size)) == 50
+    assert len(np.unique(q.ask_size)) == 50
+    assert abs(np.corrcoef(q.bid_size, q.ask_size)[0, 1]) < 0.1
 
 
 def test_different_seeds_differ() -> None:
