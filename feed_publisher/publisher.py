@@ -90,7 +90,7 @@ class Publisher:
         self._producer = producer
         self._sink = BatchSink(producer)
         if cfg.snapshots:
-            self.responder = SnapshotResponder(cfg, producer, epoch=self.epoch)
+            self.responder = SnapshotResponder(cfg, epoch=self.epoch)
             self._sink.on_ack(self.responder.on_ack)
             await self.responder.start()
         log.info(

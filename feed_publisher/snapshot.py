@@ -28,10 +28,19 @@ log = logging.getLogger(__name__)
 
 
 class SnapshotResponder:
-    def __init__(self, settings: KafkaSettings, producer: AIOKafkaProducer, *, epoch: int) -> None:
+    def __init__(self, settings: KafkaSettings, *, epoch: int) -> None:
         self.settings = settings
         self.epoch = epoch
-        self._producer = producer
+        # A producer of its own: replies go to topics created at run time, and the metadata
+        # churn of a new topic must not touch the market-data producer (on Tansu 0.6.0 it
+        # stalled that producer's partitions until its request timeout).
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=settings.bootstrap,
+            acks="all",
+            linger_ms=0,
+            client_id="snapshot-responder",
+            max_request_size=4 * 1024 * 1024,
+        )
         self._quotes_topic = settings.topics.quotes
         self.latest: dict[bytes, bytes] = {}
         self.next_offset: dict[int, int] = {}
@@ -65,6 +74,12 @@ class SnapshotResponder:
         await with_backoff(
             "snapshots", consumer.start, bootstrap=s.bootstrap, timeout=s.connect_timeout
         )
+        await with_backoff(
+            "snapshot replies",
+            self._producer.start,
+            bootstrap=s.bootstrap,
+            timeout=s.connect_timeout,
+        )
         tp = TopicPartition(s.topics.snapshot_requests, 0)
         consumer.assign([tp])
         # Requests made before this publisher existed were answered by nobody; their senders
@@ -82,6 +97,7 @@ class SnapshotResponder:
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
             await consumer.stop()
+            await self._producer.stop()
 
     async def _serve(self, consumer: AIOKafkaConsumer) -> None:
         while True:

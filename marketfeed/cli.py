@@ -13,7 +13,10 @@ from dataclasses import dataclass
 
 import feed_publisher.cli
 import marketfeed.bench.publisher
+import marketfeed.quote
 import marketfeed.up
+import order_entry.cli
+import portfolio.cli
 from common.cli import EXIT_USAGE, OneLineParser, run_async
 
 
@@ -37,6 +40,24 @@ COMMANDS = [
         "run only the simulated-market publisher against any Kafka cluster",
         feed_publisher.cli.configure,
         feed_publisher.cli.run,
+    ),
+    Command(
+        "order-entry",
+        "run only order_entry (its quote cache) against any broker and Redis",
+        order_entry.cli.configure,
+        order_entry.cli.run,
+    ),
+    Command(
+        "portfolio",
+        "run only portfolio (its quote cache) against any broker and Redis",
+        portfolio.cli.configure,
+        portfolio.cli.run,
+    ),
+    Command(
+        "quote",
+        "print cached quotes of a service, with their age",
+        marketfeed.quote.configure,
+        marketfeed.quote.run,
     ),
 ]
 

@@ -21,12 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.cli import EXIT_FAILURE, EXIT_OK, install_stop_signals
-from common.config import add_arguments, build, known_log_level, positive, setting
+from common.config import add_arguments, build, known_log_level, non_negative, positive, setting
 from common.errors import MarketfeedError
 from common.kafka import KafkaSettings, ensure_topics, market_data_topics
 from common.logs import setup_logging
 from common.runtime import ChildProcess, EmbeddedStack
 from common.watermarks import WatermarkReader
+from feed_publisher.universe import universe
 from marketfeed.state import UpState, remove_state, state_dir
 
 log = logging.getLogger("marketfeed.up")
@@ -48,6 +49,8 @@ class UpConfig:
     log_dir: Path | None = setting(
         None, help="where child processes write their logs (default: a new run directory)"
     )
+    tradable: int = setting(50, help="order_entry trades the first N symbols", check=positive)
+    watchlist: int = setting(10, help="portfolio watches the first N symbols", check=non_negative)
     status_interval: float = setting(1.0, help="seconds between status lines", check=positive)
     log_level: str = setting("WARNING", help="log level of `up` itself", check=known_log_level)
 
@@ -93,6 +96,8 @@ class Up:
             await self._start_child(
                 stack, "publisher", _python_module("feed_publisher", *publisher_flags)
             )
+            for service, flags in self._service_flags(servers).items():
+                await self._start_child(stack, service, _python_module(service, *flags))
 
             state = UpState(
                 pid=os.getpid(),
@@ -109,6 +114,29 @@ class Up:
             stack.callback(remove_state)
             self._print_banner(servers)
             return await self._supervise(stop)
+
+    def _service_flags(self, servers: EmbeddedStack) -> dict[str, list[str]]:
+        cfg = self.config
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        tradable = self.log_dir / "tradable.txt"
+        tradable.write_text("\n".join(universe(min(cfg.tradable, cfg.symbols))) + "\n")
+        common = ["--bootstrap", servers.bootstrap, "--partitions", str(cfg.partitions)]
+        return {
+            "order_entry": [
+                *common,
+                "--redis-url",
+                servers.redis_url("order_entry"),
+                "--tradable-file",
+                str(tradable),
+            ],
+            "portfolio": [
+                *common,
+                "--redis-url",
+                servers.redis_url("portfolio"),
+                "--watchlist",
+                ",".join(universe(min(cfg.watchlist, cfg.symbols))),
+            ],
+        }
 
     async def _start_child(
         self, stack: contextlib.AsyncExitStack, name: str, argv: Sequence[str]

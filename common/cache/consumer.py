@@ -49,9 +49,21 @@ _HEARTBEAT_S = 1.0
 _GAP_SNAPSHOT_EVERY_S = 1.0
 
 
+# Called after each batch is readable in Redis: (the batch, time.time_ns() when EXEC returned).
+AppliedHook = Callable[[PreparedBatch, int], None]
+
+
 class CachingConsumer:
-    def __init__(self, settings: CacheSettings, *, service: str, interest: Iterable[str]) -> None:
+    def __init__(
+        self,
+        settings: CacheSettings,
+        *,
+        service: str,
+        interest: Iterable[str],
+        on_applied: AppliedHook | None = None,
+    ) -> None:
         self.settings = settings
+        self._on_applied = on_applied
         self.service = service
         self.topic = settings.topics.quotes
         self.keys = CacheKeys(settings.redis_prefix)
@@ -245,6 +257,8 @@ class CachingConsumer:
         if batch.rejected:
             await self._dead_letter(batch)
         ok = await self._with_redis("apply", lambda: self._store_ok().apply(batch, self._hw))
+        if self._on_applied is not None:
+            self._on_applied(batch, time.time_ns())
         for partition, progress in batch.progress.items():
             self._next[partition] = progress.last_offset + 1
         self.counts.update(batch.counts())

@@ -1,0 +1,73 @@
+"""Where a read command looks: flags if given, else the running ``marketfeed up``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from common.config import bootstrap_servers, positive, redis_url, setting
+from common.errors import ConfigError
+from marketfeed.state import load_state
+
+SERVICES = ("order_entry", "portfolio")
+
+
+def known_service(value: object) -> str | None:
+    return None if value in SERVICES else f"must be one of {', '.join(SERVICES)}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Target:
+    service: str
+    bootstrap: str
+    redis_url: str
+    redis_prefix: str
+    topic_prefix: str
+    partitions: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TargetSettings:
+    """Flags shared by read commands; each is optional when a ``marketfeed up`` is running."""
+
+    service: str = setting("order_entry", help="whose cache to read", check=known_service)
+    bootstrap: str | None = setting(
+        None,
+        help="Kafka bootstrap servers (default: the running `marketfeed up`)",
+        check=bootstrap_servers,
+        metavar="HOST:PORT",
+    )
+    redis_url: str | None = setting(
+        None,
+        help="Redis of the service's cache (default: the running `marketfeed up`)",
+        check=redis_url,
+    )
+    redis_prefix: str = setting("mf:", help="key prefix of the cache in that Redis")
+    topic_prefix: str | None = setting(None, help="topic prefix (default: as `up` runs it)")
+    partitions: int | None = setting(
+        None, help="quote partitions (default: as `up` runs it)", check=positive
+    )
+
+    def resolve(self) -> Target:
+        if self.redis_url and self.bootstrap:
+            return Target(
+                service=self.service,
+                bootstrap=self.bootstrap,
+                redis_url=self.redis_url,
+                redis_prefix=self.redis_prefix,
+                topic_prefix=self.topic_prefix or "",
+                partitions=self.partitions or 16,
+            )
+        state = load_state()
+        url = self.redis_url or state.redis.get(self.service)
+        if url is None:
+            raise ConfigError(
+                f"--service={self.service}: the running `marketfeed up` has no such cache"
+            )
+        return Target(
+            service=self.service,
+            bootstrap=self.bootstrap or state.bootstrap,
+            redis_url=url,
+            redis_prefix=self.redis_prefix,
+            topic_prefix=state.topic_prefix if self.topic_prefix is None else self.topic_prefix,
+            partitions=self.partitions or state.partitions,
+        )
