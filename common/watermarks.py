@@ -3,9 +3,12 @@
 Used for status lines and lag. A broker answers ListOffsets(latest) with the high watermark,
 except that Tansu 0.6.0 (memory engine, measured here) answers with the *base offset of the last
 record batch* + 1: after one batch of 10 records, 1 instead of 10. Its fetch responses carry the
-right high watermark, so the exact value is read from a fetch of each partition's tail: seek to
-the ListOffsets answer minus one (which is never past the true end) and fetch. Against Apache
-Kafka the tail fetch returns nothing new and changes nothing.
+exact high watermark of every partition they cover, records or not (checked: equal to the count
+produced on all 16 partitions, 3 ms after the seek). So the reader seeks each partition to the
+ListOffsets answer minus one (never past the true end) and fetches until the consumer knows each
+partition's high watermark. Waiting for records instead is slow: Tansu returns the records of
+only a few partitions per response (16 partitions at 2k msg/s took 18-26 rounds, 1.5-2.2 s).
+Against Apache Kafka the fetch changes nothing.
 """
 
 from __future__ import annotations
@@ -39,12 +42,19 @@ class WatermarkReader:
             enable_auto_commit=False,
             client_id="watermarks",
             fetch_max_wait_ms=10,
-            # Only the tail batch is wanted; the broker still returns at least one whole batch.
+            # Only the high watermark is wanted; the broker still returns at least one batch.
             max_partition_fetch_bytes=1024,
         )
-        await with_backoff(
-            "watermarks", consumer.start, bootstrap=self.bootstrap, timeout=self._connect_timeout
-        )
+        try:
+            await with_backoff(
+                "watermarks",
+                consumer.start,
+                bootstrap=self.bootstrap,
+                timeout=self._connect_timeout,
+            )
+        except BaseException:
+            await consumer.stop()
+            raise
         self._consumer = consumer
 
     async def stop(self) -> None:
@@ -78,18 +88,23 @@ class WatermarkReader:
         consumer: AIOKafkaConsumer, listed: dict[TopicPartition, int]
     ) -> dict[TopicPartition, int]:
         exact = dict(listed)
+        # ListOffsets says 0 only for an empty partition (else it is at least 1).
         tails = [tp for tp, end in listed.items() if end > 0]
         if not tails:
             return exact
+        # A fresh assignment forgets the high watermarks of the previous call.
         consumer.assign(tails)
         for tp in tails:
             consumer.seek(tp, listed[tp] - 1)
         pending = set(tails)
         deadline = time.monotonic() + _TAIL_FETCH_TIMEOUT_S
         while pending and time.monotonic() < deadline:
-            batches = await consumer.getmany(*pending, timeout_ms=100, max_records=10_000)
-            for tp, records in batches.items():
+            batches = await consumer.getmany(*pending, timeout_ms=20, max_records=1)
+            for tp in list(pending):
                 high = consumer.highwater(tp)
+                records = batches.get(tp)
+                if high is None and not records:
+                    continue
                 last = records[-1].offset + 1 if records else 0
                 exact[tp] = max(exact[tp], last, high or 0)
                 pending.discard(tp)

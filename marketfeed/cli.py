@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import feed_publisher.cli
 import marketfeed.bench.publisher
+import marketfeed.lag
 import marketfeed.quote
 import marketfeed.up
 import order_entry.cli
@@ -52,6 +53,12 @@ COMMANDS = [
         "run only portfolio (its quote cache) against any broker and Redis",
         portfolio.cli.configure,
         portfolio.cli.run,
+    ),
+    Command(
+        "lag",
+        "offset lag, time lag, consume rate and freshness of each service's cache (--watch: live)",
+        marketfeed.lag.configure,
+        marketfeed.lag.run,
     ),
     Command(
         "quote",

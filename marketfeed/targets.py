@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from common.config import bootstrap_servers, positive, redis_url, setting
 from common.errors import ConfigError
 from marketfeed.state import load_state
 
 SERVICES = ("order_entry", "portfolio")
+ALL_SERVICES = "all"  # for commands that look at every service at once (``marketfeed lag``)
 
 
 def known_service(value: object) -> str | None:
     return None if value in SERVICES else f"must be one of {', '.join(SERVICES)}"
+
+
+def known_service_or_all(value: object) -> str | None:
+    if value == ALL_SERVICES:
+        return None
+    return None if value in SERVICES else f"must be one of {', '.join(SERVICES)}, {ALL_SERVICES}"
+
+
+def up_services() -> tuple[str, ...]:
+    """The services the running ``marketfeed up`` keeps a cache for (StateNotFoundError if none)."""
+    return tuple(load_state().redis)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,3 +83,14 @@ class TargetSettings:
             topic_prefix=state.topic_prefix if self.topic_prefix is None else self.topic_prefix,
             partitions=self.partitions or state.partitions,
         )
+
+    def resolve_all(self) -> list[Target]:
+        """The caches to read when ``--service all`` is allowed (as in ``marketfeed lag``).
+
+        A named service: that one, as :meth:`resolve`. ``all`` with ``--redis-url``: the one
+        cache at that URL (its service is named by the cache's own meta); ``all`` without it:
+        every service the running ``marketfeed up`` has.
+        """
+        if self.service != ALL_SERVICES or self.redis_url:
+            return [self.resolve()]
+        return [replace(self, service=service).resolve() for service in up_services()]

@@ -47,6 +47,7 @@ _REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError
 _BEGINNING = -1  # position sentinel: replay the partition from its first offset
 _HEARTBEAT_S = 1.0
 _GAP_SNAPSHOT_EVERY_S = 1.0
+_COMMIT_TIMEOUT_S = 2.0
 
 
 # Called after each batch is readable in Redis: (the batch, time.time_ns() when EXEC returned).
@@ -83,6 +84,7 @@ class CachingConsumer:
         self._last_gap_request = 0.0
         self._resync = False
         self._last_commit = 0.0
+        self._commit_task: asyncio.Task[None] | None = None
         self._stack = contextlib.AsyncExitStack()
         self._task: asyncio.Task[None] | None = None
         self._redis: aioredis.Redis | None = None
@@ -110,6 +112,7 @@ class CachingConsumer:
                 self._versions = await self._store.load_versions(self._wanted)
             await self._reconcile(stored)
             self.start_mode = self.start_mode or "resume"
+            await self._store.client.hset(self.keys.meta, "start", self.start_mode)
         except BaseException:
             await self.stop()
             raise
@@ -173,9 +176,13 @@ class CachingConsumer:
         for waiter in self._caught_up:
             waiter.cancel()
         self._caught_up.clear()
+        commit, self._commit_task = self._commit_task, None
+        if commit is not None:
+            commit.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await commit
         if self._consumer is not None and self._next:
-            with contextlib.suppress(KafkaError):
-                await self._commit(force=True)
+            await self._commit()  # the final position, bounded like every commit
         await self._stack.aclose()
         self._consumer = None
 
@@ -246,7 +253,7 @@ class CachingConsumer:
                     "heartbeat", lambda: self._store_ok().heartbeat(self._hw)
                 )
                 self._resync = self._resync or not ok
-            await self._commit()
+            self._maybe_commit()
 
     async def _apply(self, batches: dict[TopicPartition, list[Any]]) -> None:
         batch = prepare(
@@ -309,18 +316,31 @@ class CachingConsumer:
             if high is not None:
                 self._hw[partition] = high
 
-    async def _commit(self, *, force: bool = False) -> None:
+    def _maybe_commit(self) -> None:
+        """Commit applied offsets to Kafka now and then, in the background.
+
+        Commits exist only so that standard lag tools can see this consumer; the truth is in
+        Redis. So a slow or stuck group coordinator must never hold up applying quotes: at most
+        one commit is in flight, and it is bounded in time.
+        """
         interval = self.settings.commit_interval
         now = time.monotonic()
-        if not force and (interval == 0 or now - self._last_commit < interval):
+        if interval == 0 or now - self._last_commit < interval:
+            return
+        if self._commit_task is not None and not self._commit_task.done():
             return
         self._last_commit = now
+        self._commit_task = asyncio.create_task(self._commit())
+
+    async def _commit(self) -> None:
         offsets = {TopicPartition(self.topic, p): o for p, o in self._next.items() if o >= 0}
         if not offsets:
             return
         try:
-            await self._consumer_ok().commit(offsets)
-        except KafkaError as exc:
+            async with asyncio.timeout(_COMMIT_TIMEOUT_S):
+                await self._consumer_ok().commit(offsets)
+        except (KafkaError, TimeoutError) as exc:
+            self.counts["commit_errors"] += 1
             log.warning("%s: committing offsets failed: %r", self.service, exc)
 
     # -- filling the cache -----------------------------------------------------------------
@@ -350,7 +370,7 @@ class CachingConsumer:
         await self._with_redis(
             "interest", lambda: store.set_interest(wanted, removed, self._meta(wanted, new_parts))
         )
-        self._assign(new_parts)
+        await self._assign(new_parts)
         self._interest = wanted
         self._filter = KeyFilter(wanted)
         log.info(
@@ -404,18 +424,19 @@ class CachingConsumer:
                 out.append((quote, raw))
         return out
 
-    def _assign(self, partitions: set[int]) -> None:
+    async def _assign(self, partitions: set[int]) -> None:
         consumer = self._consumer_ok()
         tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
         consumer.assign(tps)
+        replay = [tp for tp in tps if self._next[tp.partition] == _BEGINNING]
+        if replay:
+            # Explicit offsets rather than seek_to_beginning(): with a group id and no committed
+            # offset, a lazy reset would fall back to auto_offset_reset ("none") and fail.
+            firsts = await consumer.beginning_offsets(replay)
+            for tp in replay:
+                self._next[tp.partition] = firsts[tp]
         for tp in tps:
-            position = self._next[tp.partition]
-            if position == _BEGINNING:
-                # Lazy in aiokafka: resolved on the next fetch.
-                # Returns a future; the seek itself is applied lazily by the next fetch.
-                consumer.seek_to_beginning(tp)
-            else:
-                consumer.seek(tp, position)
+            consumer.seek(tp, self._next[tp.partition])
 
     async def _apply_gap_snapshot(self) -> None:
         task = self._gap_task
@@ -449,7 +470,7 @@ class CachingConsumer:
         for partition in lost:
             self._next.pop(partition, None)
         await self._fill(symbols, lost)
-        self._assign(set(self._next))
+        await self._assign(set(self._next))
         self.counts["out_of_range"] += 1
 
     async def _rebuild(self) -> None:

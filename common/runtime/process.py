@@ -29,8 +29,8 @@ _libc_name = ctypes.util.find_library("c")
 _libc = ctypes.CDLL(_libc_name, use_errno=True) if _libc_name else None
 
 
-def _die_with_parent() -> None:
-    # Runs in the child between fork and exec.
+def die_with_parent() -> None:
+    """Have the kernel kill this child when its parent dies (runs between fork and exec)."""
     if _libc is not None:
         _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
@@ -89,7 +89,7 @@ class ChildProcess:
                 stdout=out,
                 stderr=asyncio.subprocess.STDOUT,
                 env=self._env,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         except OSError as exc:
             self._close_log()

@@ -14,6 +14,7 @@ from common.schema import Quote, Trade, decode
 from common.watermarks import WatermarkReader
 from feed_publisher.config import PublisherConfig
 from feed_publisher.publisher import Publisher
+from tests.helpers import spawn
 
 
 async def _read_all(
@@ -77,7 +78,7 @@ async def test_published_records_arrive_decoded_in_order_and_in_their_partition(
 
 
 async def test_unreachable_broker_gives_one_line_and_exit_1() -> None:
-    proc = await asyncio.create_subprocess_exec(
+    proc = await spawn(
         sys.executable,
         "-m",
         "feed_publisher",

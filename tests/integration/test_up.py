@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import spawn
+
 
 def _alive(pid: int) -> bool:
     try:
@@ -24,7 +26,7 @@ def _alive(pid: int) -> bool:
 
 async def _up(tmp_path: Path, *flags: str) -> tuple[asyncio.subprocess.Process, dict[str, object]]:
     env = {**os.environ, "MARKETFEED_STATE_DIR": str(tmp_path / "state")}
-    proc = await asyncio.create_subprocess_exec(
+    proc = await spawn(
         sys.executable,
         "-m",
         "marketfeed",
@@ -82,7 +84,7 @@ async def test_up_stops_in_order_on_sigint(tmp_path: Path) -> None:
     [(["--rate", "-1"], "--rate=-1.0: must be > 0"), (["--symbols", "0"], "--symbols=0")],
 )
 async def test_up_rejects_bad_flags_with_one_line(flags: list[str], needle: str) -> None:
-    proc = await asyncio.create_subprocess_exec(
+    proc = await spawn(
         sys.executable,
         "-m",
         "marketfeed",

@@ -1,0 +1,261 @@
+"""marketfeed.lagcalc: offset and time lag, rates, and live / idle / stalled / down from samples."""
+
+from __future__ import annotations
+
+import pytest
+
+from marketfeed.lagcalc import (
+    DOWN,
+    IDLE,
+    LIVE,
+    STALLED,
+    CacheSample,
+    LagTracker,
+    PartitionSample,
+    Thresholds,
+    offset_lag,
+    rate,
+    time_lag_s,
+    worst_fresh,
+)
+
+S = 1_000_000_000
+T0 = 1_700_000_000 * S  # a wall-clock instant, ns
+
+
+def part(
+    number: int,
+    hw: int,
+    applied: int | None,
+    *,
+    ts_ns: int | None = None,
+    kts_ms: int | None = None,
+) -> PartitionSample:
+    return PartitionSample(
+        partition=number,
+        high_watermark=hw,
+        applied_offset=applied,
+        quote_ts_ns=ts_ns,
+        kafka_ts_ms=kts_ms,
+    )
+
+
+def sample(
+    at_s: float,
+    *parts: PartitionSample,
+    heartbeat_age_s: float | None = 0.2,
+    has_meta: bool = True,
+    service: str = "order_entry",
+) -> CacheSample:
+    began = T0 + int(at_s * S)
+    now = began + S // 100  # the cache is read 10 ms after the watermarks
+    return CacheSample(
+        service=service,
+        began_ns=began,
+        now_ns=now,
+        has_meta=has_meta,
+        heartbeat_ns=None if heartbeat_age_s is None else now - int(heartbeat_age_s * S),
+        partitions={p.partition: p for p in parts},
+    )
+
+
+# -- offset lag --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("hw", "applied", "lag"),
+    [
+        (100, 99, 0),  # applied the last record: caught up
+        (100, 89, 10),
+        (100, 120, 0),  # applied past a watermark read a moment earlier: clipped, not -20
+        (0, None, 0),  # an empty partition
+        (5, None, 5),  # nothing applied yet: every record waits
+    ],
+)
+def test_offset_lag_is_watermark_minus_next_offset_clipped_at_zero(
+    hw: int, applied: int | None, lag: int
+) -> None:
+    assert offset_lag(hw, applied) == lag
+    assert part(0, hw, applied).offset_lag == lag
+
+
+# -- time lag ----------------------------------------------------------------------------------
+
+
+def test_time_lag_is_zero_when_caught_up_however_old_the_last_quote() -> None:
+    hours_ago = T0 - 3 * 3600 * S
+    assert time_lag_s(0, hours_ago, T0) == 0.0
+
+
+def test_time_lag_is_age_of_last_applied_record_when_behind() -> None:
+    assert time_lag_s(7, T0 - 250_000_000, T0) == pytest.approx(0.25)
+
+
+def test_time_lag_is_bounded_by_when_the_partition_was_last_caught_up() -> None:
+    # The feed was quiet for an hour, then a burst: the consumer is behind by at most the time
+    # since it was last seen caught up, not by the hour of silence.
+    an_hour_ago = T0 - 3600 * S
+    assert time_lag_s(3, an_hour_ago, T0, caught_up_ns=T0 - S) == pytest.approx(1.0)
+
+
+def test_time_lag_unknown_without_a_publish_time() -> None:
+    assert time_lag_s(3, None, T0) is None
+
+
+def test_position_time_is_the_later_of_quote_time_and_kafka_time() -> None:
+    # A filtered record (no quote decoded) later than the last quote applied moves the position.
+    p = part(0, 10, 5, ts_ns=T0 - 2 * S, kts_ms=(T0 - S) // 1_000_000)
+    assert p.position_ts_ns == T0 - S
+    assert part(0, 10, 5, ts_ns=T0).position_ts_ns == T0
+    assert part(0, 10, None).position_ts_ns is None
+
+
+# -- rates and freshness -----------------------------------------------------------------------
+
+
+def test_rate_is_offset_change_per_second_and_unknown_across_a_reset() -> None:
+    assert rate(100, 1100, 0.5) == 2000.0
+    assert rate(None, 1100, 1.0) is None
+    assert rate(1100, 100, 1.0) is None
+    assert rate(100, 200, 0.0) is None
+
+
+def test_worst_fresh_puts_uncached_first_then_oldest() -> None:
+    ages = {"AAAA": 0.1, "AAAB": 5.0, "AAAC": None, "AAAD": 2.0}
+    assert [s.symbol for s in worst_fresh(ages, 3)] == ["AAAC", "AAAB", "AAAD"]
+    assert worst_fresh(ages, 0) == ()
+
+
+# -- states ------------------------------------------------------------------------------------
+
+
+def test_live_when_applying_and_rates_from_two_samples() -> None:
+    tracker = LagTracker()
+    tracker.update(sample(0, part(0, 1000, 990, ts_ns=T0), part(1, 500, 499, ts_ns=T0)))
+    lag = tracker.update(
+        sample(1, part(0, 2000, 1995, ts_ns=T0 + S), part(1, 700, 699, ts_ns=T0 + S))
+    )
+    assert lag.state == LIVE
+    assert lag.offset_lag == 4
+    assert [p.offset_lag for p in lag.partitions] == [4, 0]
+    assert lag.in_rate == pytest.approx(1000 + 200)
+    assert lag.apply_rate == pytest.approx(1005 + 200)
+    assert lag.partitions[1].time_lag_s == 0.0
+    assert lag.partitions[0].time_lag_s == pytest.approx(0.01)  # read 10 ms after ts
+
+
+def test_caught_up_with_records_arriving_is_live_not_idle() -> None:
+    tracker = LagTracker()
+    tracker.update(sample(0, part(0, 1000, 999)))
+    lag = tracker.update(sample(1, part(0, 2000, 1999)))
+    assert lag.state == LIVE
+    assert lag.partitions[0].state == LIVE
+
+
+def test_quiet_feed_is_idle_with_zero_time_lag() -> None:
+    hours_ago = T0 - 5 * 3600 * S
+    tracker = LagTracker()
+    tracker.update(sample(0, part(0, 1000, 999, ts_ns=hours_ago)))
+    lag = tracker.update(sample(1, part(0, 1000, 999, ts_ns=hours_ago)))
+    assert lag.state == IDLE
+    assert lag.time_lag_s == 0.0
+    assert lag.partitions[0].state == IDLE
+
+
+def test_empty_topic_is_idle() -> None:
+    tracker = LagTracker()
+    tracker.update(sample(0, part(0, 0, None), part(1, 0, None)))
+    lag = tracker.update(sample(1, part(0, 0, None), part(1, 0, None)))
+    assert (lag.state, lag.offset_lag, lag.time_lag_s) == (IDLE, 0, 0.0)
+
+
+def test_stalled_when_lag_grows_and_applied_offsets_do_not_move() -> None:
+    tracker = LagTracker()
+    tracker.update(sample(0, part(0, 1000, 900, ts_ns=T0), part(1, 50, 49)))
+    lag = tracker.update(sample(1, part(0, 1500, 900, ts_ns=T0), part(1, 50, 49)))
+    assert lag.state == STALLED
+    assert "partition 0" in lag.reason
+    assert "99 -> 599" in lag.reason
+    assert lag.partitions[0].state == STALLED
+    assert lag.partitions[0].apply_rate == 0.0
+
+
+def test_not_stalled_when_the_applied_offset_moves() -> None:
+    tracker = LagTracker()
+    tracker.update(sample(0, part(0, 1000, 900)))
+    lag = tracker.update(sample(1, part(0, 1500, 901)))
+    assert lag.state == LIVE
+
+
+def test_not_stalled_by_records_that_just_arrived() -> None:
+    # Caught up at the first look; a record lands just before the second: one look with lag
+    # is not a stall.
+    tracker = LagTracker()
+    tracker.update(sample(0, part(0, 10, 9)))
+    assert tracker.update(sample(1, part(0, 11, 9))).state == LIVE
+    # Still not applied a second later: now it is.
+    assert tracker.update(sample(2, part(0, 11, 9))).state == STALLED
+
+
+def test_not_stalled_before_stall_after_has_passed() -> None:
+    tracker = LagTracker(Thresholds(stall_after_s=2.0))
+    tracker.update(sample(0, part(0, 100, 50)))
+    assert tracker.update(sample(1, part(0, 200, 50))).state == LIVE
+    assert tracker.update(sample(2, part(0, 300, 50))).state == STALLED
+
+
+def test_one_partition_stalled_while_others_move_is_live_and_named() -> None:
+    tracker = LagTracker()
+    tracker.update(sample(0, part(0, 1000, 900), part(1, 1000, 900)))
+    lag = tracker.update(sample(1, part(0, 1500, 900), part(1, 1500, 1400)))
+    assert lag.state == LIVE
+    assert "partition 0" in lag.reason
+    assert [p.state for p in lag.partitions] == [STALLED, LIVE]
+
+
+def test_stalled_when_heartbeat_is_stale() -> None:
+    tracker = LagTracker(Thresholds(stale_after_s=3.0, down_after_s=5.0))
+    tracker.update(sample(0, part(0, 10, 9), heartbeat_age_s=3.5))
+    lag = tracker.update(sample(1, part(0, 10, 9), heartbeat_age_s=4.0))
+    assert lag.state == STALLED
+    assert "heartbeat" in lag.reason
+
+
+def test_down_when_heartbeat_is_older_than_down_after() -> None:
+    tracker = LagTracker(Thresholds(down_after_s=5.0))
+    tracker.update(sample(0, part(0, 10, 9), heartbeat_age_s=5.5))
+    lag = tracker.update(sample(1, part(0, 10, 9), heartbeat_age_s=6.5))
+    assert lag.state == DOWN
+    assert "no heartbeat for 6.5s" in lag.reason
+
+
+def test_down_and_never_started_without_meta() -> None:
+    lag = LagTracker().update(sample(0, has_meta=False, heartbeat_age_s=None))
+    assert lag.state == DOWN
+    assert "never started" in lag.reason
+    assert lag.partitions == ()
+
+
+def test_no_partitions_assigned_is_idle() -> None:
+    tracker = LagTracker()
+    tracker.update(sample(0))
+    assert tracker.update(sample(1)).state == IDLE
+
+
+def test_services_are_tracked_apart() -> None:
+    tracker = LagTracker()
+    tracker.update(sample(0, part(0, 100, 50), service="order_entry"))
+    tracker.update(sample(0, part(0, 100, 99), service="portfolio"))
+    a = tracker.update(sample(1, part(0, 200, 50), service="order_entry"))
+    b = tracker.update(sample(1, part(0, 200, 199), service="portfolio"))
+    assert (a.state, b.state) == (STALLED, LIVE)
+
+
+def test_as_dict_is_json_ready() -> None:
+    tracker = LagTracker()
+    tracker.update(sample(0, part(0, 100, 50, ts_ns=T0)))
+    out = tracker.update(sample(1, part(0, 200, 150, ts_ns=T0))).as_dict()
+    assert out["state"] == LIVE
+    assert out["offset_lag"] == 49
+    assert out["partitions"][0]["apply_rate"] == pytest.approx(100.0)
+    assert set(out) >= {"service", "reason", "heartbeat_age_s", "time_lag_s", "worst_fresh"}
