@@ -8,7 +8,7 @@ symbols outside the interest cost one set lookup.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -77,6 +77,11 @@ class KeyFilter:
         self.wanted = {s.encode("ascii") for s in interest}
         self._valid: set[bytes] = set(self.wanted)
 
+    def unseen(self, records: Sequence[KafkaRecord]) -> list[KafkaRecord]:
+        """Records whose key is neither wanted nor already known to be a valid symbol."""
+        valid, wanted = self._valid, self.wanted
+        return [r for r in records if r.key not in wanted and r.key not in valid]
+
     def reason_if_bad(self, key: bytes | None) -> str | None:
         """None for a well-formed symbol key, else why it is not one."""
         if key is None:
@@ -93,51 +98,68 @@ class KeyFilter:
 
 
 def prepare(
-    partition_records: Mapping[int, Iterable[KafkaRecord]],
+    partition_records: Mapping[int, Sequence[KafkaRecord]],
     keys: KeyFilter,
     versions: dict[str, Version],
 ) -> PreparedBatch:
-    """Turn one fetch into a PreparedBatch; ``versions`` is updated with what is accepted."""
+    """Turn one fetch into a PreparedBatch; ``versions`` is updated with what is accepted.
+
+    Most records belong to symbols outside the interest, so they are handled in bulk (list
+    comprehensions over the keys); only records of interest, and keys never seen before, are
+    looked at one by one.
+    """
     out = PreparedBatch()
+    wanted = keys.wanted
     for partition, records in partition_records.items():
-        progress: PartitionProgress | None = None
-        for record in records:
-            out.received += 1
-            if progress is None:
-                progress = out.progress[partition] = PartitionProgress(
-                    record.offset, record.timestamp
-                )
-            progress.last_offset = record.offset
-            progress.kafka_ts_ms = record.timestamp
-            key = record.key
-            if key not in keys.wanted:
-                reason = keys.reason_if_bad(key)
-                if reason is None:
-                    out.filtered += 1
-                else:
+        if not records:
+            continue
+        last = records[-1]
+        progress = out.progress[partition] = PartitionProgress(last.offset, last.timestamp)
+        out.received += len(records)
+        mine = [r for r in records if r.key in wanted]
+        others = len(records) - len(mine)
+        if others:
+            for record in keys.unseen(records):
+                reason = keys.reason_if_bad(record.key)
+                if reason is not None:
+                    others -= 1
                     out.rejected.append(
-                        Rejected(partition, record.offset, key, record.value, reason)
+                        Rejected(partition, record.offset, record.key, record.value, reason)
                     )
-                continue
-            try:
-                quote = decode_quote(record.value or b"")
-            except SchemaError as exc:
-                out.rejected.append(Rejected(partition, record.offset, key, record.value, str(exc)))
-                continue
-            if quote.symbol.encode("ascii") != key:
-                reason = f"key {key!r} does not match symbol {quote.symbol!r}"
-                out.rejected.append(Rejected(partition, record.offset, key, record.value, reason))
-                continue
-            version = (quote.epoch, quote.seq)
-            cached = versions.get(quote.symbol)
-            if cached is not None and version <= cached:
-                out.stale += 1  # a duplicate, or older than what a snapshot gave us
-                continue
-            if cached is not None and quote.epoch == cached[0] and quote.seq > cached[1] + 1:
-                out.gaps.add(quote.symbol)
-            versions[quote.symbol] = version
-            if quote.symbol in out.quotes:
-                out.conflated += 1
-            out.quotes[quote.symbol] = (quote, record.value or b"")
-            progress.last_quote_ts_ns = quote.ts_ns
+            out.filtered += others
+        for record in mine:
+            _apply_record(out, partition, record, progress, versions)
+    if len(out.rejected) > 1:
+        out.rejected.sort(key=lambda r: (r.partition, r.offset))
     return out
+
+
+def _apply_record(
+    out: PreparedBatch,
+    partition: int,
+    record: KafkaRecord,
+    progress: PartitionProgress,
+    versions: dict[str, Version],
+) -> None:
+    key = record.key
+    try:
+        quote = decode_quote(record.value or b"")
+    except SchemaError as exc:
+        out.rejected.append(Rejected(partition, record.offset, key, record.value, str(exc)))
+        return
+    if key is None or quote.symbol.encode("ascii") != key:
+        reason = f"key {key!r} does not match symbol {quote.symbol!r}"
+        out.rejected.append(Rejected(partition, record.offset, key, record.value, reason))
+        return
+    version = (quote.epoch, quote.seq)
+    cached = versions.get(quote.symbol)
+    if cached is not None and version <= cached:
+        out.stale += 1  # a duplicate, or older than what a snapshot gave us
+        return
+    if cached is not None and quote.epoch == cached[0] and quote.seq > cached[1] + 1:
+        out.gaps.add(quote.symbol)
+    versions[quote.symbol] = version
+    if quote.symbol in out.quotes:
+        out.conflated += 1
+    out.quotes[quote.symbol] = (quote, record.value or b"")
+    progress.last_quote_ts_ns = quote.ts_ns
