@@ -107,10 +107,12 @@ class CachingConsumer:
                 deadline=time.monotonic() + self.settings.connect_timeout,
             )
             stored: dict[int, int] = {}
+            previous: frozenset[str] = frozenset()
             if existed:
                 stored = await self._store.load_offsets()
+                previous = await self._store.load_interest()
                 self._versions = await self._store.load_versions(self._wanted)
-            await self._reconcile(stored)
+            await self._reconcile(stored, previous)
             self.start_mode = self.start_mode or "resume"
             await self._store.client.hset(self.keys.meta, "start", self.start_mode)
         except BaseException:
@@ -345,14 +347,20 @@ class CachingConsumer:
 
     # -- filling the cache -----------------------------------------------------------------
 
-    async def _reconcile(self, stored: dict[int, int]) -> None:
-        """Move from the current interest and assignment to the wanted ones."""
+    async def _reconcile(
+        self, stored: dict[int, int], previous: frozenset[str] = frozenset()
+    ) -> None:
+        """Move from the current interest and assignment to the wanted ones.
+
+        ``stored`` and ``previous`` are what Redis held at start (offsets and interest of an
+        earlier run): symbols and partitions no longer wanted are evicted and forgotten too.
+        """
         wanted = self._wanted
         count = self.settings.partitions
         added = wanted - self._interest
-        removed = self._interest - wanted
+        removed = (self._interest | previous) - wanted
         new_parts = {partition_for(s, count) for s in wanted}
-        released = set(self._next) - new_parts
+        released = (set(self._next) | set(stored)) - new_parts
         for partition in new_parts & set(stored):
             self._next.setdefault(partition, stored[partition] + 1)
         for symbol in removed:

@@ -51,6 +51,10 @@ class QuoteStore:
         raw = await self.client.hgetall(self.keys.offsets)
         return {int(p): int(o) for p, o in raw.items()}
 
+    async def load_interest(self) -> frozenset[str]:
+        members = await self.client.smembers(self.keys.interest)
+        return frozenset(_text(m) for m in members)
+
     async def load_versions(self, symbols: Iterable[str]) -> dict[str, Version]:
         """(epoch, seq) of each cached quote among ``symbols``; a bad cached value is dropped."""
         names = list(symbols)

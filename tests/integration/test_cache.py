@@ -404,3 +404,24 @@ async def test_redis_restarted_under_a_running_cache_is_rebuilt(
 
 async def _rebuilt(cache: CachingConsumer) -> bool:
     return cache.counts["rebuilds"] >= 1
+
+
+async def test_restart_with_a_smaller_interest_evicts_what_is_no_longer_wanted(
+    kafka: KafkaSettings, redis_url: str, rprefix: str
+) -> None:
+    async with running_publisher(kafka, symbols=SYMBOLS, rate=3000) as (publisher, stop):
+        await asyncio.sleep(0.5)
+        settings = cache_settings(kafka, redis_url, rprefix)
+        async with CachingConsumer(settings, service="oe", interest=INTEREST):
+            await asyncio.sleep(0.3)
+        kept = INTEREST[:1]
+        async with CachingConsumer(settings, service="oe", interest=kept) as cache:
+            assert set(await cached_raw(redis_url, rprefix)) <= set(kept)
+            reader = QuoteReader.from_url(redis_url, prefix=rprefix)
+            assert set(await reader.partitions()) == {partition_for(kept[0], kafka.partitions)}
+            await reader.aclose()
+            stop.set()
+            await asyncio.sleep(0.2)
+            want = truth(publisher, kept)
+            await eventually(lambda: _equals(redis_url, rprefix, want), what="the one symbol kept")
+            assert cache.assigned_partitions == {partition_for(kept[0], kafka.partitions)}
