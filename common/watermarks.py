@@ -16,19 +16,18 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable
-from types import TracebackType
-from typing import Self
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from common.errors import BrokerUnavailableError
 from common.kafka import with_backoff
+from common.lifecycle import Lifecycle
 
 _TAIL_FETCH_TIMEOUT_S = 1.0
 
 
-class WatermarkReader:
+class WatermarkReader(Lifecycle):
     def __init__(self, bootstrap: str, *, connect_timeout: float = 20.0) -> None:
         self.bootstrap = bootstrap
         self._connect_timeout = connect_timeout
@@ -113,15 +112,3 @@ class WatermarkReader:
         await asyncio.sleep(0)
         consumer.assign([])
         return exact
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()

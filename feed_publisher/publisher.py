@@ -13,13 +13,12 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Self
 
 import numpy as np
 from aiokafka import AIOKafkaProducer
 
 from common.kafka import ensure_topics, market_data_topics, with_backoff
+from common.lifecycle import Lifecycle
 from common.metrics import LatencyHistogram
 from common.partitioner import partition_for
 from feed_publisher.config import PublisherConfig
@@ -43,7 +42,7 @@ class PublisherStats:
     lateness_p99_ms: float
 
 
-class Publisher:
+class Publisher(Lifecycle):
     def __init__(self, config: PublisherConfig) -> None:
         self.config = config
         self.seed = config.seed if config.seed is not None else secrets.randbits(32)
@@ -164,15 +163,3 @@ class Publisher:
             elapsed_s=time.monotonic() - self._started_at if self._started_at else 0.0,
             lateness_p99_ms=self.lateness.percentiles().p99_ms,
         )
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()

@@ -21,7 +21,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 import redis.exceptions
@@ -36,6 +36,7 @@ from common.cache.snapshots import Snapshot, SnapshotClient
 from common.cache.store import QuoteStore
 from common.errors import CacheUnavailableError
 from common.kafka import TopicSpec, ensure_topics, market_data_topics, with_backoff
+from common.lifecycle import Lifecycle
 from common.partitioner import partition_for
 from common.schema import Quote
 
@@ -54,7 +55,7 @@ _COMMIT_TIMEOUT_S = 2.0
 AppliedHook = Callable[[PreparedBatch, int], None]
 
 
-class CachingConsumer:
+class CachingConsumer(Lifecycle):
     def __init__(
         self,
         settings: CacheSettings,
@@ -187,13 +188,6 @@ class CachingConsumer:
             await self._commit()  # the final position, bounded like every commit
         await self._stack.aclose()
         self._consumer = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     async def wait(self) -> None:
         """Until the consuming task ends (it ends only by stop() or an unexpected error)."""

@@ -17,10 +17,10 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Self
+from typing import IO
 
 from common.errors import RuntimeStartError
+from common.lifecycle import Lifecycle
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
-class ChildProcess:
+class ChildProcess(Lifecycle):
     """A server child process with a log file, a readiness probe and an idempotent stop."""
 
     def __init__(
@@ -148,18 +148,6 @@ class ChildProcess:
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
 
 async def tcp_accepts(host: str, port: int) -> bool:

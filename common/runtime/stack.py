@@ -10,10 +10,10 @@ import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Self, TypeVar
+from typing import TypeVar
 
 from common.errors import RuntimeStartError
+from common.lifecycle import Lifecycle
 from common.runtime.process import ChildProcess
 from common.runtime.servers import EmbeddedBroker, EmbeddedRedis
 
@@ -41,7 +41,7 @@ async def start_on_free_port(make: Callable[[], P]) -> P:
     raise error
 
 
-class EmbeddedStack:
+class EmbeddedStack(Lifecycle):
     """A broker and per-service Redis servers, all children of this process."""
 
     def __init__(
@@ -94,15 +94,3 @@ class EmbeddedStack:
     async def stop(self) -> None:
         """Stop every server in reverse start order. Safe to call twice."""
         await self._stack.aclose()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
