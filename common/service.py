@@ -3,23 +3,46 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from common.cli import EXIT_OK, install_stop_signals
 
 
-async def run_until_stopped(work: Awaitable[None]) -> int:
-    """Wait for SIGINT/SIGTERM or for ``work`` to end; an error in ``work`` propagates."""
+class Service(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+async def serve(service: Service, work: Callable[[], Awaitable[None]]) -> int:
+    """Start ``service``, wait for SIGINT/SIGTERM or for ``work()`` to end, stop it.
+
+    Signal handlers go in before start-up, so a stop request during a slow start (a snapshot,
+    a broker that is still coming up) is a clean exit too, not the default signal death.
+    An error in ``work`` propagates after the service is stopped.
+    """
     stop = asyncio.Event()
     install_stop_signals(stop)
-    task = asyncio.ensure_future(work)
-    stopper = asyncio.create_task(stop.wait())
+    starting = asyncio.ensure_future(service.start())
+    stopper = asyncio.ensure_future(stop.wait())
     try:
+        await asyncio.wait([starting, stopper], return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
+            return EXIT_OK
+        starting.result()  # a failed start raises here
+        task = asyncio.ensure_future(work())
         await asyncio.wait([task, stopper], return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stopper.cancel()
         if not task.done():
             task.cancel()
-    if task.done() and not task.cancelled():
-        task.result()  # re-raise what made the service stop on its own
-    return EXIT_OK
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        elif not task.cancelled():
+            task.result()  # re-raise what made the service stop on its own
+        return EXIT_OK
+    finally:
+        stopper.cancel()
+        await service.stop()

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import feed_publisher.cli
+import marketfeed.bench.consumers
 import marketfeed.bench.publisher
 import marketfeed.lag
 import marketfeed.quote
@@ -71,6 +72,13 @@ COMMANDS = [
 
 # `marketfeed bench WHAT`: one benchmark per component.
 BENCHES = [
+    Command(
+        "consumers",
+        "consumer lag, publish->readable latency and throughput: the caching consumer beside "
+        "a naive one and a bare consume loop",
+        marketfeed.bench.consumers.configure,
+        marketfeed.bench.consumers.run,
+    ),
     Command(
         "publisher",
         "publisher throughput beside a bare aiokafka send() loop, acknowledged msg/s",

@@ -9,7 +9,7 @@ from common.cli import OneLineParser, run_async
 from common.config import add_arguments, build
 from common.errors import ConfigError
 from common.logs import setup_logging
-from common.service import run_until_stopped
+from common.service import serve
 from common.symbols import load_symbols
 from order_entry.config import OrderEntryConfig
 from order_entry.service import OrderEntryService
@@ -30,8 +30,8 @@ async def run(args: argparse.Namespace) -> int:
     if not tradable:
         raise ConfigError("--tradable: no tradable symbols given (--tradable or --tradable-file)")
     setup_logging(config.log_level)
-    async with OrderEntryService(config, tradable=tradable) as service:
-        return await run_until_stopped(service.wait())
+    service = OrderEntryService(config, tradable=tradable)
+    return await serve(service, service.wait)
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "order_entry") -> int:

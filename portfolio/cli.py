@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from common.cli import OneLineParser, run_async
 from common.config import add_arguments, build
 from common.logs import setup_logging
-from common.service import run_until_stopped
+from common.service import serve
 from common.symbols import load_symbols
 from portfolio.config import PortfolioConfig
 from portfolio.service import PortfolioService
@@ -28,8 +28,8 @@ async def run(args: argparse.Namespace) -> int:
     config = build(PortfolioConfig, args)
     watchlist = load_symbols(config.watchlist, config.watchlist_file, flag="--watchlist")
     setup_logging(config.log_level)
-    async with PortfolioService(config, watchlist=watchlist) as service:
-        return await run_until_stopped(service.wait())
+    service = PortfolioService(config, watchlist=watchlist)
+    return await serve(service, service.wait)
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "portfolio") -> int:

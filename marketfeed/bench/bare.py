@@ -1,0 +1,83 @@
+"""The ceiling: a bare aiokafka consume loop over every quote partition. No decoding, no Redis.
+
+What it measures is what the client library and the broker can deliver on this machine; the
+other consumers are compared with it. Its latency is publish -> fetched, from the Kafka record
+timestamp (millisecond resolution, so it reads up to 1 ms high), since it decodes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+import numpy as np
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from common.kafka import with_backoff
+from common.topics import Topics
+from marketfeed.bench.params import WorkerParams
+from marketfeed.bench.tracking import ConsumerRole, ConsumerTracker
+
+
+async def open_at_end(
+    params: WorkerParams, client_id: str, tracker: ConsumerTracker
+) -> AIOKafkaConsumer:
+    """A consumer of every quote partition, positioned at the end (no group: nothing to join)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=params.bootstrap,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=params.fetch_max_wait_ms,
+        client_id=client_id,
+    )
+    await with_backoff(
+        client_id, consumer.start, bootstrap=params.bootstrap, timeout=params.connect_timeout
+    )
+    topic = Topics(prefix=params.topic_prefix).quotes
+    tps = [TopicPartition(topic, p) for p in range(params.partitions)]
+    consumer.assign(tps)
+    await consumer.seek_to_end(*tps)
+    # The broker's "end" may be a little short of the true end (Tansu's ListOffsets answers the
+    # start of the last record batch); the warm-up consumes the difference.
+    for tp in tps:
+        tracker.positions[tp.partition] = await consumer.position(tp)
+    return consumer
+
+
+class BareRole(ConsumerRole):
+    def __init__(self, params: WorkerParams) -> None:
+        super().__init__(params)
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def _start(self) -> list[int]:
+        self._consumer = await open_at_end(self.params, "bench-bare", self.tracker)
+        self._task = asyncio.create_task(self._run(self._consumer), name="bare")
+        return list(range(self.params.partitions))
+
+    async def _run(self, consumer: AIOKafkaConsumer) -> None:
+        tracker = self.tracker
+        while True:
+            batches = await consumer.getmany(timeout_ms=200)
+            now_ns = time.time_ns()
+            for tp, records in batches.items():
+                last = records[-1]
+                tracker.done(tp.partition, last.offset, last.timestamp)
+                tracker.counts["received"] += len(records)
+                stamps = np.fromiter((r.timestamp for r in records), np.int64, len(records))
+                tracker.latencies_ns(now_ns, stamps * 1_000_000)
+
+    def check(self) -> None:
+        if self._task is not None and self._task.done():
+            self._task.result()
+            raise RuntimeError("the consume loop ended")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            await consumer.stop()

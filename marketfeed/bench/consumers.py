@@ -1,0 +1,75 @@
+"""``marketfeed bench consumers``: consumer lag, latency and throughput, side by side.
+
+On one feed in one run, three consumers of the quote topic, each in its own process:
+
+- caching: the project's CachingConsumer, following the first ``interest`` x symbols;
+- naive: every partition, decode every record, one awaited Redis SET per record (the baseline);
+- bare: an aiokafka consume loop with no decoding and no Redis (the ceiling).
+
+The publisher runs in a process of its own. For each rate and consumer: the publisher's
+achieved rate and lateness; publish -> readable latency; offset and time lag over the step
+and whether it stayed bounded; the share of the feed fetched and decoded, and conflation;
+then a pause of the consumers (together) and each one's catch-up time and rate. Then the
+highest rate each sustained, ratios between them, and ``get quote`` latency beside a raw GET.
+
+Each rate step runs on topics of its own, with a publisher and consumers started for it (the
+same seed, so the same ticks). Why: the embedded broker (Tansu 0.6.0, memory engine) spends
+time on every fetch in proportion to the record batches a partition holds, and the publisher
+sends small batches at moderate rates, so a topic gets slower to read the longer it is written
+(measured here: one bare consumer at 10k msg/s falls behind within about ten seconds on one
+topic, while a fresh topic beside it starts fast). On one topic for the whole run, each step
+would measure how much the steps before it had published. See marketfeed.bench.schedule for
+a step's phases, and _retire for which consumers are not run at higher rates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from common.cli import EXIT_OK, OneLineParser, run_async
+from common.config import add_arguments, build
+from common.logs import setup_logging
+from marketfeed.bench.progress import StepProgress
+from marketfeed.bench.report import render_markdown, write_outputs
+from marketfeed.bench.runner import measure
+from marketfeed.bench.settings import ConsumersBenchConfig, prepare_out
+
+PROG = "marketfeed bench consumers"
+DESCRIPTION = (
+    "Consumer lag, publish->readable latency and throughput of the caching consumer beside a "
+    "naive consumer and a bare consume loop, on one feed stepped through rates."
+)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_arguments(parser, ConsumersBenchConfig)
+
+
+async def run(args: argparse.Namespace) -> int:
+    config = build(ConsumersBenchConfig, args).effective()
+    setup_logging(config.log_level)
+    if config.out is not None:
+        prepare_out(config.out)
+    progress = StepProgress(len(config.rates))
+    try:
+        results = await measure(config, progress)
+    finally:
+        progress.close()
+    print(render_markdown(results), end="", flush=True)
+    if config.out is not None:
+        for note in write_outputs(results, config.out):
+            print(note, file=sys.stderr)
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = OneLineParser(prog=PROG, description=DESCRIPTION)
+    configure(parser)
+    args = parser.parse_args(argv)
+    return run_async(PROG, lambda: run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""``python -m marketfeed.bench.worker ROLE PARAMS``: one process of the consumer benchmark.
+
+ROLE is ``publisher``, ``caching``, ``naive`` or ``bare``; PARAMS is a WorkerParams as JSON.
+The benchmark drives it over stdin/stdout, one line of JSON each way, one request at a time:
+
+- once started, the worker prints ``{"ready": true, ...}``, or ``{"ready": false, "error": ...}``
+  and exits 1 (broker or Redis unreachable);
+- each request ``{"id": N, "cmd": C, ...}`` gets ``{"id": N, "ok": true, ...}``, or ``"ok": false``
+  with an ``error`` for a request it does not understand;
+- ``stop``, stdin closing (the benchmark is gone) or SIGTERM/SIGINT stop it in order; the
+  answer to ``stop`` is its last line.
+
+If the role itself fails (its consume loop died) the worker exits with the traceback on stderr
+rather than answering: the benchmark sees the exit and says which worker it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TextIO
+
+from common.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, install_stop_signals
+from common.errors import MarketfeedError
+from common.logs import setup_logging
+from marketfeed.bench.bare import BareRole
+from marketfeed.bench.caching import CachingRole
+from marketfeed.bench.feed import FeedRole
+from marketfeed.bench.naive import NaiveRole
+from marketfeed.bench.params import WorkerParams
+
+
+class Role(Protocol):
+    async def start(self) -> dict[str, Any]: ...
+    async def handle(self, cmd: str, args: dict[str, Any]) -> dict[str, Any]: ...
+    async def stop(self) -> None: ...
+
+
+ROLE_TYPES: dict[str, Callable[[WorkerParams], Role]] = {
+    "publisher": FeedRole,
+    "caching": CachingRole,
+    "naive": NaiveRole,
+    "bare": BareRole,
+}
+
+
+class _Channel:
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+
+    def say(self, message: dict[str, Any]) -> None:
+        self._out.write(json.dumps(message) + "\n")
+        self._out.flush()
+
+
+async def _stdin() -> asyncio.StreamReader:
+    reader = asyncio.StreamReader(limit=1 << 20)
+    loop = asyncio.get_running_loop()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    return reader
+
+
+async def _next_line(reader: asyncio.StreamReader, stop: asyncio.Event) -> bytes | None:
+    """The next request, or None once stdin closed or a stop signal came."""
+    read = asyncio.ensure_future(reader.readline())
+    stopped = asyncio.ensure_future(stop.wait())
+    done, pending = await asyncio.wait({read, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    if read in done and read.result():
+        return read.result()
+    return None
+
+
+async def serve(role: Role, channel: _Channel) -> int:
+    stop = asyncio.Event()
+    install_stop_signals(stop)
+    try:
+        try:
+            info = await role.start()
+        except MarketfeedError as exc:
+            channel.say({"ready": False, "error": str(exc)})
+            return EXIT_FAILURE
+        channel.say({"ready": True, **info})
+        requests = await _stdin()
+        while (line := await _next_line(requests, stop)) is not None:
+            request = json.loads(line)
+            ident, cmd = request.get("id"), str(request.get("cmd"))
+            if cmd == "stop":
+                await role.stop()
+                channel.say({"id": ident, "ok": True})
+                break
+            try:
+                answer = await role.handle(cmd, request)
+            except ValueError as exc:
+                channel.say({"id": ident, "ok": False, "error": str(exc)})
+                continue
+            channel.say({"id": ident, "ok": True, **answer})
+    finally:
+        await role.stop()
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 2 or args[0] not in ROLE_TYPES:
+        print(f"usage: python -m marketfeed.bench.worker {{{','.join(ROLE_TYPES)}}} PARAMS_JSON")
+        return EXIT_USAGE
+    params = WorkerParams.from_json(args[1])
+    setup_logging(params.log_level)
+    # The protocol gets stdout to itself: anything else printed goes to stderr.
+    channel = _Channel(os.fdopen(os.dup(1), "w", buffering=1))
+    os.dup2(2, 1)
+    return asyncio.run(serve(ROLE_TYPES[args[0]](params), channel))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,222 @@
+"""The consumer benchmark's pure parts: its flags, lag verdicts, parsing and report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from common.config import build
+from common.errors import ConfigError
+from marketfeed.bench import consumers
+from marketfeed.bench.getquote import parse_redis_benchmark_csv
+from marketfeed.bench.lag import Lag, caught_up_level, lag_stats
+from marketfeed.bench.plots import _pauses
+from marketfeed.bench.report import render_markdown
+from marketfeed.bench.results import (
+    CatchUp,
+    ConsumerStep,
+    GetQuote,
+    LatencyPair,
+    PublisherStep,
+    Results,
+    Step,
+    Timeline,
+)
+from marketfeed.bench.settings import ConsumersBenchConfig, parse_rates
+from marketfeed.bench.summary import summarise
+
+
+def _lags(offsets: list[int]) -> list[Lag]:
+    return [Lag(offset=o, time_ms=o / 10, done=0, published=0) for o in offsets]
+
+
+def test_rates_parse_numbers_and_max() -> None:
+    assert parse_rates(["1000", " max ", "2_500", "1e4"]) == (1000.0, None, 2500.0, 10000.0)
+
+
+@pytest.mark.parametrize("bad", ["0", "-5", "abc", "inf", "nan", ""])
+def test_a_bad_rate_is_a_config_error(bad: str) -> None:
+    with pytest.raises(ConfigError, match="--rates"):
+        parse_rates([bad])
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--rates", "1000,0"], "--rates"),
+        (["--rates=-5,1000"], "--rates"),
+        (["--interest", "0"], "--interest"),
+        (["--interest", "1.5"], "--interest"),
+        (["--consumers", "caching,fancy"], "--consumers"),
+        (["--duration", "0"], "--duration"),
+        (["--pause", "-1"], "--pause"),
+    ],
+)
+def test_bad_flags_give_one_line_and_exit_2(
+    flags: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert consumers.main(flags) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith(f"{consumers.PROG}: {message}")
+
+
+def test_an_out_dir_that_cannot_be_written_is_refused_before_anything_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert consumers.main(["--out", str(blocker / "results")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "--out" in err[0]
+    assert "cannot write" in err[0]
+
+
+def test_interest_one_is_every_symbol_and_smoke_shortens_the_run() -> None:
+    config = build(ConsumersBenchConfig, {"interest": "1", "symbols": "300"}, environ={})
+    assert config.interest_count == 300
+    smoke = build(ConsumersBenchConfig, {"smoke": True, "rates": "1,2,3"}, environ={}).effective()
+    assert smoke.rates == ("500", "2000")
+    assert smoke.symbols == 200
+    assert smoke.plan().rates == (500.0, 2000.0)
+
+
+def test_a_steady_lag_is_bounded() -> None:
+    stats = lag_stats(_lags([100, 120, 90, 110, 100, 130, 95, 105, 100, 115]), 10_000, 1.0)
+    assert stats.bounded
+    assert stats.offset_max == 130
+    assert stats.start_s == pytest.approx(0.011, abs=0.002)
+
+
+def test_a_growing_lag_is_not_bounded_even_below_the_bound() -> None:
+    # 0.07 s of feed more every sample: 0.7 s over the window, more than half of 1 s.
+    stats = lag_stats(_lags([700 * i for i in range(11)]), 10_000, 1.0)
+    assert stats.end_s < 1.0
+    assert not stats.bounded
+
+
+def test_a_lag_above_the_bound_is_not_bounded_even_if_flat() -> None:
+    assert not lag_stats(_lags([20_000] * 10), 10_000, 1.0).bounded
+
+
+def test_caught_up_means_back_near_the_steady_level() -> None:
+    assert caught_up_level(_lags([1000] * 5), 10_000) == 1000
+    assert caught_up_level(_lags([0] * 5), 10_000) == 1000  # 100 ms of feed
+    assert caught_up_level(_lags([0] * 5), 10) == 50
+
+
+def test_redis_benchmark_csv_with_and_without_latency_columns() -> None:
+    redis7 = (
+        '"test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms",'
+        '"p99_latency_ms","max_latency_ms"\n"GET","31000.00","0.030","0.016","0.031","0.039",'
+        '"0.063","0.455"\n'
+    )
+    pair = parse_redis_benchmark_csv(redis7)
+    assert pair is not None
+    assert pair.p50_us == pytest.approx(31)
+    assert pair.p99_us == pytest.approx(63)
+    assert parse_redis_benchmark_csv('"test","rps"\n"GET","31000.00"\n') is None
+
+
+def test_pauses_are_found_in_the_phases_of_a_timeline() -> None:
+    timeline = Timeline(
+        t=[0, 1, 2, 3, 4, 5, 6],
+        phase=["measure", "pause", "pause", "catch-up", "catch-up", "pause", "pause"],
+    )
+    assert _pauses(timeline) == [(1, 3), (5, 6)]
+
+
+def _latency(p50: float) -> dict[str, float]:
+    keys = ["p50_ms", "p90_ms", "p99_ms", "p99.9_ms", "max_ms"]
+    return {"count": 100, **{key: (i + 1) * p50 for i, key in enumerate(keys)}}
+
+
+def _consumer(name: str, *, bounded: bool, p50: float, catch_up: float | None) -> ConsumerStep:
+    stats = lag_stats(
+        _lags([100] * 5 if bounded else [100, 5000, 10_000, 20_000, 30_000]), 10_000, 1
+    )
+    return ConsumerStep(
+        consumer=name,
+        measured=True,
+        consumed_rate=9000,
+        feed_rate=9000,
+        latency_ms=_latency(p50),
+        lag=stats,
+        received=90_000,
+        decoded=9000,
+        applied=8000,
+        conflated=1000,
+        partitions=16,
+        fetched_share=1.0,
+        decoded_share=0.1,
+        conflation=0.11 if name == "caching" else None,
+        cpu=0.3,
+        catch_up=None
+        if catch_up is None
+        else CatchUp(10.0, 90_000, True, 10 / catch_up, 9000 * catch_up, catch_up, 9000),
+    )
+
+
+def _step(rate: float | None, members: dict[str, ConsumerStep]) -> Step:
+    return Step(
+        label="max" if rate is None else f"{rate:,.0f}",
+        target_rate=rate,
+        duration_s=10,
+        publisher=PublisherStep(
+            rate or 80_000, 0.9 * (rate or 80_000), _latency(0.5) if rate else None, 0, 0.9
+        ),
+        servers_cpu={"broker": 0.4},
+        consumers=members,
+        timeline=Timeline(),
+    )
+
+
+def test_the_report_states_ratios_and_targets_from_the_steps() -> None:
+    results = Results(
+        config={
+            "consumers": ["caching", "naive", "bare"],
+            "symbols": 1000,
+            "partitions": 16,
+            "interest": 0.1,
+            "duration": 10,
+            "warmup": 2,
+            "pause": 10,
+            "fetch_max_wait_ms": 5,
+            "linger_ms": 2,
+        },
+        environment={"cpus": 2, "broker": "embedded"},
+    )
+    retired = ConsumerStep(consumer="naive", measured=False, note="retired: lag unbounded")
+    everyone = ("caching", "naive", "bare")
+    at_1k = {n: _consumer(n, bounded=True, p50=2, catch_up=6) for n in everyone}
+    at_10k = {
+        "caching": _consumer("caching", bounded=True, p50=2.5, catch_up=8),
+        "naive": _consumer("naive", bounded=False, p50=900, catch_up=None),
+        "bare": _consumer("bare", bounded=True, p50=1, catch_up=9),
+    }
+    at_50k = {
+        "caching": _consumer("caching", bounded=True, p50=4, catch_up=5.5),
+        "naive": retired,
+        "bare": _consumer("bare", bounded=True, p50=1, catch_up=7),
+    }
+    results.steps = [_step(1000, at_1k), _step(10_000, at_10k), _step(50_000, at_50k)]
+    results.get_quote = GetQuote("AAAA", 100, LatencyPair(80, 200), LatencyPair(60, 150), None, "n")
+    results.summary = summarise(results)
+
+    sustained = results.summary["sustained"]
+    assert sustained["naive"]["step"] == "1,000"
+    assert sustained["naive"]["first_unbounded"] == "10,000"
+    assert sustained["caching"]["lower_bound"]
+    ratio = results.summary["ratios"]["caching_vs_naive"]
+    assert ratio["value"] == pytest.approx(50)
+    assert ratio["at_least"]
+    verdicts = [t["met"] for t in results.summary["targets"]]
+    assert verdicts == [True, True, True]
+
+    text = render_markdown(results)
+    assert "retired: lag unbounded" in text
+    assert ">= 50.0x" in text
+    assert "unthrottled" not in text
+    assert "1.33x" in text  # get quote p50 over the raw GET's
