@@ -67,11 +67,14 @@ class WatermarkReader(Lifecycle):
         if consumer is None:
             raise RuntimeError("WatermarkReader not started")
         try:
-            await consumer.topics()  # refreshes metadata, so new topics and partitions appear
+            # consumer.topics() fetches fresh metadata but does not update the view that
+            # partitions_for_topic() reads, so a topic created after start() would stay
+            # invisible; read the partitions from the fresh metadata itself.
+            cluster = await consumer._client.fetch_all_metadata()
             tps = [
                 TopicPartition(topic, p)
                 for topic in topics
-                for p in sorted(consumer.partitions_for_topic(topic) or ())
+                for p in sorted(cluster.partitions_for_topic(topic) or ())
             ]
             if not tps:
                 return {}
