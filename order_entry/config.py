@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.cache import CacheSettings
-from common.config import known_log_level, setting
+from common.config import in_range, known_log_level, positive, setting
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -14,3 +14,19 @@ class OrderEntryConfig(CacheSettings):
     tradable: tuple[str, ...] = setting((), help="tradable symbols, comma-separated")
     tradable_file: Path | None = setting(None, help="file of tradable symbols, one per line")
     log_level: str = setting("INFO", help="log level", check=known_log_level)
+    max_qty: int = setting(100_000, help="largest quantity one order may have", check=positive)
+    limit_band: float = setting(
+        0.10,
+        help="a limit price further than this fraction from the mid is rejected (fat finger)",
+        check=in_range(0.0001, 10.0),
+    )
+    rebalance_timeout: float = setting(
+        3.0,
+        help="seconds the order group's rebalance may take; a first join waits about this long",
+        check=positive,
+    )
+    order_memory: float = setting(
+        7 * 86400.0,
+        help="seconds an order id is remembered, so that a duplicate is recognised",
+        check=positive,
+    )

@@ -15,6 +15,20 @@ from common.schema.codec import SCHEMA_VERSION, SUPPORTED_VERSIONS, pack, unpack
 from common.schema.deadletter import DEAD_LETTER_TYPE, DeadLetter
 from common.schema.fields import SYMBOL_MAX_LEN, check_symbol
 from common.schema.market import QUOTE_TYPE, TRADE_TYPE, Quote, Trade, quote_wire, trade_wire
+from common.schema.orders import (
+    NEW_ORDER_TYPE,
+    ORDER_ACCEPTED_TYPE,
+    ORDER_CANCELLED_TYPE,
+    ORDER_FILLED_TYPE,
+    ORDER_REJECTED_TYPE,
+    NewOrder,
+    OrderAccepted,
+    OrderCancelled,
+    OrderEvent,
+    OrderFilled,
+    OrderRejected,
+    TerminalEvent,
+)
 from common.schema.snapshot import (
     MAX_QUOTES_PER_PART,
     SNAPSHOT_REPLY_TYPE,
@@ -25,7 +39,18 @@ from common.schema.snapshot import (
 
 M = TypeVar("M")
 
-Message = Quote | Trade | SnapshotRequest | SnapshotReply | DeadLetter
+Message = (
+    Quote
+    | Trade
+    | SnapshotRequest
+    | SnapshotReply
+    | DeadLetter
+    | NewOrder
+    | OrderAccepted
+    | OrderRejected
+    | OrderFilled
+    | OrderCancelled
+)
 
 _READERS: dict[str, Callable[[Mapping[str, Any]], Message]] = {
     QUOTE_TYPE: Quote.from_wire,
@@ -33,6 +58,11 @@ _READERS: dict[str, Callable[[Mapping[str, Any]], Message]] = {
     SNAPSHOT_REQUEST_TYPE: SnapshotRequest.from_wire,
     SNAPSHOT_REPLY_TYPE: SnapshotReply.from_wire,
     DEAD_LETTER_TYPE: DeadLetter.from_wire,
+    NEW_ORDER_TYPE: NewOrder.from_wire,
+    ORDER_ACCEPTED_TYPE: OrderAccepted.from_wire,
+    ORDER_REJECTED_TYPE: OrderRejected.from_wire,
+    ORDER_FILLED_TYPE: OrderFilled.from_wire,
+    ORDER_CANCELLED_TYPE: OrderCancelled.from_wire,
 }
 
 
@@ -78,4 +108,11 @@ __all__ = [
     "pack",
     "quote_wire",
     "trade_wire",
+    "NewOrder",
+    "OrderAccepted",
+    "OrderCancelled",
+    "OrderEvent",
+    "OrderFilled",
+    "OrderRejected",
+    "TerminalEvent",
 ]

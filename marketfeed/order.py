@@ -1,0 +1,181 @@
+"""``marketfeed order buy|sell SYM QTY``: send one order and wait for its outcome.
+
+Request/response over Kafka with the order id as correlation id: the events of an order are
+keyed by its symbol like the command, so they land on the one partition of ``orders.events``
+that holds the symbol. That partition is read from its end, positioned *before* the command is
+sent so that the answer cannot be missed; events of other orders are skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from common.cli import EXIT_FAILURE, EXIT_OK
+from common.config import add_arguments, build, positive, setting
+from common.errors import ConfigError, SchemaError
+from common.kafka import KafkaSettings, TopicSpec, ensure_topics, with_backoff
+from common.partitioner import partition_for
+from common.schema import NewOrder, OrderEvent, decode
+from common.schema.orders import (
+    TERMINAL_EVENTS,
+    OrderAccepted,
+    OrderCancelled,
+    OrderFilled,
+    OrderRejected,
+)
+from common.topics import symbol_key
+from marketfeed.targets import TargetSettings
+
+SIDES = {"buy": "B", "sell": "S"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderSettings(TargetSettings):
+    limit: float | None = setting(
+        None, help="limit price (immediate-or-cancel); without it a market order", check=positive
+    )
+    account: str = setting("cli", help="account the order is for")
+    timeout: float = setting(10.0, help="seconds to wait for the outcome", check=positive)
+    json: bool = setting(False, help="print the events as JSON")
+
+    def kafka(self) -> KafkaSettings:
+        """The broker and topic layout: flags if ``--bootstrap`` is given, else the running up."""
+        if self.bootstrap is not None:
+            return KafkaSettings(
+                bootstrap=self.bootstrap,
+                topic_prefix=self.topic_prefix or "",
+                partitions=self.partitions or 16,
+                connect_timeout=self.timeout,
+            )
+        target = self.resolve()
+        return KafkaSettings(
+            bootstrap=target.bootstrap,
+            topic_prefix=target.topic_prefix,
+            partitions=target.partitions,
+            connect_timeout=self.timeout,
+        )
+
+
+async def place(order: NewOrder, kafka: KafkaSettings, timeout: float) -> list[OrderEvent]:
+    """Send ``order`` and return its events up to the terminal one ([] if none in time)."""
+    topics = kafka.topics
+    # Creates nothing when order_entry runs; refuses a partition count that would break routing.
+    await ensure_topics(
+        kafka,
+        [
+            TopicSpec(topics.orders_commands, kafka.partitions),
+            TopicSpec(topics.orders_events, kafka.partitions),
+        ],
+    )
+    deadline = time.monotonic() + timeout
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka.bootstrap, enable_auto_commit=False, client_id="marketfeed-order"
+    )
+    producer = AIOKafkaProducer(
+        bootstrap_servers=kafka.bootstrap, acks="all", client_id="marketfeed-order"
+    )
+    await with_backoff("order", consumer.start, bootstrap=kafka.bootstrap, timeout=timeout)
+    try:
+        tp = TopicPartition(topics.orders_events, partition_for(order.symbol, kafka.partitions))
+        consumer.assign([tp])
+        await consumer.seek_to_end(tp)
+        await consumer.position(tp)  # resolve the end now, before the command exists
+        await with_backoff("order", producer.start, bootstrap=kafka.bootstrap, timeout=timeout)
+        try:
+            await producer.send_and_wait(
+                topics.orders_commands, order.encode(), key=symbol_key(order.symbol)
+            )
+        finally:
+            await producer.stop()
+        events: list[OrderEvent] = []
+        while (left := deadline - time.monotonic()) > 0:
+            batches = await consumer.getmany(tp, timeout_ms=int(min(left, 0.5) * 1000))
+            for record in batches.get(tp, []):
+                try:
+                    event = decode(record.value)
+                except SchemaError:
+                    continue  # not ours to judge; order_entry dead-letters what it cannot use
+                if not isinstance(event, OrderEvent) or event.order_id != order.order_id:
+                    continue
+                events.append(event)
+                if isinstance(event, TERMINAL_EVENTS):
+                    return events
+        return events
+    finally:
+        await consumer.stop()
+
+
+def describe(event: OrderEvent) -> str:
+    if isinstance(event, OrderAccepted):
+        side = "buy" if event.side == "B" else "sell"
+        return f"ACCEPTED  {side} {event.qty} {event.symbol} for {event.account}"
+    if isinstance(event, OrderFilled):
+        side = "bought" if event.side == "B" else "sold"
+        return f"FILLED    {side} {event.qty} {event.symbol} at {event.price:.4f}"
+    if isinstance(event, OrderCancelled):
+        return f"CANCELLED {event.symbol}: {event.text}"
+    assert isinstance(event, OrderRejected)
+    return f"REJECTED  {event.symbol or '-'}: {event.reason}: {event.text}"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("side", choices=sorted(SIDES), help="buy or sell")
+    parser.add_argument("symbol", metavar="SYMBOL", help="symbol to trade")
+    parser.add_argument("qty", metavar="QTY", help="quantity, a whole number > 0")
+    add_arguments(parser, OrderSettings)
+
+
+def new_order(side: str, symbol: str, qty: str, settings: OrderSettings) -> NewOrder:
+    try:
+        quantity = int(qty)
+    except ValueError:
+        raise ConfigError(f"QTY: must be a whole number, got {qty!r}") from None
+    try:
+        return NewOrder(
+            order_id=uuid.uuid4().hex,
+            account=settings.account,
+            symbol=symbol,
+            side=SIDES[side],
+            qty=quantity,
+            limit=settings.limit,
+            ts_ns=time.time_ns(),
+        )
+    except SchemaError as exc:
+        raise ConfigError(f"order: {exc}") from None
+
+
+async def run(args: argparse.Namespace) -> int:
+    side, symbol, qty = args.side, args.symbol, args.qty
+    del args.side, args.symbol, args.qty
+    settings = build(OrderSettings, args)
+    order = new_order(side, symbol, qty, settings)
+    sent = time.monotonic()
+    events = await place(order, settings.kafka(), settings.timeout)
+    elapsed_ms = (time.monotonic() - sent) * 1000
+    terminal = events[-1] if events and isinstance(events[-1], TERMINAL_EVENTS) else None
+    if settings.json:
+        out: dict[str, Any] = {
+            "order_id": order.order_id,
+            "events": [{"type": e.TYPE, **asdict(e)} for e in events],
+            "timed_out": terminal is None,
+            "elapsed_ms": round(elapsed_ms, 1),
+        }
+        print(json.dumps(out, indent=2))
+    else:
+        print(f"order {order.order_id}")
+        for event in events:
+            print(describe(event))
+        if terminal is None:
+            print(f"TIMEOUT   no outcome within {settings.timeout:g}s (is order_entry running?)")
+        else:
+            print(f"({elapsed_ms:.0f} ms)")
+    if terminal is None or isinstance(terminal, OrderRejected):
+        return EXIT_FAILURE
+    return EXIT_OK

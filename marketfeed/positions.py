@@ -1,0 +1,106 @@
+"""``marketfeed positions``: each position of portfolio, marked to the mid of its cached quote.
+
+Reads portfolio's Redis only (positions and the quote cache); marks never come from a call to
+the publisher. A mark older than ``--stale-after`` is flagged STALE, a missing one is shown as
+such and its unrealised P&L left out rather than guessed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from common.cache.reader import QuoteReader
+from common.cli import EXIT_OK
+from common.config import add_arguments, build, positive, setting
+from marketfeed.targets import TargetSettings
+from portfolio.positions import Position, PositionStore
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PositionsSettings(TargetSettings):
+    service: str = setting("portfolio", help="whose positions to read (portfolio)")
+    account: tuple[str, ...] = setting((), help="only these accounts, comma-separated")
+    json: bool = setting(False, help="print JSON instead of a table")
+    stale_after: float = setting(
+        5.0, help="seconds after which a mark is flagged STALE", check=positive
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    position: Position
+    mark: float | None
+    mark_age_s: float | None
+    stale: bool
+
+    @property
+    def unrealised(self) -> float | None:
+        return None if self.mark is None else self.position.unrealised(self.mark)
+
+    def as_dict(self) -> dict[str, Any]:
+        p = self.position
+        return {
+            "account": p.account,
+            "symbol": p.symbol,
+            "qty": p.qty,
+            "avg_price": p.avg_price,
+            "realised": p.realised,
+            "mark": self.mark,
+            "mark_age_s": None if self.mark_age_s is None else round(self.mark_age_s, 6),
+            "stale": self.stale,
+            "unrealised": self.unrealised,
+        }
+
+
+async def lookup(settings: PositionsSettings) -> list[Row]:
+    target = settings.resolve()
+    async with QuoteReader.from_url(
+        target.redis_url, prefix=target.redis_prefix, stale_after=settings.stale_after
+    ) as reader:
+        positions = await PositionStore(reader.client, prefix=target.redis_prefix).all(
+            settings.account
+        )
+        marks = await reader.get_many(p.symbol for p in positions)
+    rows = []
+    for p in positions:
+        cached = marks.get(p.symbol)
+        if cached is None:
+            rows.append(Row(p, None, None, False))
+        else:
+            rows.append(Row(p, cached.quote.mid, cached.age_s, cached.stale))
+    return rows
+
+
+def render(rows: list[Row]) -> str:
+    lines = [
+        f"{'ACCOUNT':<12} {'SYMBOL':<8} {'QTY':>9} {'AVG PX':>10} {'MARK':>10} {'AGE':>8} "
+        f"{'UNREALISED':>12} {'REALISED':>12}  NOTE"
+    ]
+    for r in rows:
+        p = r.position
+        mark = "-" if r.mark is None else f"{r.mark:.4f}"
+        age = "-" if r.mark_age_s is None else f"{r.mark_age_s:.1f}s"
+        unreal = "-" if r.unrealised is None else f"{r.unrealised:.2f}"
+        note = "STALE" if r.stale else ("no mark" if r.mark is None else "")
+        lines.append(
+            f"{p.account:<12} {p.symbol:<8} {p.qty:>9} {p.avg_price:>10.4f} {mark:>10} {age:>8} "
+            f"{unreal:>12} {p.realised:>12.2f}  {note}".rstrip()
+        )
+    return "\n".join(lines)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_arguments(parser, PositionsSettings)
+
+
+async def run(args: argparse.Namespace) -> int:
+    settings = build(PositionsSettings, args)
+    rows = await lookup(settings)
+    if settings.json:
+        print(json.dumps([r.as_dict() for r in rows], indent=2))
+    else:
+        print(render(rows))
+    return EXIT_OK

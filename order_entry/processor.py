@@ -1,0 +1,273 @@
+"""The order processor: a faust agent on ``orders.commands`` that answers on ``orders.events``.
+
+Runs faust inside the service's own asyncio lifecycle: ``start()`` builds a ``faust.App`` and
+awaits ``App.start()`` (a mode Service: it starts the consumer, joins the group and starts the
+agent), ``stop()`` awaits ``App.stop()``. No faust Worker and no faust CLI: the Worker would
+install its own signal handlers and logging and own the event loop, which belong to our service.
+
+Per command: read it, decide (pure, ``validate``), record the decision in the order ledger
+(Redis, before emitting), emit the events with our own acks=all producer and wait for the
+acknowledgement, mark the ledger entry sent. faust commits the command's offset after that
+(at-least-once; ``exactly_once`` is never used: the embedded broker's transactions are not
+reliable). A command without a readable order id goes to the dead-letter topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Set
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import faust
+import redis.asyncio as aioredis
+import redis.exceptions
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from common.cache.deadletters import DeadLetterSink
+from common.cache.keys import CacheKeys
+from common.cache.reader import QuoteReader
+from common.errors import CacheUnavailableError
+from common.kafka import TopicSpec, ensure_topics, with_backoff
+from common.schema import OrderEvent
+from order_entry.config import OrderEntryConfig
+from order_entry.ledger import OrderLedger
+from order_entry.validate import Limits, decide, malformed, parse
+
+log = logging.getLogger("order_entry.orders")
+
+T = TypeVar("T")
+_RETRY_DELAY_S = 0.5
+
+
+@dataclass(slots=True)
+class OrderStats:
+    commands: int = 0
+    filled: int = 0
+    cancelled: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    resent: int = 0  # recorded but not acknowledged before a restart: sent again
+    dead_letters: int = 0
+
+
+def faust_broker(bootstrap: str) -> str:
+    return ";".join(f"kafka://{host.strip()}" for host in bootstrap.split(","))
+
+
+def make_app(app_id: str, *, bootstrap: str, rebalance_timeout: float, datadir: str) -> faust.App:
+    """A faust App for the embedded broker as well as for Apache Kafka.
+
+    A short rebalance timeout, because a group's first join waits about that long on Tansu;
+    session timeout a little longer, so a killed member's partitions move on within seconds.
+    """
+    session = max(rebalance_timeout * 2, 6.0)
+    return faust.App(
+        app_id,
+        broker=faust_broker(bootstrap),
+        store="memory://",
+        web_enabled=False,
+        autodiscover=False,
+        datadir=datadir,
+        processing_guarantee="at_least_once",
+        consumer_auto_offset_reset="earliest",
+        broker_rebalance_timeout=rebalance_timeout,
+        broker_session_timeout=session,
+        broker_heartbeat_interval=session / 6,
+        broker_commit_every=100,
+        broker_commit_interval=1.0,
+        producer_acks=-1,
+        topic_partitions=1,
+    )
+
+
+class OrderProcessor:
+    def __init__(
+        self,
+        config: OrderEntryConfig,
+        *,
+        tradable: Set[str],
+        redis_client: aioredis.Redis,
+        service: str = "order_entry",
+    ) -> None:
+        self.config = config
+        self.tradable = frozenset(tradable)
+        self.service = service
+        self.topics = config.topics
+        self.limits = Limits(
+            max_qty=config.max_qty, limit_band=config.limit_band, stale_after=config.stale_after
+        )
+        self.quotes = QuoteReader(
+            redis_client, CacheKeys(config.redis_prefix), stale_after=config.stale_after
+        )
+        self.ledger = OrderLedger(
+            redis_client, prefix=config.redis_prefix, ttl_s=config.order_memory
+        )
+        self.stats = OrderStats()
+        self.app_id = f"{config.topic_prefix}marketfeed.{service}.orders"
+        self.app: faust.App | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._dead: DeadLetterSink | None = None
+        self._stack = contextlib.AsyncExitStack()
+
+    async def start(self) -> None:
+        try:
+            await self._open()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _open(self) -> None:
+        c = self.config
+        await ensure_topics(
+            c,
+            [
+                TopicSpec(self.topics.orders_commands, c.partitions),
+                TopicSpec(self.topics.orders_events, c.partitions),
+                TopicSpec(self.topics.dead_letter(self.service), 1),
+            ],
+        )
+        producer = AIOKafkaProducer(
+            bootstrap_servers=c.bootstrap,
+            acks="all",
+            linger_ms=1,
+            client_id=f"{self.service}-orders",
+        )
+        await with_backoff(
+            "orders producer", producer.start, bootstrap=c.bootstrap, timeout=c.connect_timeout
+        )
+        self._stack.push_async_callback(producer.stop)
+        self._producer = producer
+        self._dead = DeadLetterSink(
+            producer, topic=self.topics.dead_letter(self.service), service=self.service
+        )
+        # faust wants a data directory even with in-memory tables; it is ours and temporary.
+        datadir = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="oe-faust-"))
+        app = make_app(
+            self.app_id,
+            bootstrap=c.bootstrap,
+            rebalance_timeout=c.rebalance_timeout,
+            datadir=datadir,
+        )
+        commands = app.topic(
+            self.topics.orders_commands, key_serializer="raw", value_serializer="raw"
+        )
+        app.agent(commands, name=f"{self.service}.process_orders")(self._agent)
+        started = time.monotonic()
+        # Registered first: a start cancelled half-way (a stop signal during the group join)
+        # must still stop whatever faust already started.
+        self._stack.push_async_callback(app.stop)
+        await app.start()
+        self.app = app
+        log.info(
+            "order processor %s started in %.1fs on %s",
+            self.app_id,
+            time.monotonic() - started,
+            self.topics.orders_commands,
+        )
+
+    async def stop(self) -> None:
+        """Stop the faust app, then the producer. Safe to call twice."""
+        await self._stack.aclose()
+        self.app = None
+        self._producer = None
+
+    async def _agent(self, stream: Any) -> AsyncIterator[None]:
+        async for event in stream.events():
+            message = event.message
+            answer = functools.partial(
+                self.handle,
+                event.key,
+                event.value,
+                partition=message.partition,
+                offset=message.offset,
+            )
+            await self._retrying(answer)
+            yield None
+
+    async def handle(
+        self, key: bytes | None, value: bytes | None, *, partition: int, offset: int
+    ) -> None:
+        """Answer one command; idempotent per order id (see ``order_entry.ledger``)."""
+        self.stats.commands += 1
+        now = time.time_ns()
+        parsed = parse(value)
+        if parsed.order is not None:
+            cached = await self.quotes.get(parsed.order.symbol)
+            events: list[OrderEvent] = decide(
+                parsed.order,
+                tradable=self.tradable,
+                quote=cached.quote if cached is not None else None,
+                limits=self.limits,
+                now_ns=now,
+            )
+            order_id = parsed.order.order_id
+        elif parsed.order_id is not None:
+            events = [malformed(parsed, now)]
+            order_id = parsed.order_id
+        else:
+            await self._dead_letter(key, value, partition, offset, parsed.error)
+            return
+        claim = await self.ledger.claim(order_id, [e.encode() for e in events])
+        if claim.already_sent:
+            self.stats.duplicates += 1
+            log.info("order %s: duplicate command, already answered; nothing emitted", order_id)
+            return
+        if not claim.first:
+            self.stats.resent += 1
+        await self._emit(key, claim.events)
+        await self.ledger.mark_sent(order_id)
+        if claim.first:
+            self._count_terminal(events[-1].TYPE)
+
+    def _count_terminal(self, kind: str) -> None:
+        if kind == "order.filled":
+            self.stats.filled += 1
+        elif kind == "order.cancelled":
+            self.stats.cancelled += 1
+        elif kind == "order.rejected":
+            self.stats.rejected += 1
+
+    async def _emit(self, key: bytes | None, events: list[bytes]) -> None:
+        assert self._producer is not None
+        futures = [
+            await self._producer.send(self.topics.orders_events, value, key=key) for value in events
+        ]
+        await asyncio.gather(*futures)
+
+    async def _dead_letter(
+        self, key: bytes | None, value: bytes | None, partition: int, offset: int, reason: str
+    ) -> None:
+        assert self._dead is not None
+        letter = self._dead.letter(
+            source_topic=self.topics.orders_commands,
+            partition=partition,
+            offset=offset,
+            key=key,
+            value=value,
+            reason=f"unanswerable command (no order id): {reason}"[:2000],
+        )
+        await self._dead.send_all([letter])
+        self.stats.dead_letters += 1
+        log.warning("command at %d/%d dead-lettered: %s", partition, offset, reason)
+
+    async def _retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        # Redis or the broker being away must hold the order flow, not drop a command: the
+        # command's offset is only committed after it was answered.
+        while True:
+            try:
+                return await attempt()
+            except (
+                CacheUnavailableError,
+                redis.exceptions.ConnectionError,
+                redis.exceptions.TimeoutError,
+                KafkaError,
+            ) as exc:
+                log.warning("order processing held: %s; retrying in %.1fs", exc, _RETRY_DELAY_S)
+                await asyncio.sleep(_RETRY_DELAY_S)

@@ -1,0 +1,129 @@
+"""The position keeper: a faust agent on ``orders.events`` that applies every OrderFilled.
+
+faust runs inside the service's asyncio lifecycle (``App.start()`` / ``App.stop()``, no faust
+Worker or CLI), as in order_entry. Processing is at-least-once (never ``exactly_once``: the
+embedded broker's transactions are not reliable); the store applies each fill once by order id.
+A symbol traded for the first time is handed to ``on_new_symbol`` (the service subscribes its
+quote cache to it) without waiting, so a slow snapshot never holds up the fills.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import faust
+import redis.exceptions
+
+from common.errors import SchemaError
+from common.kafka import TopicSpec, ensure_topics
+from common.schema import OrderFilled, decode
+from portfolio.config import PortfolioConfig
+from portfolio.positions import PositionStore
+
+log = logging.getLogger("portfolio.positions")
+
+_RETRY_DELAY_S = 0.5
+
+
+def make_app(app_id: str, *, bootstrap: str, rebalance_timeout: float, datadir: str) -> faust.App:
+    """A faust App for the embedded broker: a first group join waits ~the rebalance timeout."""
+    session = max(rebalance_timeout * 2, 6.0)
+    return faust.App(
+        app_id,
+        broker=";".join(f"kafka://{h.strip()}" for h in bootstrap.split(",")),
+        store="memory://",
+        web_enabled=False,
+        autodiscover=False,
+        datadir=datadir,
+        processing_guarantee="at_least_once",
+        consumer_auto_offset_reset="earliest",
+        broker_rebalance_timeout=rebalance_timeout,
+        broker_session_timeout=session,
+        broker_heartbeat_interval=session / 6,
+        broker_commit_interval=1.0,
+        topic_partitions=1,
+    )
+
+
+class PositionKeeper:
+    def __init__(
+        self,
+        config: PortfolioConfig,
+        *,
+        store: PositionStore,
+        on_new_symbol: Callable[[str], None],
+        service: str = "portfolio",
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.on_new_symbol = on_new_symbol
+        self.app_id = f"{config.topic_prefix}marketfeed.{service}.positions"
+        self.applied = 0
+        self.redelivered = 0
+        self.ignored = 0  # undecodable records on the events topic (not ours to dead-letter)
+        self._known: set[str] = set()
+        self._stack = contextlib.AsyncExitStack()
+
+    async def start(self) -> None:
+        try:
+            await self._open()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _open(self) -> None:
+        c = self.config
+        await ensure_topics(c, [TopicSpec(c.topics.orders_events, c.partitions)])
+        datadir = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="pf-faust-"))
+        app = make_app(
+            self.app_id,
+            bootstrap=c.bootstrap,
+            rebalance_timeout=c.rebalance_timeout,
+            datadir=datadir,
+        )
+        events = app.topic(c.topics.orders_events, key_serializer="raw", value_serializer="raw")
+        app.agent(events, name="portfolio.keep_positions")(self._agent)
+        started = time.monotonic()
+        # Registered first: a start cancelled half-way (a stop signal during the group join)
+        # must still stop whatever faust already started.
+        self._stack.push_async_callback(app.stop)
+        await app.start()
+        log.info("position keeper %s started in %.1fs", self.app_id, time.monotonic() - started)
+
+    async def stop(self) -> None:
+        await self._stack.aclose()
+
+    async def _agent(self, stream: Any) -> AsyncIterator[None]:
+        async for value in stream:
+            await self.handle(value)
+            yield None
+
+    async def handle(self, value: bytes | None) -> None:
+        try:
+            event = decode(value or b"")
+        except SchemaError:
+            self.ignored += 1
+            return
+        if not isinstance(event, OrderFilled):
+            return
+        while True:
+            try:
+                position = await self.store.apply(event)
+                break
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+                # Hold the flow rather than drop a fill: its offset commits only after this.
+                log.warning("positions store unavailable (%s); retrying", exc)
+                await asyncio.sleep(_RETRY_DELAY_S)
+        if position is None:
+            self.redelivered += 1
+            return
+        self.applied += 1
+        if event.symbol not in self._known:
+            self._known.add(event.symbol)
+            self.on_new_symbol(event.symbol)

@@ -1,0 +1,148 @@
+"""portfolio's position keeper: a real faust worker applies fills from orders.events to Redis.
+
+Fills are produced straight onto orders.events (order_entry is tested on its own), so the
+reference P&L computed here can be compared with what portfolio kept, including a fill
+delivered twice and events that are not fills.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from common.kafka import KafkaSettings
+from common.runtime import EmbeddedStack
+from common.schema import OrderAccepted, OrderFilled, Quote
+from common.topics import symbol_key
+from marketfeed.positions import PositionsSettings, lookup
+from portfolio.config import PortfolioConfig
+from portfolio.service import PortfolioService
+from tests.helpers import eventually
+
+SYMBOLS = ("AAAA", "AAAB", "AAAC")
+ACCOUNTS = ("alice", "bob")
+
+
+def reference(fills: list[OrderFilled]) -> dict[tuple[str, str], tuple[int, float, float]]:
+    """qty, average cost and realised P&L per (account, symbol), by cost basis."""
+    book: dict[tuple[str, str], list[float]] = {}  # qty, cost (qty * avg), realised
+    for f in fills:
+        qty, cost, realised = book.get((f.account, f.symbol), [0, 0.0, 0.0])
+        signed = f.qty if f.side == "B" else -f.qty
+        if qty == 0 or (qty > 0) == (signed > 0):
+            qty, cost = qty + signed, cost + signed * f.price
+        else:
+            avg = cost / qty
+            closed = min(abs(signed), abs(qty)) * (1 if signed > 0 else -1)
+            realised += -closed * (f.price - avg)
+            rest = signed - closed  # what is left of the fill after closing
+            qty += signed
+            cost = qty * avg if rest == 0 else rest * f.price
+            if qty == 0:
+                cost = 0.0
+        book[(f.account, f.symbol)] = [qty, cost, realised]
+    return {k: (int(q), (c / q if q else 0.0), r) for k, (q, c, r) in book.items()}
+
+
+@pytest.mark.slow
+async def test_positions_and_pnl_equal_the_reference(
+    stack: EmbeddedStack, kafka: KafkaSettings
+) -> None:
+    rng = random.Random(7)
+    now = time.time_ns()
+    fills = [
+        OrderFilled(
+            order_id=uuid.uuid4().hex,
+            account=rng.choice(ACCOUNTS),
+            symbol=rng.choice(SYMBOLS),
+            side=rng.choice("BS"),
+            qty=rng.randint(1, 50),
+            price=round(rng.uniform(90, 110), 2),
+            ts_ns=now + i,
+        )
+        for i in range(60)
+    ]
+    config = PortfolioConfig(
+        bootstrap=kafka.bootstrap,
+        topic_prefix=kafka.topic_prefix,
+        partitions=kafka.partitions,
+        redis_url=stack.redis_url("portfolio"),
+        redis_prefix=f"{kafka.topic_prefix}mf:",
+        snapshot_timeout=0.5,
+        stale_after=60.0,
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all")
+    await producer.start()
+    try:
+        async with PortfolioService(config, watchlist=()) as service:
+            assert service.keeper is not None
+            topic = kafka.topics.orders_events
+            mark = Quote(
+                symbol="AAAA",
+                epoch=1,
+                seq=1,
+                ts_ns=time.time_ns(),
+                bid=99.0,
+                ask=101.0,
+                bid_size=1,
+                ask_size=1,
+            )
+            await producer.send_and_wait(kafka.topics.quotes, mark.encode(), key=b"AAAA")
+            noise = OrderAccepted(
+                order_id="x", account="alice", symbol="AAAA", side="B", qty=1, ts_ns=now
+            )
+            await producer.send_and_wait(topic, noise.encode(), key=b"AAAA")
+            await producer.send_and_wait(topic, b"not msgpack", key=b"AAAA")
+            for f in fills:
+                await producer.send_and_wait(topic, f.encode(), key=symbol_key(f.symbol))
+            await producer.send_and_wait(topic, fills[0].encode(), key=symbol_key(fills[0].symbol))
+
+            async def applied() -> bool:
+                assert service.keeper is not None
+                return service.keeper.applied + service.keeper.redelivered >= len(fills) + 1
+
+            await eventually(applied, timeout=30, what="every fill applied")
+            assert service.keeper.applied == len(fills)
+            assert service.keeper.redelivered == 1
+
+            want = reference(fills)
+            got = {(p.account, p.symbol): p for p in await service.store.all()}
+            assert set(got) == set(want)
+            for key, (qty, avg, realised) in want.items():
+                assert got[key].qty == qty, key
+                assert got[key].avg_price == pytest.approx(avg), key
+                assert got[key].realised == pytest.approx(realised), key
+
+            async def subscribed() -> bool:
+                return set(SYMBOLS) <= service.cache.interest
+
+            await eventually(subscribed, what="the cache to follow every traded symbol")
+
+            settings = PositionsSettings(
+                bootstrap=kafka.bootstrap,
+                redis_url=config.redis_url,
+                redis_prefix=config.redis_prefix,
+                topic_prefix=kafka.topic_prefix,
+                stale_after=60.0,
+                account=("alice",),
+            )
+
+            async def marked() -> bool:
+                rows = await lookup(settings)
+                return any(r.mark is not None for r in rows if r.position.symbol == "AAAA")
+
+            await eventually(marked, what="AAAA marked from the cache")
+            rows = await lookup(settings)
+            assert {r.position.account for r in rows} == {"alice"}
+            for row in rows:
+                if row.position.symbol == "AAAA":
+                    assert row.mark == 100.0
+                    assert row.unrealised == pytest.approx(
+                        row.position.qty * (100.0 - row.position.avg_price)
+                    )
+    finally:
+        await producer.stop()

@@ -1,0 +1,172 @@
+"""order_entry killed (SIGKILL) mid-stream and restarted: every command still gets one decision.
+
+Real processes: ``python -m order_entry`` (cache + faust worker) on the session's broker and
+Redis, killed while commands flow, then started again in the same consumer group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from common.kafka import KafkaSettings
+from common.runtime import EmbeddedStack
+from common.schema import NewOrder, Quote, decode
+from common.schema.orders import TERMINAL_EVENTS, OrderEvent
+from common.topics import symbol_key
+from tests.helpers import eventually, spawn
+
+SYMBOL = "AAAA"
+COMMANDS = 40
+
+
+@contextlib.asynccontextmanager
+async def order_entry(
+    stack: EmbeddedStack, kafka: KafkaSettings, log: Path
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    argv = [
+        sys.executable,
+        "-m",
+        "order_entry",
+        "--bootstrap",
+        kafka.bootstrap,
+        "--topic-prefix",
+        kafka.topic_prefix,
+        "--partitions",
+        str(kafka.partitions),
+        "--redis-url",
+        stack.redis_url("order_entry"),
+        "--redis-prefix",
+        f"{kafka.topic_prefix}mf:",
+        "--tradable",
+        SYMBOL,
+        "--snapshot-timeout",
+        "0.5",
+        "--stale-after",
+        "300",
+    ]
+    with log.open("ab") as out:
+        proc = await spawn(*argv, stdout=out, stderr=out)
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), 15)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+@pytest.mark.slow
+async def test_killed_and_restarted_order_entry_decides_each_command_once(
+    stack: EmbeddedStack, kafka: KafkaSettings, tmp_path: Path
+) -> None:
+    topics = kafka.topics
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all")
+    await producer.start()
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    events: dict[str, list[OrderEvent]] = {}
+
+    async def collect() -> None:
+        while True:
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                for record in records:
+                    event = decode(record.value)
+                    assert isinstance(event, OrderEvent)
+                    events.setdefault(event.order_id, []).append(event)
+
+    def answered() -> int:
+        return sum(any(isinstance(e, TERMINAL_EVENTS) for e in v) for v in events.values())
+
+    log = tmp_path / "order_entry.log"
+    collector: asyncio.Task[None] | None = None
+    try:
+        quote = Quote(
+            symbol=SYMBOL,
+            epoch=1,
+            seq=1,
+            ts_ns=time.time_ns(),
+            bid=10.0,
+            ask=10.02,
+            bid_size=1,
+            ask_size=1,
+        )
+        await producer.send_and_wait(topics.quotes, quote.encode(), key=symbol_key(SYMBOL))
+        ids = [uuid.uuid4().hex for _ in range(COMMANDS)]
+
+        async def send(order_id: str) -> None:
+            order = NewOrder(
+                order_id=order_id,
+                account="a",
+                symbol=SYMBOL,
+                side="B",
+                qty=1,
+                limit=None,
+                ts_ns=time.time_ns(),
+            )
+            await producer.send_and_wait(
+                topics.orders_commands, order.encode(), key=symbol_key(SYMBOL)
+            )
+
+        async with order_entry(stack, kafka, log) as first:
+            for order_id in ids[:10]:
+                await send(order_id)
+            # orders.events exists once order_entry started; read it from the beginning.
+            consumer.assign([TopicPartition(topics.orders_events, p) for p in range(4)])
+            collector = asyncio.create_task(collect())
+
+            async def some_answered() -> bool:
+                return answered() >= 5
+
+            await eventually(some_answered, timeout=30, what="order_entry to answer orders")
+            for order_id in ids[10:20]:
+                await send(order_id)
+            first.kill()  # SIGKILL: no clean shutdown, no final offset commit
+            await first.wait()
+        for order_id in ids[20:30]:
+            await send(order_id)
+        started = time.monotonic()
+        async with order_entry(stack, kafka, log):
+
+            async def all_answered() -> bool:
+                return answered() >= 30
+
+            await eventually(all_answered, timeout=40, what="the restarted order_entry")
+            print(
+                f"restarted order_entry answered its backlog in {time.monotonic() - started:.1f}s"
+            )
+            for order_id in ids[30:]:
+                await send(order_id)
+
+            async def everything() -> bool:
+                return answered() >= COMMANDS
+
+            await eventually(everything, timeout=20, what="all commands answered")
+            await asyncio.sleep(1.5)  # room for a wrong second answer to show up
+        assert set(events) == set(ids)
+        for order_id in ids:
+            terminal = [e for e in events[order_id] if isinstance(e, TERMINAL_EVENTS)]
+            # One decision per command. The same bytes twice would mean a kill landed between
+            # the broker's ack and the ledger's "sent" mark (see order_entry.ledger); a second,
+            # different decision would mean the command was executed again.
+            assert len(set(terminal)) == 1, (order_id, terminal)
+            assert len(terminal) == 1, (order_id, terminal)
+    finally:
+        if collector is not None:
+            collector.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await collector
+        await consumer.stop()
+        await producer.stop()
