@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.cache import CacheSettings
-from common.config import in_range, known_log_level, positive, setting
+from common.config import in_range, known_log_level, positive, redis_url, setting
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -29,4 +29,13 @@ class OrderEntryConfig(CacheSettings):
         7 * 86400.0,
         help="seconds an order id is remembered, so that a duplicate is recognised",
         check=positive,
+    )
+    ledger_url: str | None = setting(
+        None,
+        help="Redis of the order ledger (default: --redis-url); every order_entry of one group "
+        "must share it, so that a duplicate is recognised after a rebalance moves its partition",
+        check=redis_url,
+    )
+    ledger_prefix: str | None = setting(
+        None, help="key prefix of the order ledger (default: --redis-prefix)"
     )

@@ -10,6 +10,13 @@ Per command: read it, decide (pure, ``validate``), record the decision in the or
 acknowledgement, mark the ledger entry sent. faust commits the command's offset after that
 (at-least-once; ``exactly_once`` is never used: the embedded broker's transactions are not
 reliable). A command without a readable order id goes to the dead-letter topic.
+
+Scaling: every order_entry of one consumer group shares the order partitions. On each
+rebalance faust hands this process its order partitions; ``on_assigned`` (the service) narrows
+the quote cache to the same partitions (orders and quotes are co-partitioned) and returns once
+it is warm. Until then commands wait rather than being rejected for a quote that is on its way.
+Each rebalance is recorded in ``P orders:meta`` (``assigned``, ``rebalances``, ``joined_ns``,
+``ready_ns``) for operators and the benchmark.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import functools
 import logging
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Set
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Set
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -44,6 +51,10 @@ log = logging.getLogger("order_entry.orders")
 
 T = TypeVar("T")
 _RETRY_DELAY_S = 0.5
+
+# Called with this process's order partitions after each rebalance; returns once the quote
+# cache holds the quotes those partitions need.
+AssignedHook = Callable[[frozenset[int]], Awaitable[None]]
 
 
 @dataclass(slots=True)
@@ -94,6 +105,8 @@ class OrderProcessor:
         *,
         tradable: Set[str],
         redis_client: aioredis.Redis,
+        ledger_client: aioredis.Redis | None = None,
+        on_assigned: AssignedHook | None = None,
         service: str = "order_entry",
     ) -> None:
         self.config = config
@@ -107,8 +120,17 @@ class OrderProcessor:
             redis_client, CacheKeys(config.redis_prefix), stale_after=config.stale_after
         )
         self.ledger = OrderLedger(
-            redis_client, prefix=config.redis_prefix, ttl_s=config.order_memory
+            ledger_client or redis_client,
+            prefix=config.ledger_prefix or config.redis_prefix,
+            ttl_s=config.order_memory,
         )
+        self.redis = redis_client
+        self.meta_key = f"{config.redis_prefix}orders:meta"
+        self.on_assigned = on_assigned
+        self.assigned: frozenset[int] = frozenset()
+        self.rebalances = 0
+        # Set while the quote cache matches the current assignment; cleared on revocation.
+        self._ready = asyncio.Event()
         self.stats = OrderStats()
         self.app_id = f"{config.topic_prefix}marketfeed.{service}.orders"
         self.app: faust.App | None = None
@@ -159,6 +181,8 @@ class OrderProcessor:
             self.topics.orders_commands, key_serializer="raw", value_serializer="raw"
         )
         app.agent(commands, name=f"{self.service}.process_orders")(self._agent)
+        app.on_partitions_revoked.connect(self._on_revoked)
+        app.on_partitions_assigned.connect(self._on_assigned)
         started = time.monotonic()
         # Registered first: a start cancelled half-way (a stop signal during the group join)
         # must still stop whatever faust already started.
@@ -178,6 +202,39 @@ class OrderProcessor:
         self.app = None
         self._producer = None
 
+    # faust signal handlers: (sender, *args, signal=..., **kwargs); args[0] is the set of TPs.
+    async def _on_revoked(self, _sender: Any, /, *_args: Any, **_kwargs: Any) -> None:
+        self._ready.clear()
+
+    async def _on_assigned(self, _sender: Any, /, *args: Any, **_kwargs: Any) -> None:
+        """Awaited inside faust's rebalance: make the quote cache follow the assignment."""
+        assigned: Iterable[Any] = args[0]
+        joined = time.time_ns()
+        topic = self.topics.orders_commands
+        partitions = frozenset(tp.partition for tp in assigned if tp.topic == topic)
+        self._ready.clear()
+        if self.on_assigned is not None:
+            await self.on_assigned(partitions)
+        self.assigned = partitions
+        self.rebalances += 1
+        ready = time.time_ns()
+        log.info(
+            "order partitions %s assigned; quote cache warm in %.0f ms",
+            sorted(partitions),
+            (ready - joined) / 1e6,
+        )
+        self._ready.set()
+        meta = {
+            "assigned": ",".join(map(str, sorted(partitions))),
+            "rebalances": self.rebalances,
+            "joined_ns": joined,
+            "ready_ns": ready,
+        }
+        try:
+            await self.redis.hset(self.meta_key, mapping=meta)  # type: ignore[arg-type]
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            log.warning("could not record the assignment in Redis: %s", exc)
+
     async def _agent(self, stream: Any) -> AsyncIterator[None]:
         async for event in stream.events():
             message = event.message
@@ -196,6 +253,7 @@ class OrderProcessor:
     ) -> None:
         """Answer one command; idempotent per order id (see ``order_entry.ledger``)."""
         self.stats.commands += 1
+        await self._ready.wait()
         now = time.time_ns()
         parsed = parse(value)
         if parsed.order is not None:

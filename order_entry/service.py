@@ -1,7 +1,12 @@
 """order_entry: keeps the quotes of its tradable symbols in its own Redis and answers orders.
 
-Owns two children, started in this order and stopped in reverse: the quote cache (so that the
-first order already finds quotes) and the order processor (a faust app, ``processor.py``).
+Owns, started in this order and stopped in reverse: the Redis connections (quote lookups, and
+the order ledger when it lives elsewhere), the quote cache (so that the first order already
+finds quotes) and the order processor (a faust app, ``processor.py``).
+
+The cache starts with every tradable symbol; once the order group has assigned this process
+its order partitions it keeps only the tradable symbols on those partitions, and it follows
+every rebalance. Several order_entry processes thus split the quote feed as they split orders.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import Self
 import redis.asyncio as aioredis
 
 from common.cache import CachingConsumer
+from common.partitioner import partition_for
 from order_entry.config import OrderEntryConfig
 from order_entry.processor import OrderProcessor
 
@@ -34,8 +40,20 @@ class OrderEntryService:
         self.redis = aioredis.Redis.from_url(
             config.redis_url, socket_connect_timeout=2, socket_timeout=5
         )
+        self.ledger_redis = (
+            aioredis.Redis.from_url(config.ledger_url, socket_connect_timeout=2, socket_timeout=5)
+            if config.ledger_url is not None
+            else None
+        )
         self.orders = (
-            OrderProcessor(config, tradable=self.tradable, redis_client=self.redis, service=SERVICE)
+            OrderProcessor(
+                config,
+                tradable=self.tradable,
+                redis_client=self.redis,
+                ledger_client=self.ledger_redis,
+                on_assigned=self._follow_assignment,
+                service=SERVICE,
+            )
             if orders
             else None
         )
@@ -44,6 +62,8 @@ class OrderEntryService:
     async def start(self) -> None:
         try:
             self._stack.push_async_callback(self.redis.aclose)
+            if self.ledger_redis is not None:
+                self._stack.push_async_callback(self.ledger_redis.aclose)
             await self._stack.enter_async_context(self.cache)
             log.info(
                 "order_entry caching %d tradable symbols (%s)",
@@ -56,6 +76,22 @@ class OrderEntryService:
         except BaseException:
             await self.stop()
             raise
+
+    def symbols_for(self, partitions: frozenset[int]) -> frozenset[str]:
+        count = self.config.partitions
+        return frozenset(s for s in self.tradable if partition_for(s, count) in partitions)
+
+    async def _follow_assignment(self, partitions: frozenset[int]) -> None:
+        symbols = self.symbols_for(partitions)
+        if symbols != self.cache.interest:
+            await self.cache.set_interest(symbols)
+        log.info(
+            "order partitions %s: caching %d of %d tradable symbols on quote partitions %s",
+            sorted(partitions),
+            len(symbols),
+            len(self.tradable),
+            sorted(self.cache.assigned_partitions),
+        )
 
     async def stop(self) -> None:
         await self._stack.aclose()
