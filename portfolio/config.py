@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.cache import CacheSettings
-from common.config import known_log_level, positive, setting
+from common.config import known_log_level, non_negative, positive, setting
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -18,4 +18,10 @@ class PortfolioConfig(CacheSettings):
         3.0,
         help="seconds the positions group's rebalance may take; a first join waits about this long",
         check=positive,
+    )
+    evict_after: float = setting(
+        30.0,
+        help="seconds a symbol that no account holds any more (and not on the watchlist) stays "
+        "in the quote cache before it is evicted",
+        check=non_negative,
     )

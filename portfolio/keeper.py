@@ -3,8 +3,10 @@
 faust runs inside the service's asyncio lifecycle (``App.start()`` / ``App.stop()``, no faust
 Worker or CLI), as in order_entry. Processing is at-least-once (never ``exactly_once``: the
 embedded broker's transactions are not reliable); the store applies each fill once by order id.
-A symbol traded for the first time is handed to ``on_new_symbol`` (the service subscribes its
-quote cache to it) without waiting, so a slow snapshot never holds up the fills.
+Every position a fill changed is handed to ``on_position`` (the service subscribes its quote
+cache to a newly held symbol and evicts a flat one later) without waiting, so a slow snapshot
+never holds up the fills. A record on ``orders.events`` that is not a valid event goes to
+``dlq.portfolio`` with the reason; events other than fills are skipped.
 """
 
 from __future__ import annotations
@@ -19,12 +21,15 @@ from typing import Any
 
 import faust
 import redis.exceptions
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
+from common.cache.deadletters import DeadLetterSink
 from common.errors import SchemaError
-from common.kafka import TopicSpec, ensure_topics
+from common.kafka import TopicSpec, ensure_topics, with_backoff
 from common.schema import OrderFilled, decode
 from portfolio.config import PortfolioConfig
-from portfolio.positions import PositionStore
+from portfolio.positions import Position, PositionStore
 
 log = logging.getLogger("portfolio.positions")
 
@@ -57,17 +62,18 @@ class PositionKeeper:
         config: PortfolioConfig,
         *,
         store: PositionStore,
-        on_new_symbol: Callable[[str], None],
+        on_position: Callable[[Position], None],
         service: str = "portfolio",
     ) -> None:
         self.config = config
         self.store = store
-        self.on_new_symbol = on_new_symbol
+        self.on_position = on_position
+        self.service = service
         self.app_id = f"{config.topic_prefix}marketfeed.{service}.positions"
         self.applied = 0
         self.redelivered = 0
-        self.ignored = 0  # undecodable records on the events topic (not ours to dead-letter)
-        self._known: set[str] = set()
+        self.dead_letters = 0  # undecodable records on the events topic
+        self._dead: DeadLetterSink | None = None
         self._stack = contextlib.AsyncExitStack()
 
     async def start(self) -> None:
@@ -79,7 +85,19 @@ class PositionKeeper:
 
     async def _open(self) -> None:
         c = self.config
-        await ensure_topics(c, [TopicSpec(c.topics.orders_events, c.partitions)])
+        dlq = c.topics.dead_letter(self.service)
+        await ensure_topics(c, [TopicSpec(c.topics.orders_events, c.partitions), TopicSpec(dlq, 1)])
+        producer = AIOKafkaProducer(
+            bootstrap_servers=c.bootstrap, acks="all", client_id=f"{self.service}-positions"
+        )
+        await with_backoff(
+            "dead-letter producer",
+            producer.start,
+            bootstrap=c.bootstrap,
+            timeout=c.connect_timeout,
+        )
+        self._stack.push_async_callback(producer.stop)
+        self._dead = DeadLetterSink(producer, topic=dlq, service=self.service)
         datadir = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="pf-faust-"))
         app = make_app(
             self.app_id,
@@ -100,15 +118,20 @@ class PositionKeeper:
         await self._stack.aclose()
 
     async def _agent(self, stream: Any) -> AsyncIterator[None]:
-        async for value in stream:
-            await self.handle(value)
+        async for event in stream.events():
+            message = event.message
+            await self.handle(
+                event.value, key=event.key, partition=message.partition, offset=message.offset
+            )
             yield None
 
-    async def handle(self, value: bytes | None) -> None:
+    async def handle(
+        self, value: bytes | None, *, key: bytes | None = None, partition: int = 0, offset: int = 0
+    ) -> None:
         try:
             event = decode(value or b"")
-        except SchemaError:
-            self.ignored += 1
+        except SchemaError as exc:
+            await self._dead_letter(key, value, partition, offset, str(exc))
             return
         if not isinstance(event, OrderFilled):
             return
@@ -124,6 +147,28 @@ class PositionKeeper:
             self.redelivered += 1
             return
         self.applied += 1
-        if event.symbol not in self._known:
-            self._known.add(event.symbol)
-            self.on_new_symbol(event.symbol)
+        self.on_position(position)
+
+    async def _dead_letter(
+        self, key: bytes | None, value: bytes | None, partition: int, offset: int, reason: str
+    ) -> None:
+        sink = self._dead
+        assert sink is not None, "keeper not started"
+        letter = sink.letter(
+            source_topic=self.config.topics.orders_events,
+            partition=partition,
+            offset=offset,
+            key=key,
+            value=value,
+            reason=reason[:2000],
+        )
+        while True:
+            try:
+                await sink.send_all([letter])
+                break
+            except KafkaError as exc:
+                # The record's offset commits only after this: never drop it unrecorded.
+                log.warning("dead-letter send failed (%r); retrying", exc)
+                await asyncio.sleep(_RETRY_DELAY_S)
+        self.dead_letters += 1
+        log.warning("orders.events %d@%d dead-lettered: %s", partition, offset, reason)

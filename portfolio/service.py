@@ -1,7 +1,14 @@
 """portfolio: positions from the fills on ``orders.events``, marked with its own quote cache.
 
 Owns, started in this order and stopped in reverse: a Redis connection (positions), the quote
-cache (watchlist + every symbol traded), and the position keeper (a faust app, ``keeper.py``).
+cache (watchlist + every symbol held), the subscription tasks, and the position keeper (a faust
+app, ``keeper.py``).
+
+The cache follows what is held: a fill that opens a position in a symbol it does not follow
+subscribes it (snapshot first, then updates); a symbol that no account holds any more, and
+that is not on the watchlist, is unsubscribed and its quote evicted ``--evict-after`` seconds
+later, unless a position opens again in the meantime (a trader who flattens and re-enters does
+not pay for a snapshot each time).
 """
 
 from __future__ import annotations
@@ -9,9 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import redis.asyncio as aioredis
 
@@ -19,7 +26,7 @@ from common.cache import CachingConsumer
 from common.errors import MarketfeedError
 from portfolio.config import PortfolioConfig
 from portfolio.keeper import PositionKeeper
-from portfolio.positions import PositionStore
+from portfolio.positions import Position, PositionStore
 
 log = logging.getLogger("portfolio")
 
@@ -38,28 +45,33 @@ class PortfolioService:
         )
         self.store = PositionStore(self.redis, prefix=config.redis_prefix)
         self.keeper = (
-            PositionKeeper(config, store=self.store, on_new_symbol=self._subscribe, service=SERVICE)
+            PositionKeeper(config, store=self.store, on_position=self._on_position, service=SERVICE)
             if positions
             else None
         )
-        self._subscribing: set[asyncio.Task[None]] = set()
+        # symbol -> accounts with a non-zero position in it
+        self.holders: dict[str, set[str]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._evictions: dict[str, asyncio.Task[None]] = {}
         self._stack = contextlib.AsyncExitStack()
 
     async def start(self) -> None:
         try:
             self._stack.push_async_callback(self.redis.aclose)
+            for p in await self.store.all():
+                if p.qty != 0:
+                    self.holders.setdefault(p.symbol, set()).add(p.account)
+            # Positions survive a restart in Redis; so must the marks of what is held.
+            self.cache.initial_interest(self.watchlist | self.held)
             await self._stack.enter_async_context(self.cache)
-            held = {p.symbol for p in await self.store.all() if p.qty != 0}
-            if held - self.cache.interest:
-                # Positions survive a restart in Redis; so must the marks of what is held.
-                await self.cache.add_interest(*held)
             log.info(
-                "portfolio caching %d symbols (%d watchlist, %s)",
+                "portfolio caching %d symbols (%d watchlist, %d held, %s)",
                 len(self.cache.interest),
                 len(self.watchlist),
+                len(self.held),
                 self.cache.start_mode,
             )
-            self._stack.push_async_callback(self._cancel_subscriptions)
+            self._stack.push_async_callback(self._cancel_tasks)
             if self.keeper is not None:
                 self._stack.push_async_callback(self.keeper.stop)
                 await self.keeper.start()
@@ -67,25 +79,60 @@ class PortfolioService:
             await self.stop()
             raise
 
-    def _subscribe(self, symbol: str) -> None:
-        if symbol in self.cache.interest:
-            return
-        task = asyncio.create_task(self._add_interest(symbol), name=f"subscribe-{symbol}")
-        self._subscribing.add(task)
-        task.add_done_callback(self._subscribing.discard)
+    @property
+    def held(self) -> frozenset[str]:
+        return frozenset(s for s, accounts in self.holders.items() if accounts)
 
-    async def _add_interest(self, symbol: str) -> None:
+    def _on_position(self, position: Position) -> None:
+        symbol = position.symbol
+        accounts = self.holders.setdefault(symbol, set())
+        if position.qty != 0:
+            accounts.add(position.account)
+            pending = self._evictions.pop(symbol, None)
+            if pending is not None:
+                pending.cancel()
+            if symbol not in self.cache.interest:
+                self._spawn(self._subscribe(symbol), f"subscribe-{symbol}")
+            return
+        accounts.discard(position.account)
+        if not accounts and symbol not in self.watchlist and symbol not in self._evictions:
+            task = self._spawn(self._evict_later(symbol), f"evict-{symbol}")
+            self._evictions[symbol] = task
+
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        task = asyncio.create_task(work, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _subscribe(self, symbol: str) -> None:
         try:
             await self.cache.add_interest(symbol)
-            log.info("quote cache now follows %s (first fill)", symbol)
+            log.info("quote cache now follows %s (a position opened)", symbol)
         except MarketfeedError as exc:
             log.warning("could not subscribe the quote cache to %s: %s", symbol, exc)
 
-    async def _cancel_subscriptions(self) -> None:
-        tasks = list(self._subscribing)
+    async def _evict_later(self, symbol: str) -> None:
+        try:
+            await asyncio.sleep(self.config.evict_after)
+            if self.holders.get(symbol) or symbol in self.watchlist:
+                return
+            await self.cache.remove_interest(symbol)
+            log.info(
+                "quote cache no longer follows %s (flat for %gs)", symbol, self.config.evict_after
+            )
+        except MarketfeedError as exc:
+            log.warning("could not unsubscribe the quote cache from %s: %s", symbol, exc)
+        finally:
+            if self._evictions.get(symbol) is asyncio.current_task():
+                del self._evictions[symbol]
+
+    async def _cancel_tasks(self) -> None:
+        tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        self._evictions.clear()
 
     async def stop(self) -> None:
         await self._stack.aclose()

@@ -204,6 +204,12 @@ class CachingConsumer(Lifecycle):
     def assigned_partitions(self) -> frozenset[int]:
         return frozenset(self._next)
 
+    def initial_interest(self, symbols: Iterable[str]) -> None:
+        """Before start(): follow ``symbols`` from the first fill (no evict-then-refill)."""
+        if self._task is not None:
+            raise RuntimeError("initial_interest() is for a cache that has not started")
+        self._wanted = frozenset(symbols)
+
     async def set_interest(self, symbols: Iterable[str]) -> None:
         """Follow exactly ``symbols`` from now on; returns once the cache has been re-filled."""
         self._wanted = frozenset(symbols)

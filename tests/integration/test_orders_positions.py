@@ -2,21 +2,24 @@
 
 Fills are produced straight onto orders.events (order_entry is tested on its own), so the
 reference P&L computed here can be compared with what portfolio kept, including a fill
-delivered twice and events that are not fills.
+delivered twice, events that are not fills and a record that is not an event (dead-lettered).
+The quote cache subscribes a symbol on its first fill and evicts it once flat for the grace
+period (but not when the position re-opens within it).
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 import uuid
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from common.kafka import KafkaSettings
 from common.runtime import EmbeddedStack
-from common.schema import OrderAccepted, OrderFilled, Quote
+from common.schema import DeadLetter, OrderAccepted, OrderFilled, Quote, decode_as
 from common.topics import symbol_key
 from marketfeed.positions import PositionsSettings, lookup
 from portfolio.config import PortfolioConfig
@@ -74,6 +77,7 @@ async def test_positions_and_pnl_equal_the_reference(
         redis_prefix=f"{kafka.topic_prefix}mf:",
         snapshot_timeout=0.5,
         stale_after=60.0,
+        evict_after=1.0,
     )
     producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all")
     await producer.start()
@@ -108,6 +112,8 @@ async def test_positions_and_pnl_equal_the_reference(
             await eventually(applied, timeout=30, what="every fill applied")
             assert service.keeper.applied == len(fills)
             assert service.keeper.redelivered == 1
+            assert service.keeper.dead_letters == 1
+            assert await dead_letters(kafka) == [b"not msgpack"]
 
             want = reference(fills)
             got = {(p.account, p.symbol): p for p in await service.store.all()}
@@ -144,5 +150,80 @@ async def test_positions_and_pnl_equal_the_reference(
                     assert row.unrealised == pytest.approx(
                         row.position.qty * (100.0 - row.position.avg_price)
                     )
+            await subscribe_then_evict(service, producer, kafka)
     finally:
         await producer.stop()
+
+
+async def dead_letters(kafka: KafkaSettings) -> list[bytes | None]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        tp = TopicPartition(kafka.topics.dead_letter("portfolio"), 0)
+        consumer.assign([tp])
+        batch = await consumer.getmany(tp, timeout_ms=2000)
+        letters = [decode_as(r.value, DeadLetter) for r in batch.get(tp, [])]
+        assert all(d.topic == kafka.topics.orders_events for d in letters)
+        assert all(d.reason for d in letters)
+        return [d.value for d in letters]
+    finally:
+        await consumer.stop()
+
+
+async def subscribe_then_evict(
+    service: PortfolioService, producer: AIOKafkaProducer, kafka: KafkaSettings
+) -> None:
+    """AAAD: subscribed on its first fill, kept while re-opened in the grace, evicted when flat."""
+    symbol, topic = "AAAD", kafka.topics.orders_events
+    assert symbol not in service.cache.interest
+    quote = Quote(
+        symbol=symbol,
+        epoch=1,
+        seq=1,
+        ts_ns=time.time_ns(),
+        bid=20.0,
+        ask=20.2,
+        bid_size=1,
+        ask_size=1,
+    )
+    await producer.send_and_wait(kafka.topics.quotes, quote.encode(), key=symbol_key(symbol))
+
+    async def fill(side: str) -> None:
+        assert service.keeper is not None
+        before = service.keeper.applied
+        event = OrderFilled(
+            order_id=uuid.uuid4().hex,
+            account="carol",
+            symbol=symbol,
+            side=side,
+            qty=5,
+            price=20.1,
+            ts_ns=time.time_ns(),
+        )
+        await producer.send_and_wait(topic, event.encode(), key=symbol_key(symbol))
+
+        async def applied() -> bool:
+            assert service.keeper is not None
+            return service.keeper.applied > before
+
+        await eventually(applied, what=f"the {side} fill of {symbol} applied")
+
+    key = f"{service.config.redis_prefix}q:{symbol}"
+
+    async def cached() -> bool:
+        return bool(await service.redis.exists(key))
+
+    await fill("B")
+    await eventually(cached, what=f"{symbol}'s quote cached after the first fill")
+    assert symbol in service.cache.interest
+    await fill("S")  # flat: eviction is due in 1 s ...
+    await fill("B")  # ... but the position re-opens within the grace period
+    await asyncio.sleep(1.5)
+    assert symbol in service.cache.interest
+    assert await cached()
+    await fill("S")
+
+    async def evicted() -> bool:
+        return symbol not in service.cache.interest and not await cached()
+
+    await eventually(evicted, what=f"{symbol} evicted once flat for the grace period")
