@@ -6,12 +6,15 @@ client can send the same command twice. Each order id gets one hash ``P ord:ORDE
 
 - ``events``: the encoded events decided the first time (a msgpack array of bin), written with
   HSETNX *before* anything is emitted, so a second decision never replaces the first;
-- ``sent``: set once the broker acknowledged those events.
+- ``sent``: set once the broker acknowledged those events;
+- ``from``: an offset of ``orders.events`` (on the command's partition) at or before which the
+  events will land, written with the decision.
 
 On a command whose id is recorded and sent, nothing is emitted (a recognised duplicate). Recorded
-but not sent (a crash between the two writes) means the events are sent again, the very same
-bytes: at worst a consumer sees an event twice and recognises it by order id, but no command is
-left without its terminal event and none is executed twice.
+but not sent (a crash between the broker's ack and the ``sent`` mark, or before the send) is
+settled by reading ``orders.events`` from ``from``: events already there are not sent again,
+missing ones are sent, the very same bytes. So no command is left without its terminal event,
+none is executed twice, and none is answered twice.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ class Claim:
     events: list[bytes]  # what to emit for this order id: the first decision's events
     already_sent: bool  # the events were acknowledged before: a duplicate, emit nothing
     first: bool  # this call recorded the decision
+    scan_from: int  # events of this decision are at or after this offset (-1: unknown)
 
 
 class OrderLedger:
@@ -38,15 +42,21 @@ class OrderLedger:
     def key(self, order_id: str) -> str:
         return f"{self.prefix}ord:{order_id}"
 
-    async def claim(self, order_id: str, events: list[bytes]) -> Claim:
+    async def claim(self, order_id: str, events: list[bytes], *, scan_from: int = -1) -> Claim:
         key = self.key(order_id)
         pipe = self.client.pipeline(transaction=True)
+        pipe.hsetnx(key, "from", scan_from)
         pipe.hsetnx(key, "events", msgpack.packb(events, use_bin_type=True))
         pipe.hgetall(key)
         pipe.pexpire(key, self.ttl_ms)
-        created, stored, _ = await pipe.execute()
+        _, created, stored, _ = await pipe.execute()
         recorded: list[bytes] = msgpack.unpackb(stored[b"events"], raw=False)
-        return Claim(events=recorded, already_sent=b"sent" in stored, first=bool(created))
+        return Claim(
+            events=recorded,
+            already_sent=b"sent" in stored,
+            first=bool(created),
+            scan_from=int(stored.get(b"from", -1)),
+        )
 
     async def mark_sent(self, order_id: str) -> None:
         await self.client.hset(self.key(order_id), "sent", "1")

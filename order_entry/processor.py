@@ -44,6 +44,7 @@ from common.errors import CacheUnavailableError
 from common.kafka import TopicSpec, ensure_topics, with_backoff
 from common.schema import OrderEvent
 from order_entry.config import OrderEntryConfig
+from order_entry.eventlog import EventLog
 from order_entry.ledger import OrderLedger
 from order_entry.validate import Limits, decide, malformed, parse
 
@@ -65,6 +66,7 @@ class OrderStats:
     rejected: int = 0
     duplicates: int = 0
     resent: int = 0  # recorded but not acknowledged before a restart: sent again
+    recovered: int = 0  # recorded, not marked sent, but found on orders.events: not sent again
     dead_letters: int = 0
 
 
@@ -135,6 +137,7 @@ class OrderProcessor:
         self.app_id = f"{config.topic_prefix}marketfeed.{service}.orders"
         self.app: faust.App | None = None
         self._producer: AIOKafkaProducer | None = None
+        self.events_log: EventLog | None = None
         self._dead: DeadLetterSink | None = None
         self._stack = contextlib.AsyncExitStack()
 
@@ -169,6 +172,9 @@ class OrderProcessor:
         self._dead = DeadLetterSink(
             producer, topic=self.topics.dead_letter(self.service), service=self.service
         )
+        self.events_log = await self._stack.enter_async_context(
+            EventLog(c, client_id=f"{self.service}-events-reader")
+        )
         # faust wants a data directory even with in-memory tables; it is ours and temporary.
         datadir = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="oe-faust-"))
         app = make_app(
@@ -201,10 +207,14 @@ class OrderProcessor:
         await self._stack.aclose()
         self.app = None
         self._producer = None
+        self.events_log = None
 
     # faust signal handlers: (sender, *args, signal=..., **kwargs); args[0] is the set of TPs.
-    async def _on_revoked(self, _sender: Any, /, *_args: Any, **_kwargs: Any) -> None:
+    async def _on_revoked(self, _sender: Any, /, *args: Any, **_kwargs: Any) -> None:
         self._ready.clear()
+        if self.events_log is not None:
+            topic = self.topics.orders_commands
+            self.events_log.revoked(tp.partition for tp in args[0] if tp.topic == topic)
 
     async def _on_assigned(self, _sender: Any, /, *args: Any, **_kwargs: Any) -> None:
         """Awaited inside faust's rebalance: make the quote cache follow the assignment."""
@@ -213,6 +223,8 @@ class OrderProcessor:
         topic = self.topics.orders_commands
         partitions = frozenset(tp.partition for tp in assigned if tp.topic == topic)
         self._ready.clear()
+        if self.events_log is not None:
+            await self._retrying(lambda: self._events_log_ok().assigned(partitions))
         if self.on_assigned is not None:
             await self.on_assigned(partitions)
         self.assigned = partitions
@@ -272,14 +284,31 @@ class OrderProcessor:
         else:
             await self._dead_letter(key, value, partition, offset, parsed.error)
             return
-        claim = await self.ledger.claim(order_id, [e.encode() for e in events])
+        log_ = self._events_log_ok()
+        claim = await self.ledger.claim(
+            order_id, [e.encode() for e in events], scan_from=log_.lower_bound(partition)
+        )
         if claim.already_sent:
             self.stats.duplicates += 1
             log.info("order %s: duplicate command, already answered; nothing emitted", order_id)
             return
+        pending = claim.events
         if not claim.first:
-            self.stats.resent += 1
-        await self._emit(key, claim.events)
+            # Decided before a crash, maybe sent: send only what orders.events lacks.
+            present = await log_.present(partition, claim.scan_from, order_id)
+            if present is not None:
+                pending = [e for e in claim.events if e not in present]
+            if pending:
+                self.stats.resent += 1
+            else:
+                self.stats.recovered += 1
+            log.info(
+                "order %s: recovered a decision recorded before a restart; %d of %d events sent",
+                order_id,
+                len(pending),
+                len(claim.events),
+            )
+        await self._emit(key, partition, pending)
         await self.ledger.mark_sent(order_id)
         if claim.first:
             self._count_terminal(events[-1].TYPE)
@@ -292,12 +321,20 @@ class OrderProcessor:
         elif kind == "order.rejected":
             self.stats.rejected += 1
 
-    async def _emit(self, key: bytes | None, events: list[bytes]) -> None:
+    async def _emit(self, key: bytes | None, partition: int, events: list[bytes]) -> None:
+        """Send on the command's own partition: co-partitioned, and only we write there."""
         assert self._producer is not None
+        topic = self.topics.orders_events
         futures = [
-            await self._producer.send(self.topics.orders_events, value, key=key) for value in events
+            await self._producer.send(topic, value, key=key, partition=partition)
+            for value in events
         ]
-        await asyncio.gather(*futures)
+        for metadata in await asyncio.gather(*futures):
+            self._events_log_ok().note_sent(partition, metadata.offset)
+
+    def _events_log_ok(self) -> EventLog:
+        assert self.events_log is not None, "order processor not started"
+        return self.events_log
 
     async def _dead_letter(
         self, key: bytes | None, value: bytes | None, partition: int, offset: int, reason: str

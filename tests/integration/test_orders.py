@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from common.cache.reader import QuoteReader
 from common.kafka import KafkaSettings
+from common.partitioner import partition_for
 from common.runtime import EmbeddedStack
 from common.schema import (
     DeadLetter,
@@ -280,7 +281,9 @@ async def test_ledger_resends_a_decision_recorded_but_not_acknowledged(
     recorded = OrderRejected(
         order_id=order_id, symbol=symbol, reason="NO_QUOTE", text="decided first", ts_ns=1
     )
-    await processor.ledger.claim(order_id, [recorded.encode()])
+    assert processor.events_log is not None
+    bound = processor.events_log.lower_bound(partition_for(symbol, 4))
+    await processor.ledger.claim(order_id, [recorded.encode()], scan_from=bound)
     order = NewOrder(
         order_id=order_id,
         account="acc-1",
@@ -292,3 +295,41 @@ async def test_ledger_resends_a_decision_recorded_but_not_acknowledged(
     )
     await orders.send_raw(order.encode(), symbol_key(symbol))
     assert await orders.answer(order_id) == [recorded]
+
+
+async def test_ledger_does_not_resend_a_decision_already_on_the_events_topic(
+    orders: Orders,
+) -> None:
+    """A crash after the broker's ack, before the ledger's "sent" mark: nothing is sent twice."""
+    processor = orders.service.orders
+    assert processor is not None
+    assert processor.events_log is not None
+    partition = partition_for(FRESH, 4)
+    order_id = uuid.uuid4().hex
+    recorded = OrderRejected(
+        order_id=order_id, symbol=FRESH, reason="NO_QUOTE", text="decided first", ts_ns=1
+    )
+    bound = processor.events_log.lower_bound(partition)
+    await processor.ledger.claim(order_id, [recorded.encode()], scan_from=bound)
+    # What the killed process had sent and the broker had acknowledged:
+    await orders.producer.send_and_wait(
+        orders.kafka.topics.orders_events,
+        recorded.encode(),
+        key=symbol_key(FRESH),
+        partition=partition,
+    )
+    before = processor.stats.recovered
+    order = NewOrder(
+        order_id=order_id,
+        account="acc-1",
+        symbol=FRESH,
+        side="B",
+        qty=1,
+        limit=None,
+        ts_ns=time.time_ns(),
+    )
+    await orders.send_raw(order.encode(), symbol_key(FRESH))
+    marker = await orders.send()  # same partition: answered after the recovered command
+    await orders.answer(marker)
+    assert orders.events[order_id] == [recorded]
+    assert processor.stats.recovered == before + 1
