@@ -158,9 +158,8 @@ async def test_killed_and_restarted_order_entry_decides_each_command_once(
         assert set(events) == set(ids)
         for order_id in ids:
             terminal = [e for e in events[order_id] if isinstance(e, TERMINAL_EVENTS)]
-            # One decision per command. The same bytes twice would mean a kill landed between
-            # the broker's ack and the ledger's "sent" mark (see order_entry.ledger); a second,
-            # different decision would mean the command was executed again.
+            # One decision per command, sent once: a kill between the broker's ack and the
+            # ledger's "sent" mark is settled by reading orders.events (order_entry.eventlog).
             assert len(set(terminal)) == 1, (order_id, terminal)
             assert len(terminal) == 1, (order_id, terminal)
     finally:

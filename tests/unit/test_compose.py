@@ -24,7 +24,11 @@ import yaml
 
 from common.config import ENV_PREFIX, build, env_name, redis_url
 from common.kafka import KafkaSettings
+from common.symbols import load_symbols
 from feed_publisher.config import PublisherConfig
+from feed_publisher.universe import universe
+from order_entry.config import OrderEntryConfig
+from portfolio.config import PortfolioConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "compose.yaml"
@@ -219,12 +223,33 @@ def test_each_consumer_has_its_own_redis() -> None:
     assert set(owners) == set(redises), f"unused Redis services: {set(redises) - set(owners)}"
 
 
-def test_redis_keeps_nothing_on_disk() -> None:
+def test_redis_keeps_the_ledger_and_positions_on_a_volume() -> None:
+    # Each service's Redis holds durable state beside its cache (order ledger, positions).
     for name, service in redis_services().items():
         command = service.get("command")
         argv = shlex.split(command) if isinstance(command, str) else list(command or [])
-        assert argv[argv.index("--save") + 1] == "", f"{name} saves RDB snapshots"
-        assert argv[argv.index("--appendonly") + 1] == "no", f"{name} writes an AOF"
+        assert argv[argv.index("--appendonly") + 1] == "yes", f"{name} writes no AOF"
+        mounts = [str(v).split(":", 1) for v in service.get("volumes") or []]
+        assert any(target == "/data" for _, target in mounts), f"{name}: /data is not a volume"
+        for source, _ in mounts:
+            declared = load_compose().get("volumes") or {}
+            assert source in declared, f"{name}: undeclared volume {source}"
+
+
+def test_each_consumer_is_configured_to_start() -> None:
+    """The environment alone gives each consuming service what it needs to start."""
+    for name, service in built_services().items():
+        module = command_module(service)
+        env = {k: str(v) for k, v in environment(service).items()}
+        if module == "order_entry":
+            config = build(OrderEntryConfig, {}, env)
+            symbols = load_symbols(config.tradable, config.tradable_file, flag="--tradable")
+            assert symbols, f"{name} has no tradable symbols"
+            published = environment(services()["publisher"]).get("MARKETFEED_SYMBOLS", "500")
+            assert symbols <= set(universe(int(published))), f"{name} trades unpublished symbols"
+        elif module == "portfolio":
+            config_p = build(PortfolioConfig, {}, env)
+            load_symbols(config_p.watchlist, config_p.watchlist_file, flag="--watchlist")
 
 
 @pytest.mark.parametrize("name", sorted(services()))
