@@ -30,9 +30,7 @@ SERVICE = "order_entry"
 
 
 class OrderEntryService:
-    def __init__(
-        self, config: OrderEntryConfig, *, tradable: Iterable[str], orders: bool = True
-    ) -> None:
+    def __init__(self, config: OrderEntryConfig, *, tradable: Iterable[str]) -> None:
         self.config = config
         self.tradable = frozenset(tradable)
         self.cache = CachingConsumer(config, service=SERVICE, interest=self.tradable)
@@ -45,17 +43,13 @@ class OrderEntryService:
             if config.ledger_url is not None
             else None
         )
-        self.orders = (
-            OrderProcessor(
-                config,
-                tradable=self.tradable,
-                redis_client=self.redis,
-                ledger_client=self.ledger_redis,
-                on_assigned=self._follow_assignment,
-                service=SERVICE,
-            )
-            if orders
-            else None
+        self.orders = OrderProcessor(
+            config,
+            tradable=self.tradable,
+            redis_client=self.redis,
+            ledger_client=self.ledger_redis,
+            on_assigned=self._follow_assignment,
+            service=SERVICE,
         )
         self._stack = contextlib.AsyncExitStack()
 
@@ -70,9 +64,8 @@ class OrderEntryService:
                 len(self.tradable),
                 self.cache.start_mode,
             )
-            if self.orders is not None:
-                self._stack.push_async_callback(self.orders.stop)
-                await self.orders.start()
+            self._stack.push_async_callback(self.orders.stop)
+            await self.orders.start()
         except BaseException:
             await self.stop()
             raise

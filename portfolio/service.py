@@ -34,9 +34,7 @@ SERVICE = "portfolio"
 
 
 class PortfolioService:
-    def __init__(
-        self, config: PortfolioConfig, *, watchlist: Iterable[str], positions: bool = True
-    ) -> None:
+    def __init__(self, config: PortfolioConfig, *, watchlist: Iterable[str]) -> None:
         self.config = config
         self.watchlist = frozenset(watchlist)
         self.cache = CachingConsumer(config, service=SERVICE, interest=self.watchlist)
@@ -44,10 +42,8 @@ class PortfolioService:
             config.redis_url, socket_connect_timeout=2, socket_timeout=5
         )
         self.store = PositionStore(self.redis, prefix=config.redis_prefix)
-        self.keeper = (
-            PositionKeeper(config, store=self.store, on_position=self._on_position, service=SERVICE)
-            if positions
-            else None
+        self.keeper = PositionKeeper(
+            config, store=self.store, on_position=self._on_position, service=SERVICE
         )
         # symbol -> accounts with a non-zero position in it
         self.holders: dict[str, set[str]] = {}
@@ -72,9 +68,8 @@ class PortfolioService:
                 self.cache.start_mode,
             )
             self._stack.push_async_callback(self._cancel_tasks)
-            if self.keeper is not None:
-                self._stack.push_async_callback(self.keeper.stop)
-                await self.keeper.start()
+            self._stack.push_async_callback(self.keeper.stop)
+            await self.keeper.start()
         except BaseException:
             await self.stop()
             raise
