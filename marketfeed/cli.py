@@ -15,6 +15,8 @@ import feed_publisher.cli
 import marketfeed.bench.consumers
 import marketfeed.bench.publisher
 import marketfeed.lag
+import marketfeed.order
+import marketfeed.positions
 import marketfeed.quote
 import marketfeed.up
 import order_entry.cli
@@ -66,6 +68,21 @@ COMMANDS = [
         "print cached quotes of a service, with their age",
         marketfeed.quote.configure,
         marketfeed.quote.run,
+    ),
+    Command(
+        "order",
+        "send one order (buy|sell SYMBOL QTY, market or --limit IOC) to order_entry and print "
+        "its outcome: FILLED, CANCELLED or REJECTED with the reason (exit 1 unless filled or "
+        "cancelled)",
+        marketfeed.order.configure,
+        marketfeed.order.run,
+    ),
+    Command(
+        "positions",
+        "positions per account kept by portfolio from fills, marked to the mid of its cached "
+        "quote: qty, average price, mark and its age, unrealised and realised P&L",
+        marketfeed.positions.configure,
+        marketfeed.positions.run,
     ),
 ]
 

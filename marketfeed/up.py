@@ -1,8 +1,9 @@
 """``marketfeed up``: the whole system on one machine, embedded broker and Redis included.
 
 Start order: broker, one Redis per consuming service, topics, the state file read commands use,
-then the publisher and the consuming services as child processes (the same ``python -m``
-entry points that run in production). Stop order is the reverse, on Ctrl-C, SIGTERM,
+then the publisher, the consuming services and the simulated order flow as child processes (the
+same ``python -m`` entry points that run in production). Stop order is the reverse, so the order
+flow stops before the services that answer it, on Ctrl-C, SIGTERM,
 ``--duration``, or the death of any child. Every child server is started with a parent-death
 signal, so even a killed ``up`` leaves nothing running.
 """
@@ -13,6 +14,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import sys
 import time
@@ -23,16 +25,28 @@ from pathlib import Path
 from common.cli import EXIT_FAILURE, EXIT_OK, install_stop_signals
 from common.config import add_arguments, build, known_log_level, non_negative, positive, setting
 from common.errors import MarketfeedError
-from common.kafka import KafkaSettings, ensure_topics, market_data_topics
+from common.kafka import KafkaSettings, TopicSpec, ensure_topics, market_data_topics
 from common.logs import setup_logging
 from common.runtime import ChildProcess, EmbeddedStack
 from common.watermarks import WatermarkReader
 from feed_publisher.universe import universe
+from marketfeed.orderflow import MAX_ACCOUNTS
+from marketfeed.ordermix import account_names
 from marketfeed.state import UpState, remove_state, state_dir
 
 log = logging.getLogger("marketfeed.up")
 
 CONSUMING_SERVICES = ("order_entry", "portfolio")
+ORDER_FLOW = "orderflow"
+
+
+def _rate_or_off(value: float) -> str | None:
+    # 0 is allowed (no order flow); inf would break the pacer's arithmetic.
+    return None if math.isfinite(value) and value >= 0 else "must be a finite number >= 0"
+
+
+def _account_count(value: int) -> str | None:
+    return None if 0 < value <= MAX_ACCOUNTS else f"must be between 1 and {MAX_ACCOUNTS}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,6 +65,14 @@ class UpConfig:
     )
     tradable: int = setting(50, help="order_entry trades the first N symbols", check=positive)
     watchlist: int = setting(10, help="portfolio watches the first N symbols", check=non_negative)
+    orders_rate: float = setting(
+        2.0,
+        help="simulated orders per second sent to order_entry (0: no order flow)",
+        check=_rate_or_off,
+    )
+    accounts: int = setting(
+        10, help="simulated accounts of the order flow, acct-01 .. acct-NN", check=_account_count
+    )
     status_interval: float = setting(1.0, help="seconds between status lines", check=positive)
     log_level: str = setting("WARNING", help="log level of `up` itself", check=known_log_level)
 
@@ -79,7 +101,17 @@ class Up:
             servers = EmbeddedStack(services=CONSUMING_SERVICES, log_dir=self.log_dir)
             await stack.enter_async_context(servers)
             self.kafka = KafkaSettings(bootstrap=servers.bootstrap, partitions=cfg.partitions)
-            await ensure_topics(self.kafka, market_data_topics(self.kafka))
+            topics = self.kafka.topics
+            # The order topics too, so that the status line and `marketfeed order` find them
+            # before order_entry has created them itself.
+            await ensure_topics(
+                self.kafka,
+                [
+                    *market_data_topics(self.kafka),
+                    TopicSpec(topics.orders_commands, cfg.partitions),
+                    TopicSpec(topics.orders_events, cfg.partitions),
+                ],
+            )
 
             publisher_flags = [
                 "--bootstrap",
@@ -98,6 +130,12 @@ class Up:
             )
             for service, flags in self._service_flags(servers).items():
                 await self._start_child(stack, service, _python_module(service, *flags))
+            if cfg.orders_rate > 0:
+                await self._start_child(
+                    stack,
+                    ORDER_FLOW,
+                    _python_module("marketfeed.orderflow", *self._order_flow_flags(servers)),
+                )
 
             state = UpState(
                 pid=os.getpid(),
@@ -118,16 +156,17 @@ class Up:
     def _service_flags(self, servers: EmbeddedStack) -> dict[str, list[str]]:
         cfg = self.config
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        tradable = self.log_dir / "tradable.txt"
-        tradable.write_text("\n".join(universe(min(cfg.tradable, cfg.symbols))) + "\n")
+        self._tradable_file.write_text("\n".join(universe(min(cfg.tradable, cfg.symbols))) + "\n")
         common = ["--bootstrap", servers.bootstrap, "--partitions", str(cfg.partitions)]
         return {
             "order_entry": [
                 *common,
                 "--redis-url",
                 servers.redis_url("order_entry"),
+                # Empty, so that an inherited MARKETFEED_TRADABLE (up's is a count) adds nothing.
+                "--tradable=",
                 "--tradable-file",
-                str(tradable),
+                str(self._tradable_file),
             ],
             "portfolio": [
                 *common,
@@ -137,6 +176,32 @@ class Up:
                 ",".join(universe(min(cfg.watchlist, cfg.symbols))),
             ],
         }
+
+    @property
+    def _tradable_file(self) -> Path:
+        return self.log_dir / "tradable.txt"
+
+    def _order_flow_flags(self, servers: EmbeddedStack) -> list[str]:
+        """The order flow trades order_entry's tradable set, priced from order_entry's cache."""
+        cfg = self.config
+        flags = [
+            "--bootstrap",
+            servers.bootstrap,
+            "--partitions",
+            str(cfg.partitions),
+            "--orders-rate",
+            str(cfg.orders_rate),
+            "--accounts",
+            str(cfg.accounts),
+            "--tradable=",
+            "--tradable-file",
+            str(self._tradable_file),
+            "--redis-url",
+            servers.redis_url("order_entry"),
+        ]
+        if cfg.seed is not None:
+            flags += ["--seed", str(cfg.seed)]
+        return flags
 
     async def _start_child(
         self, stack: contextlib.AsyncExitStack, name: str, argv: Sequence[str]
@@ -158,10 +223,22 @@ class Up:
             f"{self.kafka.topics.quotes}, {self.kafka.topics.trades}; "
             f"{self.config.partitions} partitions)",
             *(f"  redis {s:<12} {servers.redis_url(s)}" for s in CONSUMING_SERVICES),
+            f"  orders      {self._order_flow_banner()}",
             f"  logs        {self.log_dir}",
             "  Ctrl-C stops everything",
         ]
         print("\n".join(lines), flush=True)
+
+    def _order_flow_banner(self) -> str:
+        cfg = self.config
+        topic = self.kafka.topics.orders_commands
+        if cfg.orders_rate <= 0:
+            return f"no simulated order flow (--orders-rate 0); `marketfeed order` sends to {topic}"
+        names = account_names(cfg.accounts)
+        return (
+            f"{cfg.orders_rate:g}/s simulated from {names[0]}..{names[-1]} on {topic} "
+            "(`marketfeed positions` shows where they stand)"
+        )
 
     async def _supervise(self, stop: asyncio.Event) -> int:
         """Print status until stop, the duration, or a child's death; return the exit code."""
@@ -197,26 +274,34 @@ class Up:
         return EXIT_OK
 
     async def _status_loop(self) -> None:
-        topics = self.kafka.topics.market_data
+        topics = self.kafka.topics
+        market = topics.market_data
+        orders = (topics.orders_commands, topics.orders_events)
         started = time.monotonic()
-        last_total, last_t = 0, started
+        last_total, last_orders, last_t = 0, 0, started
         tty = sys.stdout.isatty()
         async with WatermarkReader(self.kafka.bootstrap) as reader:
             while True:
                 await asyncio.sleep(self.config.status_interval)
                 try:
-                    marks = await reader.high_watermarks(topics)
+                    marks = await reader.high_watermarks([*market, *orders])
                 except MarketfeedError as exc:
                     print(f"status unavailable: {exc}", file=sys.stderr)
                     continue
-                per_topic = {t: sum(o for tp, o in marks.items() if tp.topic == t) for t in topics}
-                total = sum(per_topic.values())
+                hw = {
+                    t: sum(o for tp, o in marks.items() if tp.topic == t)
+                    for t in (*market, *orders)
+                }
+                total = sum(hw[t] for t in market)
                 now = time.monotonic()
                 rate = (total - last_total) / (now - last_t)
-                last_total, last_t = total, now
+                order_rate = (hw[orders[0]] - last_orders) / (now - last_t)
+                last_total, last_orders, last_t = total, hw[orders[0]], now
                 line = (
                     f"[{now - started:6.0f}s] published {total:>12,}  {rate:>9,.0f} msg/s  | "
-                    + "  ".join(f"{t} hw {n:,}" for t, n in per_topic.items())
+                    + "  ".join(f"{t} hw {hw[t]:,}" for t in market)
+                    + f"  | {orders[0]} hw {hw[orders[0]]:,} ({order_rate:,.1f}/s)"
+                    + f"  {orders[1]} hw {hw[orders[1]]:,}"
                 )
                 print(("\r\x1b[K" + line) if tty else line, end="" if tty else "\n", flush=True)
 

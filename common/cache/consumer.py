@@ -190,9 +190,12 @@ class CachingConsumer(Lifecycle):
         self._consumer = None
 
     async def wait(self) -> None:
-        """Until the consuming task ends (it ends only by stop() or an unexpected error)."""
+        """Until the consuming task ends (it ends only by stop() or an unexpected error).
+
+        Cancelling the waiter leaves the task alone: stopping it is stop()'s job, in order.
+        """
         if self._task is not None:
-            await self._task
+            await asyncio.shield(self._task)
 
     # -- interest --------------------------------------------------------------------------
 

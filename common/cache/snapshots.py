@@ -101,7 +101,10 @@ class SnapshotClient:
                 request.encode(),
                 key=request.request_id.encode(),
             )
-            return await asyncio.wait_for(future, timeout)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
+            # that arrives as the answer does, and a service asked to stop would run on.
+            async with asyncio.timeout(timeout):
+                return await future
         except TimeoutError:
             return None
         finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -56,21 +57,44 @@ async def test_up_runs_for_duration_reports_and_leaves_nothing_behind(tmp_path: 
     assert status, text
     published = int(status[-1].split("published")[1].split()[0].replace(",", ""))
     assert published > 1000
+    # The status line also shows the order topics (the flow runs by default, at 2/s).
+    assert "orders.commands hw" in status[-1]
+    assert "orders.events hw" in status[-1]
+    assert "/s simulated from acct-01..acct-10 on orders.commands" in text
     pids = state["processes"]
     assert isinstance(pids, dict)
-    assert set(pids) >= {"broker", "redis[order_entry]", "redis[portfolio]", "publisher"}
+    assert set(pids) >= {
+        "broker",
+        "redis[order_entry]",
+        "redis[portfolio]",
+        "publisher",
+        "order_entry",
+        "portfolio",
+        "orderflow",
+    }
     assert not [name for name, pid in pids.items() if _alive(pid)]
     assert not (tmp_path / "state" / "up.json").exists()
+    # The order flow stopped first and cleanly: everything it sent was acknowledged.
+    log = (tmp_path / "logs" / "orderflow.log").read_text()
+    stopped = [line for line in log.splitlines() if "stopped:" in line]
+    assert stopped, log
+    counts = re.search(r"stopped: (\d+) sent, (\d+) acked, 0 failed", stopped[-1])
+    assert counts, stopped[-1]
+    assert counts.group(1) == counts.group(2)
 
 
 async def test_up_stops_in_order_on_sigint(tmp_path: Path) -> None:
-    proc, state = await _up(tmp_path, "--rate", "1000")
+    proc, state = await _up(tmp_path, "--rate", "1000", "--orders-rate", "0")
     await asyncio.sleep(1.5)
     proc.send_signal(signal.SIGINT)
-    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, err.decode()
+    # --orders-rate 0: no order flow, the rest as usual.
+    assert "no simulated order flow (--orders-rate 0)" in out.decode()
     pids = state["processes"]
     assert isinstance(pids, dict)
+    assert "orderflow" not in pids
+    assert {"publisher", "order_entry", "portfolio"} <= set(pids)
     assert not [name for name, pid in pids.items() if _alive(pid)]
     # The publisher flushed before the broker went away: its log says everything was acked.
     log = (tmp_path / "logs" / "publisher.log").read_text()
@@ -81,7 +105,12 @@ async def test_up_stops_in_order_on_sigint(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("flags", "needle"),
-    [(["--rate", "-1"], "--rate=-1.0: must be > 0"), (["--symbols", "0"], "--symbols=0")],
+    [
+        (["--rate", "-1"], "--rate=-1.0: must be > 0"),
+        (["--symbols", "0"], "--symbols=0"),
+        (["--orders-rate", "-1"], "--orders-rate=-1.0: must be a finite number >= 0"),
+        (["--accounts", "1000"], "--accounts=1000: must be between 1 and 999"),
+    ],
 )
 async def test_up_rejects_bad_flags_with_one_line(flags: list[str], needle: str) -> None:
     proc = await spawn(
