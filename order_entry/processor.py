@@ -41,6 +41,7 @@ from common.cache.deadletters import DeadLetterSink
 from common.cache.keys import CacheKeys
 from common.cache.reader import QuoteReader
 from common.errors import CacheUnavailableError
+from common.faustapp import make_app, processed
 from common.kafka import TopicSpec, ensure_topics, with_backoff
 from common.schema import OrderEvent
 from order_entry.config import OrderEntryConfig
@@ -68,36 +69,6 @@ class OrderStats:
     resent: int = 0  # recorded but not acknowledged before a restart: sent again
     recovered: int = 0  # recorded, not marked sent, but found on orders.events: not sent again
     dead_letters: int = 0
-
-
-def faust_broker(bootstrap: str) -> str:
-    return ";".join(f"kafka://{host.strip()}" for host in bootstrap.split(","))
-
-
-def make_app(app_id: str, *, bootstrap: str, rebalance_timeout: float, datadir: str) -> faust.App:
-    """A faust App for the embedded broker as well as for Apache Kafka.
-
-    A short rebalance timeout, because a group's first join waits about that long on Tansu;
-    session timeout a little longer, so a killed member's partitions move on within seconds.
-    """
-    session = max(rebalance_timeout * 2, 6.0)
-    return faust.App(
-        app_id,
-        broker=faust_broker(bootstrap),
-        store="memory://",
-        web_enabled=False,
-        autodiscover=False,
-        datadir=datadir,
-        processing_guarantee="at_least_once",
-        consumer_auto_offset_reset="earliest",
-        broker_rebalance_timeout=rebalance_timeout,
-        broker_session_timeout=session,
-        broker_heartbeat_interval=session / 6,
-        broker_commit_every=100,
-        broker_commit_interval=1.0,
-        producer_acks=-1,
-        topic_partitions=1,
-    )
 
 
 class OrderProcessor:
@@ -247,18 +218,15 @@ class OrderProcessor:
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             log.warning("could not record the assignment in Redis: %s", exc)
 
-    async def _agent(self, stream: Any) -> AsyncIterator[None]:
-        async for event in stream.events():
-            message = event.message
-            answer = functools.partial(
-                self.handle,
-                event.key,
-                event.value,
-                partition=message.partition,
-                offset=message.offset,
-            )
-            await self._retrying(answer)
-            yield None
+    def _agent(self, stream: Any) -> AsyncIterator[None]:
+        return processed(stream, self._answer)
+
+    async def _answer(
+        self, key: bytes | None, value: bytes | None, partition: int, offset: int
+    ) -> None:
+        await self._retrying(
+            functools.partial(self.handle, key, value, partition=partition, offset=offset)
+        )
 
     async def handle(
         self, key: bytes | None, value: bytes | None, *, partition: int, offset: int

@@ -19,13 +19,13 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import faust
 import redis.exceptions
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from common.cache.deadletters import DeadLetterSink
 from common.errors import SchemaError
+from common.faustapp import make_app, processed
 from common.kafka import TopicSpec, ensure_topics, with_backoff
 from common.schema import OrderFilled, decode
 from portfolio.config import PortfolioConfig
@@ -34,26 +34,6 @@ from portfolio.positions import Position, PositionStore
 log = logging.getLogger("portfolio.positions")
 
 _RETRY_DELAY_S = 0.5
-
-
-def make_app(app_id: str, *, bootstrap: str, rebalance_timeout: float, datadir: str) -> faust.App:
-    """A faust App for the embedded broker: a first group join waits ~the rebalance timeout."""
-    session = max(rebalance_timeout * 2, 6.0)
-    return faust.App(
-        app_id,
-        broker=";".join(f"kafka://{h.strip()}" for h in bootstrap.split(",")),
-        store="memory://",
-        web_enabled=False,
-        autodiscover=False,
-        datadir=datadir,
-        processing_guarantee="at_least_once",
-        consumer_auto_offset_reset="earliest",
-        broker_rebalance_timeout=rebalance_timeout,
-        broker_session_timeout=session,
-        broker_heartbeat_interval=session / 6,
-        broker_commit_interval=1.0,
-        topic_partitions=1,
-    )
 
 
 class PositionKeeper:
@@ -117,13 +97,13 @@ class PositionKeeper:
     async def stop(self) -> None:
         await self._stack.aclose()
 
-    async def _agent(self, stream: Any) -> AsyncIterator[None]:
-        async for event in stream.events():
-            message = event.message
-            await self.handle(
-                event.value, key=event.key, partition=message.partition, offset=message.offset
-            )
-            yield None
+    def _agent(self, stream: Any) -> AsyncIterator[None]:
+        return processed(stream, self._handle_record)
+
+    async def _handle_record(
+        self, key: bytes | None, value: bytes | None, partition: int, offset: int
+    ) -> None:
+        await self.handle(value, key=key, partition=partition, offset=offset)
 
     async def handle(
         self, value: bytes | None, *, key: bytes | None = None, partition: int = 0, offset: int = 0
