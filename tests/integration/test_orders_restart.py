@@ -1,4 +1,6 @@
 """order_entry killed (SIGKILL) mid-stream and restarted: every command still gets one decision.
+And order_entry stopped while its Redis is away: it stops at once, and the command it could not
+answer is answered by the next process rather than lost.
 
 Real processes: ``python -m order_entry`` (cache + faust worker) on the session's broker and
 Redis, killed while commands flow, then started again in the same consumer group.
@@ -20,6 +22,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from common.kafka import KafkaSettings
 from common.runtime import EmbeddedStack
+from common.runtime.servers import EmbeddedRedis
 from common.schema import NewOrder, Quote, decode
 from common.schema.orders import TERMINAL_EVENTS, OrderEvent
 from common.topics import symbol_key
@@ -31,7 +34,7 @@ COMMANDS = 40
 
 @contextlib.asynccontextmanager
 async def order_entry(
-    stack: EmbeddedStack, kafka: KafkaSettings, log: Path
+    stack: EmbeddedStack, kafka: KafkaSettings, log: Path, redis_url: str | None = None
 ) -> AsyncIterator[asyncio.subprocess.Process]:
     argv = [
         sys.executable,
@@ -44,7 +47,7 @@ async def order_entry(
         "--partitions",
         str(kafka.partitions),
         "--redis-url",
-        stack.redis_url("order_entry"),
+        redis_url or stack.redis_url("order_entry"),
         "--redis-prefix",
         f"{kafka.topic_prefix}mf:",
         "--tradable",
@@ -169,3 +172,94 @@ async def test_killed_and_restarted_order_entry_decides_each_command_once(
                 await collector
         await consumer.stop()
         await producer.stop()
+
+
+@pytest.mark.slow
+async def test_order_entry_stops_while_redis_is_away_and_the_held_command_is_not_lost(
+    stack: EmbeddedStack, kafka: KafkaSettings, tmp_path: Path
+) -> None:
+    topics = kafka.topics
+    redis_server = EmbeddedRedis(name="away", log_path=tmp_path / "redis.log")
+    await redis_server.start()
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all")
+    await producer.start()
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    events: dict[str, list[OrderEvent]] = {}
+    collector: asyncio.Task[None] | None = None
+
+    async def collect() -> None:
+        while True:
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                for record in records:
+                    event = decode(record.value)
+                    assert isinstance(event, OrderEvent)
+                    events.setdefault(event.order_id, []).append(event)
+
+    async def send() -> str:
+        order = NewOrder(
+            order_id=uuid.uuid4().hex,
+            account="a",
+            symbol=SYMBOL,
+            side="B",
+            qty=1,
+            limit=None,
+            ts_ns=time.time_ns(),
+        )
+        await producer.send_and_wait(topics.orders_commands, order.encode(), key=symbol_key(SYMBOL))
+        return order.order_id
+
+    def terminal(order_id: str) -> list[OrderEvent]:
+        return [e for e in events.get(order_id, []) if isinstance(e, TERMINAL_EVENTS)]
+
+    log = tmp_path / "order_entry.log"
+    try:
+        quote = Quote(
+            symbol=SYMBOL,
+            epoch=1,
+            seq=1,
+            ts_ns=time.time_ns(),
+            bid=10.0,
+            ask=10.02,
+            bid_size=1,
+            ask_size=1,
+        )
+        await producer.send_and_wait(topics.quotes, quote.encode(), key=symbol_key(SYMBOL))
+        async with order_entry(stack, kafka, log, redis_server.url) as first:
+            consumer.assign([TopicPartition(topics.orders_events, p) for p in range(4)])
+            collector = asyncio.create_task(collect())
+            warm = await send()
+
+            async def warm_answered() -> bool:
+                return bool(terminal(warm))
+
+            await eventually(warm_answered, timeout=30, what="order_entry to answer")
+            await redis_server.stop()
+            held = await send()
+            await asyncio.sleep(1.0)  # order_entry has it in hand, retrying Redis
+            assert not terminal(held)
+            first.send_signal(signal.SIGTERM)
+            # A handler that cannot finish must not keep the process from stopping.
+            assert await asyncio.wait_for(first.wait(), 15) == 0
+        # Redis back on the same port, empty: as after a restart without persistence.
+        redis_server = EmbeddedRedis(
+            name="back", log_path=tmp_path / "redis.log", port=redis_server.port
+        )
+        await redis_server.start()
+        async with order_entry(stack, kafka, log, redis_server.url):
+
+            async def held_answered() -> bool:
+                return bool(terminal(held))
+
+            await eventually(held_answered, timeout=40, what="the held command to be answered")
+            await asyncio.sleep(1.0)  # room for a wrong second answer to show up
+        assert len(terminal(held)) == 1
+        assert len(terminal(warm)) == 1
+    finally:
+        if collector is not None:
+            collector.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await collector
+        await consumer.stop()
+        await producer.stop()
+        await redis_server.stop()
