@@ -3,9 +3,8 @@
 Both stream processors (order_entry's order processor, portfolio's position keeper) run a faust
 App inside their own asyncio lifecycle and share these choices:
 
-- A short rebalance timeout, because a group's first join waits about that long on the embedded
-  broker (Tansu); a session timeout a little longer, so a killed member's partitions move on
-  within seconds.
+- Group timeouts from the service's settings (``common.groups``): on the embedded broker a join
+  waits about half the session timeout, and a killed member's partitions move on after it.
 - ``at_least_once``, never ``exactly_once`` (the embedded broker's transactions are unreliable);
   each processor is idempotent by order id instead.
 - Acks after the work, not before: faust acks an event when the agent's ``async for`` moves on
@@ -23,16 +22,18 @@ from typing import Any
 
 import faust
 
+from common.groups import GroupSettings
+
 
 def faust_broker(bootstrap: str) -> str:
     return ";".join(f"kafka://{host.strip()}" for host in bootstrap.split(","))
 
 
-def make_app(app_id: str, *, bootstrap: str, rebalance_timeout: float, datadir: str) -> faust.App:
-    session = max(rebalance_timeout * 2, 6.0)
+def make_app(app_id: str, *, settings: GroupSettings, datadir: str) -> faust.App:
+    session = settings.session_timeout
     return faust.App(
         app_id,
-        broker=faust_broker(bootstrap),
+        broker=faust_broker(settings.bootstrap),
         store="memory://",
         web_enabled=False,
         autodiscover=False,
@@ -40,7 +41,7 @@ def make_app(app_id: str, *, bootstrap: str, rebalance_timeout: float, datadir: 
         processing_guarantee="at_least_once",
         stream_wait_empty=False,
         consumer_auto_offset_reset="earliest",
-        broker_rebalance_timeout=rebalance_timeout,
+        broker_rebalance_timeout=settings.rebalance_timeout,
         broker_session_timeout=session,
         broker_heartbeat_interval=session / 6,
         broker_commit_every=100,

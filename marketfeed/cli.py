@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import feed_publisher.cli
 import marketfeed.bench.consumers
+import marketfeed.bench.orders
 import marketfeed.bench.publisher
 import marketfeed.lag
 import marketfeed.order
@@ -95,6 +96,13 @@ BENCHES = [
         "a naive one and a bare consume loop",
         marketfeed.bench.consumers.configure,
         marketfeed.bench.consumers.run,
+    ),
+    Command(
+        "orders",
+        "orders/s and command->event latency through order_entry beside a bare echo consumer, "
+        "with quotes flowing; join + warm time of a new order_entry",
+        marketfeed.bench.orders.configure,
+        marketfeed.bench.orders.run,
     ),
     Command(
         "publisher",

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.cache import CacheSettings
 from common.config import in_range, known_log_level, positive, redis_url, setting
+from common.groups import GroupSettings
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class OrderEntryConfig(CacheSettings):
+class OrderEntryConfig(GroupSettings):
     tradable: tuple[str, ...] = setting((), help="tradable symbols, comma-separated")
     tradable_file: Path | None = setting(None, help="file of tradable symbols, one per line")
     log_level: str = setting("INFO", help="log level", check=known_log_level)
@@ -19,11 +19,6 @@ class OrderEntryConfig(CacheSettings):
         0.10,
         help="a limit price further than this fraction from the mid is rejected (fat finger)",
         check=in_range(0.0001, 10.0),
-    )
-    rebalance_timeout: float = setting(
-        3.0,
-        help="seconds the order group's rebalance may take; a first join waits about this long",
-        check=positive,
     )
     order_memory: float = setting(
         7 * 86400.0,

@@ -148,12 +148,7 @@ class OrderProcessor:
         )
         # faust wants a data directory even with in-memory tables; it is ours and temporary.
         datadir = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="oe-faust-"))
-        app = make_app(
-            self.app_id,
-            bootstrap=c.bootstrap,
-            rebalance_timeout=c.rebalance_timeout,
-            datadir=datadir,
-        )
+        app = make_app(self.app_id, settings=c, datadir=datadir)
         commands = app.topic(
             self.topics.orders_commands, key_serializer="raw", value_serializer="raw"
         )

@@ -5,20 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.cache import CacheSettings
-from common.config import known_log_level, non_negative, positive, setting
+from common.config import known_log_level, non_negative, setting
+from common.groups import GroupSettings
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class PortfolioConfig(CacheSettings):
+class PortfolioConfig(GroupSettings):
     watchlist: tuple[str, ...] = setting((), help="watchlist symbols, comma-separated")
     watchlist_file: Path | None = setting(None, help="file of watchlist symbols, one per line")
     log_level: str = setting("INFO", help="log level", check=known_log_level)
-    rebalance_timeout: float = setting(
-        3.0,
-        help="seconds the positions group's rebalance may take; a first join waits about this long",
-        check=positive,
-    )
     evict_after: float = setting(
         30.0,
         help="seconds a symbol that no account holds any more (and not on the watchlist) stays "

@@ -79,12 +79,7 @@ class PositionKeeper:
         self._stack.push_async_callback(producer.stop)
         self._dead = DeadLetterSink(producer, topic=dlq, service=self.service)
         datadir = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="pf-faust-"))
-        app = make_app(
-            self.app_id,
-            bootstrap=c.bootstrap,
-            rebalance_timeout=c.rebalance_timeout,
-            datadir=datadir,
-        )
+        app = make_app(self.app_id, settings=c, datadir=datadir)
         events = app.topic(c.topics.orders_events, key_serializer="raw", value_serializer="raw")
         app.agent(events, name="portfolio.keep_positions")(self._agent)
         started = time.monotonic()

@@ -11,8 +11,11 @@ from typing import Any, TextIO
 
 
 class StepProgress:
-    def __init__(self, total: int, *, stream: TextIO = sys.stderr) -> None:
+    def __init__(
+        self, total: int, *, desc: str = "bench consumers", stream: TextIO = sys.stderr
+    ) -> None:
         self.total = total
+        self.desc = desc
         self.done = 0
         self._stream = stream
         self._bar: Any = None
@@ -22,15 +25,13 @@ class StepProgress:
         except ImportError:
             tqdm = None
         if tqdm is not None:
-            self._bar = tqdm(total=total, unit="step", desc="bench consumers", file=stream)
+            self._bar = tqdm(total=total, unit="step", desc=desc, file=stream)
 
     def phase(self, text: str) -> None:
         if self._bar is not None:
             self._bar.set_postfix_str(text)
         else:
-            print(
-                f"bench consumers [{self.done}/{self.total}] {text}", file=self._stream, flush=True
-            )
+            print(f"{self.desc} [{self.done}/{self.total}] {text}", file=self._stream, flush=True)
 
     def advance(self) -> None:
         self.done += 1

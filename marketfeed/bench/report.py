@@ -260,20 +260,20 @@ def render_markdown(results: Results) -> str:
 # -- files ---------------------------------------------------------------------------------
 
 
-def _finite(value: Any) -> Any:
+def finite(value: Any) -> Any:
     """JSON has no NaN or infinity: such a figure becomes null."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: finite(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
+        return [finite(v) for v in value]
     return value
 
 
 def write_outputs(results: Results, out: Path) -> list[str]:
     """Write results.json, report.md and the plots; return lines to tell the user."""
-    (out / "results.json").write_text(json.dumps(_finite(asdict(results)), indent=1) + "\n")
+    (out / "results.json").write_text(json.dumps(finite(asdict(results)), indent=1) + "\n")
     (out / "report.md").write_text(render_markdown(results))
     written = ["results.json", "report.md"]
     notes = []

@@ -41,7 +41,7 @@ from marketfeed.bench.workers import Worker
 _WORKER_START_S = 30.0
 
 
-async def _check_redis(url: str) -> None:
+async def check_redis(url: str) -> None:
     client = aioredis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
     try:
         await client.ping()
@@ -51,7 +51,7 @@ async def _check_redis(url: str) -> None:
         await client.aclose()
 
 
-async def _forget_keys(url: str, prefixes: Sequence[str]) -> None:
+async def forget_keys(url: str, prefixes: Sequence[str]) -> None:
     """Remove what the consumers wrote into a Redis that is not ours."""
     client = aioredis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
     try:
@@ -207,8 +207,8 @@ async def measure(config: ConsumersBenchConfig, progress: StepProgress) -> Resul
         }
         results.environment.update(bootstrap=bootstrap, topic_prefix=prefix, redis_urls=urls)
         if config.redis_url:
-            await _check_redis(config.redis_url)
-            stack.push_async_callback(_forget_keys, config.redis_url, [prefix])
+            await check_redis(config.redis_url)
+            stack.push_async_callback(forget_keys, config.redis_url, [prefix])
         base = WorkerParams(
             bootstrap=bootstrap,
             topic_prefix=prefix,

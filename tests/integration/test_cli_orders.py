@@ -69,6 +69,7 @@ async def up(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[UpRun]:
     env = {
         **os.environ,
         "MARKETFEED_STATE_DIR": str(tmp / "state"),
+        "MARKETFEED_SESSION_TIMEOUT": "2",  # the services' group joins take ~1 s, not ~3 s
         # Read by the order flow child only (up passes its other settings as flags).
         "MARKETFEED_LIMIT_RATIO": "0.4",
         "MARKETFEED_BAD_RATIO": "0.3",

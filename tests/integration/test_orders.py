@@ -139,7 +139,7 @@ async def orders(stack: EmbeddedStack) -> AsyncIterator[Orders]:
         stale_after=30.0,
         max_qty=1000,
         limit_band=0.05,
-        rebalance_timeout=3.0,
+        session_timeout=2.0,  # a join waits about half of it on the embedded broker
     )
     async with contextlib.AsyncExitStack() as stack_:
         started = time.monotonic()

@@ -76,6 +76,7 @@ async def test_positions_and_pnl_equal_the_reference(
         redis_url=stack.redis_url("portfolio"),
         redis_prefix=f"{kafka.topic_prefix}mf:",
         snapshot_timeout=0.5,
+        session_timeout=2.0,
         stale_after=60.0,
         evict_after=1.0,
     )

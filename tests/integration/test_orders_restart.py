@@ -54,6 +54,8 @@ async def order_entry(
         SYMBOL,
         "--snapshot-timeout",
         "0.5",
+        "--session-timeout",
+        "2",
         "--stale-after",
         "300",
     ]

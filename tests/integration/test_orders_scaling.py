@@ -57,6 +57,8 @@ async def order_entry(
         f"{kafka.topic_prefix}ledger:",
         "--tradable",
         ",".join(TRADABLE),
+        "--session-timeout",
+        "2",
         "--stale-after",
         "300",
     ]

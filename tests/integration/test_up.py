@@ -26,7 +26,11 @@ def _alive(pid: int) -> bool:
 
 
 async def _up(tmp_path: Path, *flags: str) -> tuple[asyncio.subprocess.Process, dict[str, object]]:
-    env = {**os.environ, "MARKETFEED_STATE_DIR": str(tmp_path / "state")}
+    env = {
+        **os.environ,
+        "MARKETFEED_STATE_DIR": str(tmp_path / "state"),
+        "MARKETFEED_SESSION_TIMEOUT": "2",  # the services' group joins take ~1 s, not ~3 s
+    }
     proc = await spawn(
         sys.executable,
         "-m",

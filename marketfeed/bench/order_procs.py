@@ -1,0 +1,287 @@
+"""One set of topics of the orders benchmark and the processes that live on it.
+
+An OrderEnv owns a topic prefix (``md.*`` and ``orders.*`` of order_entry, ``echo.orders.*`` of
+the baseline) and, as child processes (``common.runtime.ChildProcess``: a log file each, killed
+by the kernel if the benchmark dies): the publisher (``python -m feed_publisher``), the
+order_entry processes (``python -m order_entry``) and the echo baseline
+(``python -m marketfeed.bench.order_echo``). It also owns the two order drivers and a watermark
+reader of the quote topic. ``stop()`` stops all of it in reverse order; it is safe to call twice.
+
+Children get the environment without ``MARKETFEED_*``: every setting of theirs is a flag built
+here, so that nothing in the user's shell quietly changes what is measured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis.asyncio as aioredis
+
+from common.config import ENV_PREFIX
+from common.errors import RuntimeStartError
+from common.kafka import KafkaSettings, TopicSpec, ensure_topics, market_data_topics
+from common.lifecycle import Lifecycle
+from common.runtime import ChildProcess
+from common.watermarks import WatermarkReader
+from marketfeed.bench.order_driver import OrderDriver
+from marketfeed.bench.order_settings import OrdersBenchConfig
+from marketfeed.bench.workers import cpu_seconds
+
+ORDER_ENTRY = "order_entry"
+ECHO = "echo"
+# The order_entry processes: the one every step runs on, and the one that joins it.
+FIRST, SECOND = "oe1", "oe2"
+# A clean stop of order_entry takes about a second (faust leaves the group), of the publisher
+# and the echo less; past these they are killed (e.g. the broker is gone: Ctrl-C reaches it too).
+_STOP_TIMEOUT_S = 10.0
+_QUICK_STOP_S = 5.0
+_PUBLISHER_START_S = 30.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunContext:
+    """What every OrderEnv of one run shares."""
+
+    config: OrdersBenchConfig
+    bootstrap: str
+    redis_url: str
+    log_dir: Path
+    tradable: tuple[str, ...]
+    tradable_file: Path
+    servers: dict[str, int | None]  # pids of the embedded servers, for their CPU
+
+
+@dataclass(slots=True)
+class Spawned:
+    proc: ChildProcess
+    wall_ns: int  # time.time_ns() at spawn: order_entry's orders:meta times are wall clock
+    at: float  # time.monotonic() at spawn
+
+    def mono(self, wall_ns: int) -> float:
+        """A wall-clock time of this host as time.monotonic()."""
+        return self.at + (wall_ns - self.wall_ns) / 1e9
+
+
+async def _alive() -> bool:
+    # Readiness is measured, not waited for: the benchmark probes with orders.
+    return True
+
+
+def _child_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+
+
+class OrderEnv(Lifecycle):
+    def __init__(self, ctx: RunContext, prefix: str, name: str) -> None:
+        c = ctx.config
+        self.ctx = ctx
+        self.prefix = prefix
+        self.name = name
+        self.kafka = KafkaSettings(
+            bootstrap=ctx.bootstrap,
+            topic_prefix=prefix,
+            partitions=c.partitions,
+            connect_timeout=c.connect_timeout,
+        )
+        self.echo_kafka = KafkaSettings(
+            bootstrap=ctx.bootstrap,
+            topic_prefix=f"{prefix}echo.",
+            partitions=c.partitions,
+            connect_timeout=c.connect_timeout,
+        )
+        self.drivers = {
+            target: OrderDriver(
+                bootstrap=ctx.bootstrap,
+                topics=kafka.topics,
+                partitions=c.partitions,
+                symbols=ctx.tradable,
+                fetch_max_wait_ms=c.fetch_max_wait_ms,
+                connect_timeout=c.connect_timeout,
+            )
+            for target, kafka in ((ORDER_ENTRY, self.kafka), (ECHO, self.echo_kafka))
+        }
+        self.watermarks = WatermarkReader(ctx.bootstrap, connect_timeout=c.connect_timeout)
+        self.redis = aioredis.Redis.from_url(ctx.redis_url, socket_connect_timeout=2)
+        self.publisher: ChildProcess | None = None
+        self.processes: dict[str, ChildProcess] = {}
+        self._stack = contextlib.AsyncExitStack()
+
+    def redis_prefix(self, process: str) -> str:
+        return f"{self.prefix}{process}:"
+
+    async def start(self) -> None:
+        try:
+            await self._open()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _open(self) -> None:
+        specs = list(market_data_topics(self.kafka))
+        for kafka in (self.kafka, self.echo_kafka):
+            topics = kafka.topics
+            specs += [
+                TopicSpec(topics.orders_commands, kafka.partitions),
+                TopicSpec(topics.orders_events, kafka.partitions),
+            ]
+        await ensure_topics(self.kafka, specs)
+        self._stack.push_async_callback(self.redis.aclose)
+        await self._stack.enter_async_context(self.watermarks)
+        for driver in self.drivers.values():
+            await self._stack.enter_async_context(driver)
+            driver.pause()
+        self.publisher = await self._spawn(
+            "publisher",
+            [
+                "feed_publisher",
+                *self._kafka_flags(self.kafka),
+                "--symbols",
+                str(self.ctx.config.symbols),
+                "--rate",
+                str(self.ctx.config.quote_rate),
+                "--seed",
+                str(self.ctx.config.seed),
+            ],
+            stop_timeout=_QUICK_STOP_S,
+        )
+        await self._wait_for_quotes(self.publisher)
+
+    def _kafka_flags(self, kafka: KafkaSettings) -> list[str]:
+        c = self.ctx.config
+        return [
+            "--bootstrap",
+            kafka.bootstrap,
+            "--topic-prefix",
+            kafka.topic_prefix,
+            "--partitions",
+            str(kafka.partitions),
+            "--connect-timeout",
+            str(c.connect_timeout),
+            "--log-level",
+            c.log_level,
+        ]
+
+    async def _spawn(
+        self, role: str, module_argv: list[str], *, stop_timeout: float = _STOP_TIMEOUT_S
+    ) -> ChildProcess:
+        proc = ChildProcess(
+            name=f"{role} ({self.name})",
+            argv=[sys.executable, "-m", *module_argv],
+            ready=_alive,
+            log_path=self.ctx.log_dir / f"{self.name}-{role}.log",
+            env=_child_env(),
+            stop_timeout=stop_timeout,
+        )
+        self._stack.push_async_callback(proc.stop)
+        await proc.start()
+        return proc
+
+    async def _wait_for_quotes(self, publisher: ChildProcess) -> None:
+        deadline = time.monotonic() + self.ctx.config.connect_timeout + _PUBLISHER_START_S
+        while sum((await self.quote_watermarks()).values()) == 0:
+            if publisher.returncode is not None or time.monotonic() > deadline:
+                raise RuntimeStartError(
+                    f"the publisher published no quote (see {publisher.log_path})"
+                )
+            await asyncio.sleep(0.1)
+
+    async def quote_watermarks(self) -> dict[int, int]:
+        marks = await self.watermarks.high_watermarks([self.kafka.topics.quotes])
+        return {tp.partition: offset for tp, offset in marks.items()}
+
+    async def cache_lag(self, process: str, marks: dict[int, int]) -> tuple[int, float] | None:
+        """How far ``process``'s quote cache is behind the feed: records waiting on its
+        partitions, and the time lag of the worst one (now - Kafka timestamp of the last
+        record it applied; 0 where nothing waits). None before it wrote any."""
+        prefix = self.redis_prefix(process)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(f"{prefix}offsets")
+        pipe.hgetall(f"{prefix}part_kts")
+        offsets, stamps = await pipe.execute()
+        if not offsets:
+            return None
+        now_ms = time.time_ns() / 1e6
+        records, seconds = 0, 0.0
+        for key, value in offsets.items():
+            partition = int(key)
+            waiting = max(0, marks.get(partition, 0) - int(value) - 1)
+            records += waiting
+            stamp = stamps.get(key)
+            if waiting and stamp is not None:
+                seconds = max(seconds, (now_ms - int(stamp)) / 1000)
+        return records, seconds
+
+    async def spawn_order_entry(self, process: str, *, ledger: str) -> Spawned:
+        """Start an order_entry process with its own quote cache, sharing ``ledger``'s."""
+        c = self.ctx.config
+        wall, at = time.time_ns(), time.monotonic()
+        proc = await self._spawn(
+            process,
+            [
+                "order_entry",
+                *self._kafka_flags(self.kafka),
+                "--redis-url",
+                self.ctx.redis_url,
+                "--redis-prefix",
+                self.redis_prefix(process),
+                # One ledger for the group: a duplicate is recognised whichever process owns it.
+                "--ledger-prefix",
+                self.redis_prefix(ledger),
+                "--tradable-file",
+                str(self.ctx.tradable_file),
+                "--rebalance-timeout",
+                str(c.rebalance_timeout),
+            ],
+        )
+        self.processes[process] = proc
+        return Spawned(proc, wall, at)
+
+    async def spawn_echo(self) -> Spawned:
+        wall, at = time.time_ns(), time.monotonic()
+        proc = await self._spawn(
+            ECHO,
+            [
+                "marketfeed.bench.order_echo",
+                *self._kafka_flags(self.echo_kafka),
+                "--fetch-max-wait-ms",
+                str(self.ctx.config.fetch_max_wait_ms),
+            ],
+            stop_timeout=_QUICK_STOP_S,
+        )
+        self.processes[ECHO] = proc
+        return Spawned(proc, wall, at)
+
+    async def stop_process(self, process: str) -> None:
+        proc = self.processes.pop(process, None)
+        if proc is not None:
+            await proc.stop()
+
+    def check(self) -> None:
+        """Raise if a child process this env still counts on has exited."""
+        for proc in [self.publisher, *self.processes.values()]:
+            if proc is not None and proc.returncode is not None:
+                raise RuntimeStartError(
+                    f"{proc.name} exited with code {proc.returncode} (see {proc.log_path})"
+                )
+
+    def cpu(self) -> dict[str, float | None]:
+        """CPU seconds used so far by the benchmark, the servers and this env's children."""
+        pids: dict[str, int | None] = {"bench": os.getpid(), **self.ctx.servers}
+        if self.publisher is not None:
+            pids["publisher"] = self.publisher.pid
+        pids.update({name: proc.pid for name, proc in self.processes.items()})
+        return {name: cpu_seconds(pid) for name, pid in pids.items()}
+
+    async def stop(self) -> None:
+        """Stop the children, drivers and clients in reverse order. Safe to call twice."""
+        # The consumers of orders first and together: each takes about a second to leave.
+        await asyncio.gather(*(proc.stop() for proc in self.processes.values()))
+        await self._stack.aclose()
+        self.processes.clear()
+        self.publisher = None

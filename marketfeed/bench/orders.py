@@ -1,0 +1,76 @@
+"""``marketfeed bench orders``: order throughput and latency, and how fast order_entry joins.
+
+With quotes flowing (the publisher at ``--quote-rate``, 10k msg/s by default, in a process of
+its own), in one run:
+
+- join and warm: the time from spawning order_entry to its first order answered FILLED; then
+  a second order_entry joining the same consumer group, until the group has rebalanced and it
+  serves its share (marketfeed.bench.order_join), and the first taking everything back when
+  the second stops;
+- rate steps (``--order-rates 100,500,1000,max``): an open-loop order driver
+  (marketfeed.bench.order_driver) sends order *i* at ``start + i / rate`` and times it from
+  that intended time to its terminal event on ``orders.events`` (HdrHistogram); "max" is a
+  closed loop with ``--window`` orders outstanding. Per step: achieved orders/s (terminal
+  events/s), p50/p90/p99/p99.9/max, orders with no answer, the publisher's quote rate;
+- the baseline, measured in the same run at the same rates: the same driver against a bare
+  echo consumer (marketfeed.bench.order_echo) on topics of its own; every step is also given
+  as a ratio against it, because these machines are shared and noisy.
+
+Everything it starts (embedded broker and Redis unless ``--bootstrap`` / ``--redis-url``, and
+every child process) is stopped at the end, also on Ctrl-C. See marketfeed.bench.order_runner
+for the order of things.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from common.cli import EXIT_OK, OneLineParser, run_async
+from common.config import add_arguments, build
+from common.logs import setup_logging
+from marketfeed.bench.order_report import render_markdown, write_results
+from marketfeed.bench.order_runner import measure
+from marketfeed.bench.order_settings import OrdersBenchConfig
+from marketfeed.bench.progress import StepProgress
+from marketfeed.bench.settings import prepare_out
+
+PROG = "marketfeed bench orders"
+DESCRIPTION = (
+    "Orders per second through order_entry (validate -> event) and latency from command to "
+    "event, with quotes flowing, beside a bare echo consumer; and the time a new order_entry "
+    "process takes to join its group and warm its cache."
+)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_arguments(parser, OrdersBenchConfig)
+
+
+async def run(args: argparse.Namespace) -> int:
+    config = build(OrdersBenchConfig, args).effective()
+    setup_logging(config.log_level)
+    if config.out is not None:
+        prepare_out(config.out)
+    # The join phase, then each rate step.
+    progress = StepProgress(1 + len(config.rates), desc="bench orders")
+    try:
+        results = await measure(config, progress)
+    finally:
+        progress.close()
+    print(render_markdown(results), end="", flush=True)
+    if config.out is not None:
+        print(write_results(results, config.out), file=sys.stderr)
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = OneLineParser(prog=PROG, description=DESCRIPTION)
+    configure(parser)
+    args = parser.parse_args(argv)
+    return run_async(PROG, lambda: run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

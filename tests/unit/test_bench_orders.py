@@ -1,0 +1,89 @@
+"""The pure parts of ``marketfeed bench orders``: the echo's answer, settings, ratios."""
+
+from __future__ import annotations
+
+import pytest
+
+from common.config import build
+from common.errors import ConfigError
+from common.schema import NewOrder, OrderFilled, decode
+from marketfeed.bench.order_echo import echo_of
+from marketfeed.bench.order_results import TargetStep, ratios
+from marketfeed.bench.order_settings import OrdersBenchConfig
+
+
+def test_echo_answers_a_command_with_a_fill_of_the_same_order() -> None:
+    order = NewOrder(
+        order_id="o-1", account="a", symbol="AAAB", side="S", qty=7, limit=None, ts_ns=1
+    )
+    event = decode(echo_of(order.encode(), 5) or b"")
+    assert isinstance(event, OrderFilled)
+    assert (event.order_id, event.symbol, event.side, event.qty, event.ts_ns) == (
+        "o-1",
+        "AAAB",
+        "S",
+        7,
+        5,
+    )
+
+
+@pytest.mark.parametrize("data", [b"", b"\xc1", b"\x80"])
+def test_echo_ignores_what_it_cannot_answer(data: bytes) -> None:
+    assert echo_of(data, 1) is None
+
+
+def test_smoke_overrides_and_rates() -> None:
+    config = build(OrdersBenchConfig, {"smoke": True}, environ={}).effective()
+    assert config.rates == (20.0, None)
+    assert not config.fresh_topics
+    assert build(OrdersBenchConfig, environ={}).rates == (100.0, 500.0, 1000.0, None)
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        ({"order_rates": "100,fast"}, "--order-rates=100,fast: 'fast' is not a number or max"),
+        ({"order_rates": "0"}, "--order-rates=0: '0': every rate must be > 0 (or max)"),
+        ({"window": "0"}, "--window=0: must be > 0"),
+    ],
+)
+def test_bad_settings_name_the_flag(args: dict[str, str], words: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        build(OrdersBenchConfig, args, environ={})
+    assert str(caught.value) == words
+
+
+def test_more_tradable_than_symbols_is_refused() -> None:
+    config = build(OrdersBenchConfig, {"symbols": "10", "tradable": "20"}, environ={})
+    with pytest.raises(ConfigError, match="--tradable=20"):
+        config.effective()
+
+
+def _step(p50: float, p99: float, rate: float, count: int = 10) -> TargetStep:
+    return TargetStep(
+        target="t",
+        window_s=1.0,
+        sent=count,
+        answered=count,
+        unanswered=0,
+        send_failed=0,
+        achieved_rate=rate,
+        latency_ms={"count": count, "p50_ms": p50, "p99_ms": p99},
+        latency_lower_bound=False,
+        outcomes={},
+        reject_reasons={},
+        quote_rate=1.0,
+        cache_lag_records=None,
+        cache_lag_s=None,
+        cpu={},
+    )
+
+
+def test_ratios_against_the_baseline() -> None:
+    assert ratios(_step(10, 40, 50), _step(2, 8, 100)) == {
+        "p50": 5.0,
+        "p99": 5.0,
+        "throughput": 0.5,
+    }
+    # No latency measured (no order answered): no ratio, rather than a made-up one.
+    assert ratios(_step(10, 40, 50), _step(0, 0, 0, count=0))["p50"] is None
