@@ -34,3 +34,8 @@ class OrderEntryConfig(GroupSettings):
     ledger_prefix: str | None = setting(
         None, help="key prefix of the order ledger (default: --redis-prefix)"
     )
+    orders_window: int = setting(
+        512,
+        help="commands answered and awaiting the broker's acknowledgement at once (pipelining)",
+        check=positive,
+    )

@@ -6,8 +6,9 @@ agent), ``stop()`` awaits ``App.stop()``. No faust Worker and no faust CLI: the 
 install its own signal handlers and logging and own the event loop, which belong to our service.
 
 Per command: read it, decide (pure, ``validate``), record the decision in the order ledger
-(Redis, before emitting), emit the events with our own acks=all producer and wait for the
-acknowledgement, mark the ledger entry sent. faust commits the command's offset after that
+(Redis, before emitting), send the events with our own acks=all producer, and put the command
+in the window (``inflight``), which awaits the acknowledgement, marks the ledger entry sent and
+only then acks the command to faust, in order. faust commits offsets of acked commands only
 (at-least-once; ``exactly_once`` is never used: the embedded broker's transactions are not
 reliable). A command without a readable order id goes to the dead-letter topic.
 
@@ -41,11 +42,12 @@ from common.cache.deadletters import DeadLetterSink
 from common.cache.keys import CacheKeys
 from common.cache.reader import QuoteReader
 from common.errors import CacheUnavailableError
-from common.faustapp import make_app, processed
+from common.faustapp import make_app
 from common.kafka import TopicSpec, ensure_topics, with_backoff
 from common.schema import OrderEvent
 from order_entry.config import OrderEntryConfig
 from order_entry.eventlog import EventLog
+from order_entry.inflight import Pending, Window
 from order_entry.ledger import OrderLedger
 from order_entry.validate import Limits, decide, malformed, parse
 
@@ -109,6 +111,7 @@ class OrderProcessor:
         self.app: faust.App | None = None
         self._producer: AIOKafkaProducer | None = None
         self.events_log: EventLog | None = None
+        self.window: Window | None = None
         self._dead: DeadLetterSink | None = None
         self._stack = contextlib.AsyncExitStack()
 
@@ -146,6 +149,9 @@ class OrderProcessor:
         self.events_log = await self._stack.enter_async_context(
             EventLog(c, client_id=f"{self.service}-events-reader")
         )
+        self.window = await self._stack.enter_async_context(
+            Window(size=c.orders_window, settle=self._settle)
+        )
         # faust wants a data directory even with in-memory tables; it is ours and temporary.
         datadir = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="oe-faust-"))
         app = make_app(self.app_id, settings=c, datadir=datadir)
@@ -174,6 +180,7 @@ class OrderProcessor:
         self.app = None
         self._producer = None
         self.events_log = None
+        self.window = None
 
     # faust signal handlers: (sender, *args, signal=..., **kwargs); args[0] is the set of TPs.
     async def _on_revoked(self, _sender: Any, /, *args: Any, **_kwargs: Any) -> None:
@@ -213,22 +220,35 @@ class OrderProcessor:
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             log.warning("could not record the assignment in Redis: %s", exc)
 
-    def _agent(self, stream: Any) -> AsyncIterator[None]:
-        return processed(stream, self._answer)
-
-    async def _answer(
-        self, key: bytes | None, value: bytes | None, partition: int, offset: int
-    ) -> None:
-        await self._retrying(
-            functools.partial(self.handle, key, value, partition=partition, offset=offset)
-        )
+    async def _agent(self, stream: Any) -> AsyncIterator[None]:
+        # Acks are ours (see common.faustapp): the window acks a command once it is answered.
+        stream.enable_acks = False
+        async for event in stream.events():
+            message = event.message
+            answer = functools.partial(
+                self.handle,
+                event.key,
+                event.value,
+                partition=message.partition,
+                offset=message.offset,
+                ack=event.ack,
+            )
+            await self._retrying(answer)
+            yield None
 
     async def handle(
-        self, key: bytes | None, value: bytes | None, *, partition: int, offset: int
+        self,
+        key: bytes | None,
+        value: bytes | None,
+        *,
+        partition: int,
+        offset: int,
+        ack: Callable[[], object],
     ) -> None:
         """Answer one command; idempotent per order id (see ``order_entry.ledger``)."""
         self.stats.commands += 1
         await self._ready.wait()
+        window = self._window_ok()
         now = time.time_ns()
         parsed = parse(value)
         if parsed.order is not None:
@@ -246,35 +266,78 @@ class OrderProcessor:
             order_id = parsed.order_id
         else:
             await self._dead_letter(key, value, partition, offset, parsed.error)
+            await window.put(Pending(ack=ack, partition=partition))
             return
-        log_ = self._events_log_ok()
+        await window.wait_for(order_id)  # a copy of a command still in the window
         claim = await self.ledger.claim(
-            order_id, [e.encode() for e in events], scan_from=log_.lower_bound(partition)
+            order_id,
+            [e.encode() for e in events],
+            scan_from=self._events_log_ok().lower_bound(partition),
         )
         if claim.already_sent:
             self.stats.duplicates += 1
             log.info("order %s: duplicate command, already answered; nothing emitted", order_id)
+            await window.put(Pending(ack=ack, partition=partition))
             return
-        pending = claim.events
         if not claim.first:
             # Decided before a crash, maybe sent: send only what orders.events lacks.
-            present = await log_.present(partition, claim.scan_from, order_id)
-            if present is not None:
-                pending = [e for e in claim.events if e not in present]
-            if pending:
+            sent = await self._send_missing(order_id, partition, key, claim.events, claim.scan_from)
+            if sent:
                 self.stats.resent += 1
             else:
                 self.stats.recovered += 1
             log.info(
                 "order %s: recovered a decision recorded before a restart; %d of %d events sent",
                 order_id,
-                len(pending),
+                sent,
                 len(claim.events),
             )
-        await self._emit(key, partition, pending)
-        await self.ledger.mark_sent(order_id)
-        if claim.first:
-            self._count_terminal(events[-1].TYPE)
+            await self.ledger.mark_sent(order_id)
+            await window.put(Pending(ack=ack, partition=partition))
+            return
+        futures = await self._send(key, partition, claim.events)
+        await window.put(
+            Pending(
+                ack=ack,
+                partition=partition,
+                order_id=order_id,
+                key=key,
+                events=claim.events,
+                futures=futures,
+                terminal=events[-1].TYPE,
+                scan_from=claim.scan_from,
+            )
+        )
+
+    async def _settle(self, pending: Pending) -> None:
+        """The window's step: the events are stored, so the command is answered."""
+        if pending.order_id is None:
+            return
+        order_id = pending.order_id
+        try:
+            for metadata in await asyncio.gather(*pending.futures):
+                self._events_log_ok().note_sent(pending.partition, metadata.offset)
+        except KafkaError as exc:
+            # Delivery unknown: settle it like a decision recovered after a crash.
+            log.warning("order %s: sending its events failed (%r); checking", order_id, exc)
+            await self._retrying(
+                lambda: self._send_missing(
+                    order_id, pending.partition, pending.key, pending.events, pending.scan_from
+                )
+            )
+        await self._retrying(lambda: self.ledger.mark_sent(order_id))
+        if pending.terminal is not None:
+            self._count_terminal(pending.terminal)
+
+    async def _send_missing(
+        self, order_id: str, partition: int, key: bytes | None, events: list[bytes], start: int
+    ) -> int:
+        """Send those of ``events`` that orders.events lacks and wait; return how many."""
+        present = await self._events_log_ok().present(partition, start, order_id)
+        missing = [e for e in events if present is None or e not in present]
+        for metadata in await asyncio.gather(*await self._send(key, partition, missing)):
+            self._events_log_ok().note_sent(partition, metadata.offset)
+        return len(missing)
 
     def _count_terminal(self, kind: str) -> None:
         if kind == "order.filled":
@@ -284,16 +347,20 @@ class OrderProcessor:
         elif kind == "order.rejected":
             self.stats.rejected += 1
 
-    async def _emit(self, key: bytes | None, partition: int, events: list[bytes]) -> None:
+    async def _send(
+        self, key: bytes | None, partition: int, events: list[bytes]
+    ) -> list[asyncio.Future[Any]]:
         """Send on the command's own partition: co-partitioned, and only we write there."""
-        assert self._producer is not None
+        assert self._producer is not None, "order processor not started"
         topic = self.topics.orders_events
-        futures = [
+        return [
             await self._producer.send(topic, value, key=key, partition=partition)
             for value in events
         ]
-        for metadata in await asyncio.gather(*futures):
-            self._events_log_ok().note_sent(partition, metadata.offset)
+
+    def _window_ok(self) -> Window:
+        assert self.window is not None, "order processor not started"
+        return self.window
 
     def _events_log_ok(self) -> EventLog:
         assert self.events_log is not None, "order processor not started"
