@@ -29,6 +29,12 @@ class PublisherConfig(KafkaSettings):
     linger_ms: int = setting(
         2, help="producer linger: how long a batch waits for more records", check=non_negative
     )
+    cycle_ms: float = setting(
+        10.0,
+        help="send at most once per this many ms, what is due meanwhile together: bigger "
+        "record batches (cheaper for brokers and consumers), at most this much later",
+        check=non_negative,
+    )
     max_batch: int = setting(
         5000, help="most ticks generated and sent in one cycle", check=positive
     )
