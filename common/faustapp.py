@@ -14,7 +14,8 @@ App inside their own asyncio lifecycle and share these choices:
 - Acks after the work, not before: faust acks an event when the agent's ``async for`` moves on
   *or is left*, so an agent cancelled mid-event (a stop while Redis is away) would mark that
   event done and its offset could be committed unprocessed. ``processed()`` turns faust's acks
-  off for the stream and acks each event only once its handler returned. ``stream_wait_empty``
+  off for the stream and acks each event only once its handler returned (portfolio; order_entry
+  acks from its window of answered commands, ``order_entry.inflight``). ``stream_wait_empty``
   is off for the same reason: a stop commits what was processed and leaves the event in hand to
   be delivered again, rather than waiting for a handler that cannot finish.
 """
