@@ -1,15 +1,24 @@
-"""Helpers for integration tests: a publisher running in the background, waiting for conditions."""
+"""Helpers for integration tests: a publisher, order_entry processes, the events of orders."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
+import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from common.kafka import KafkaSettings
 from common.runtime.process import die_with_parent
+from common.schema import NewOrder, decode
+from common.schema.orders import TERMINAL_EVENTS, OrderEvent
+from common.topics import symbol_key
 from feed_publisher.config import PublisherConfig
 from feed_publisher.publisher import Publisher
 
@@ -53,3 +62,115 @@ async def eventually(
 async def spawn(*argv: str, **kwargs: Any) -> asyncio.subprocess.Process:
     """A child process that the kernel kills if the test run dies before stopping it."""
     return await asyncio.create_subprocess_exec(*argv, preexec_fn=die_with_parent, **kwargs)
+
+
+@contextlib.asynccontextmanager
+async def order_entry_process(
+    kafka: KafkaSettings,
+    *,
+    redis_url: str,
+    redis_prefix: str,
+    tradable: Sequence[str],
+    log: Path,
+    extra: Sequence[str] = (),
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``python -m order_entry`` with test timings; SIGTERM (then SIGKILL) when the block ends."""
+    argv = [
+        sys.executable,
+        "-m",
+        "order_entry",
+        "--bootstrap",
+        kafka.bootstrap,
+        "--topic-prefix",
+        kafka.topic_prefix,
+        "--partitions",
+        str(kafka.partitions),
+        "--redis-url",
+        redis_url,
+        "--redis-prefix",
+        redis_prefix,
+        "--tradable",
+        ",".join(tradable),
+        "--session-timeout",
+        "2",  # a group join waits about half of it on the embedded broker
+        "--stale-after",
+        "300",
+        *extra,
+    ]
+    with log.open("ab") as out:
+        proc = await spawn(*argv, stdout=out, stderr=out)
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), 15)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+class OrderEvents:
+    """Every event on ``orders.events``, by order id, collected in the background."""
+
+    def __init__(self, kafka: KafkaSettings) -> None:
+        self.kafka = kafka
+        self.by_order: dict[str, list[OrderEvent]] = {}
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=kafka.bootstrap, auto_offset_reset="earliest"
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> OrderEvents:
+        await self._consumer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._consumer.stop()
+
+    def collect(self) -> None:
+        """Start reading, from the beginning (call once the topic exists)."""
+        topic = self.kafka.topics.orders_events
+        self._consumer.assign([TopicPartition(topic, p) for p in range(self.kafka.partitions)])
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            for records in (await self._consumer.getmany(timeout_ms=200)).values():
+                for record in records:
+                    event = decode(record.value)
+                    assert isinstance(event, OrderEvent)
+                    self.by_order.setdefault(event.order_id, []).append(event)
+
+    def terminal(self, order_id: str) -> list[OrderEvent]:
+        return [e for e in self.by_order.get(order_id, []) if isinstance(e, TERMINAL_EVENTS)]
+
+    async def answered(self, ids: Sequence[str], *, timeout: float = 30) -> None:
+        async def done() -> bool:
+            return all(self.terminal(i) for i in ids)
+
+        await eventually(done, timeout=timeout, what=f"{len(ids)} orders answered")
+
+
+async def send_order(
+    producer: AIOKafkaProducer, kafka: KafkaSettings, symbol: str, *, account: str = "t"
+) -> str:
+    """A market buy of 1 ``symbol`` on orders.commands; its order id."""
+    order = NewOrder(
+        order_id=uuid.uuid4().hex,
+        account=account,
+        symbol=symbol,
+        side="B",
+        qty=1,
+        limit=None,
+        ts_ns=time.time_ns(),
+    )
+    await producer.send_and_wait(
+        kafka.topics.orders_commands, order.encode(), key=symbol_key(symbol)
+    )
+    return order.order_id

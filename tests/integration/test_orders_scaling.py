@@ -12,68 +12,41 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import sys
 import time
-import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 from common.kafka import KafkaSettings
 from common.partitioner import partition_for
 from common.runtime import EmbeddedStack
-from common.schema import NewOrder, decode
-from common.schema.orders import TERMINAL_EVENTS, OrderEvent, OrderFilled
-from common.topics import symbol_key
+from common.schema.orders import OrderFilled
 from feed_publisher.universe import universe
-from tests.helpers import eventually, running_publisher, spawn
+from tests.helpers import (
+    OrderEvents,
+    eventually,
+    order_entry_process,
+    running_publisher,
+    send_order,
+)
 
 TRADABLE = universe(16)
 ALL = frozenset(range(4))
 
 
-@contextlib.asynccontextmanager
-async def order_entry(
+def order_entry(
     stack: EmbeddedStack, kafka: KafkaSettings, name: str, log: Path
-) -> AsyncIterator[asyncio.subprocess.Process]:
-    argv = [
-        sys.executable,
-        "-m",
-        "order_entry",
-        "--bootstrap",
-        kafka.bootstrap,
-        "--topic-prefix",
-        kafka.topic_prefix,
-        "--partitions",
-        str(kafka.partitions),
-        "--redis-url",
-        stack.redis_url("order_entry"),
-        "--redis-prefix",
-        f"{kafka.topic_prefix}{name}:",
-        "--ledger-prefix",
-        f"{kafka.topic_prefix}ledger:",
-        "--tradable",
-        ",".join(TRADABLE),
-        "--session-timeout",
-        "2",
-        "--stale-after",
-        "300",
-    ]
-    with log.open("ab") as out:
-        proc = await spawn(*argv, stdout=out, stderr=out)
-    try:
-        yield proc
-    finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), 15)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+) -> contextlib.AbstractAsyncContextManager[asyncio.subprocess.Process]:
+    return order_entry_process(
+        kafka,
+        redis_url=stack.redis_url("order_entry"),
+        redis_prefix=f"{kafka.topic_prefix}{name}:",
+        tradable=TRADABLE,
+        log=log,
+        extra=["--ledger-prefix", f"{kafka.topic_prefix}ledger:"],
+    )
 
 
 def _text(values: object) -> set[str]:
@@ -120,47 +93,21 @@ async def test_two_processes_share_order_partitions_and_cache_only_their_quotes(
     a = View(client, f"{kafka.topic_prefix}a:")
     b = View(client, f"{kafka.topic_prefix}b:")
     producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all")
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap, auto_offset_reset="earliest")
-    events: dict[str, list[OrderEvent]] = {}
-    collector: asyncio.Task[None] | None = None
 
-    async def collect() -> None:
-        while True:
-            for records in (await consumer.getmany(timeout_ms=200)).values():
-                for record in records:
-                    event = decode(record.value)
-                    assert isinstance(event, OrderEvent)
-                    events.setdefault(event.order_id, []).append(event)
-
-    async def send_to_every_symbol() -> list[str]:
-        ids = []
-        for symbol in TRADABLE:
-            order = NewOrder(
-                order_id=uuid.uuid4().hex,
-                account="scale",
-                symbol=symbol,
-                side="B",
-                qty=1,
-                limit=None,
-                ts_ns=time.time_ns(),
-            )
-            await producer.send_and_wait(
-                kafka.topics.orders_commands, order.encode(), key=symbol_key(symbol)
-            )
-            ids.append(order.order_id)
-        return ids
-
-    async def answered(ids: list[str]) -> None:
-        async def done() -> bool:
-            return all(any(isinstance(e, TERMINAL_EVENTS) for e in events.get(i, [])) for i in ids)
-
-        await eventually(done, timeout=30, what="every order answered")
+    async def every_symbol_filled_once() -> None:
+        ids = [await send_order(producer, kafka, symbol) for symbol in TRADABLE]
+        await events.answered(ids)
+        # Each answer came from a process that holds the symbol's quote: a fill.
+        for order_id in ids:
+            terminal = events.terminal(order_id)
+            assert len(terminal) == 1, terminal
+            assert isinstance(terminal[0], OrderFilled), terminal
 
     log = tmp_path / "order_entry.log"
     await producer.start()
-    await consumer.start()
     try:
         async with (
+            OrderEvents(kafka) as events,
             running_publisher(kafka, symbols=40, rate=400),
             order_entry(stack, kafka, "a", log),
         ):
@@ -172,6 +119,7 @@ async def test_two_processes_share_order_partitions_and_cache_only_their_quotes(
             await eventually(a_has_all, timeout=30, what="the first process to join")
             print(f"first order_entry joined and warm in {time.monotonic() - started:.1f}s")
             assert await a.interest() == set(TRADABLE)
+            events.collect()
 
             async with order_entry(stack, kafka, "b", log) as second:
                 started = time.monotonic()
@@ -194,15 +142,7 @@ async def test_two_processes_share_order_partitions_and_cache_only_their_quotes(
                     return await a.cached() == on(pa) and await b.cached() == on(pb)
 
                 await eventually(both_warm, what="each cache to hold its symbols' quotes")
-                consumer.assign([TopicPartition(kafka.topics.orders_events, p) for p in range(4)])
-                collector = asyncio.create_task(collect())
-                ids = await send_to_every_symbol()
-                await answered(ids)
-                # Each answer came from a process that holds the symbol's quote: a fill.
-                for order_id in ids:
-                    terminal = [e for e in events[order_id] if isinstance(e, TERMINAL_EVENTS)]
-                    assert len(terminal) == 1, terminal
-                    assert isinstance(terminal[0], OrderFilled), terminal
+                await every_symbol_filled_once()
 
                 second.send_signal(signal.SIGTERM)
                 await second.wait()
@@ -210,17 +150,7 @@ async def test_two_processes_share_order_partitions_and_cache_only_their_quotes(
                 await eventually(a_has_all, timeout=40, what="the survivor to take over")
                 print(f"survivor took every partition in {time.monotonic() - started:.1f}s")
                 assert await a.interest() == set(TRADABLE)
-                ids = await send_to_every_symbol()
-                await answered(ids)
-                for order_id in ids:
-                    terminal = [e for e in events[order_id] if isinstance(e, TERMINAL_EVENTS)]
-                    assert len(terminal) == 1, terminal
-                    assert isinstance(terminal[0], OrderFilled), terminal
+                await every_symbol_filled_once()
     finally:
-        if collector is not None:
-            collector.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await collector
-        await consumer.stop()
         await producer.stop()
         await client.aclose()
