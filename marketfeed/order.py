@@ -148,7 +148,7 @@ def new_order(side: str, symbol: str, qty: str, settings: OrderSettings) -> NewO
             ts_ns=time.time_ns(),
         )
     except SchemaError as exc:
-        raise ConfigError(f"order: {exc}") from None
+        raise ConfigError(str(exc)) from None
 
 
 async def run(args: argparse.Namespace) -> int:
