@@ -14,7 +14,9 @@ Hierarchy::
     ├── RuntimeStartError           the embedded broker or a Redis server could not be started
     ├── BrokerUnavailableError      the Kafka bootstrap servers did not answer (retriable)
     ├── CacheUnavailableError       the Redis server of a cache did not answer (retriable)
-    └── StateNotFoundError          no running ``marketfeed up`` was found for a read command
+    ├── StateNotFoundError          no running ``marketfeed up`` was found for a read command
+    └── ProcessingFailed            a stream processor met an error it cannot get past: the
+                                    service stops, and the record in hand is delivered again
 """
 
 from __future__ import annotations
@@ -69,3 +71,11 @@ class CacheUnavailableError(MarketfeedError):
 
 class StateNotFoundError(MarketfeedError):
     """A read command found no running ``marketfeed up`` and was given no addresses."""
+
+
+class ProcessingFailed(MarketfeedError):
+    """A stream processor cannot go on; the record in hand was not acked and will come again.
+
+    Stopping is the safe answer to an error nobody planned for: faust would restart the agent
+    without the record in hand and could then commit past it.
+    """

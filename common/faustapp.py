@@ -22,6 +22,8 @@ App inside their own asyncio lifecycle and share these choices:
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, ClassVar
 
@@ -29,7 +31,10 @@ import faust
 from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
+from common.errors import ProcessingFailed
 from common.groups import GroupSettings
+
+log = logging.getLogger(__name__)
 
 SCHEME = "marketfeed+kafka"
 
@@ -92,11 +97,48 @@ def make_app(app_id: str, *, settings: GroupSettings, datadir: str) -> App:
 Handler = Callable[[bytes | None, bytes | None, int, int], Awaitable[None]]
 
 
-async def processed(stream: Any, handle: Handler) -> AsyncIterator[None]:
+class FailStop:
+    """Where a stream processor reports an error it cannot get past; its service waits on it.
+
+    Errors a processor expects (a server away) are retried where they happen. Anything else
+    would make faust restart the agent without the event in hand, and faust may then commit
+    past that event (it skips a single missing offset). So the processor parks instead, and
+    the service stops: the event, never acked, is delivered again to whoever comes next.
+    """
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self._failed: asyncio.Future[None] | None = None
+
+    def _future(self) -> asyncio.Future[None]:
+        if self._failed is None:
+            self._failed = asyncio.get_running_loop().create_future()
+        return self._failed
+
+    def fail(self, exc: BaseException) -> None:
+        future = self._future()
+        if not future.done():
+            log.error("%s cannot go on: %r; stopping", self.what, exc, exc_info=exc)
+            future.set_exception(ProcessingFailed(f"{self.what} stopped: {exc!r}"))
+
+    async def wait(self) -> None:
+        """Until a failure is reported; raises ProcessingFailed."""
+        await self._future()
+
+    async def guard(self, work: Awaitable[None]) -> None:
+        """Await ``work``; on an unplanned error report it and park (the service stops us)."""
+        try:
+            await work
+        except Exception as exc:  # noqa: BLE001 - unplanned by definition; see the class doc
+            self.fail(exc)
+            await asyncio.Future()  # parked until the service cancels the agent
+
+
+async def processed(stream: Any, handle: Handler, fail_stop: FailStop) -> AsyncIterator[None]:
     """The body of an agent: ``handle`` each event, ack it only after ``handle`` returned."""
     stream.enable_acks = False
     async for event in stream.events():
         message = event.message
-        await handle(event.key, event.value, message.partition, message.offset)
+        await fail_stop.guard(handle(event.key, event.value, message.partition, message.offset))
         event.ack()
         yield None

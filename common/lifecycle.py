@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from types import TracebackType
 from typing import Self
 
@@ -28,3 +30,19 @@ class Lifecycle:
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
+
+
+async def first_of(*waits: Awaitable[None]) -> None:
+    """Until the first of ``waits`` ends (its error raised); the others are cancelled.
+
+    A service is alive while all its children are: the first to end ends it.
+    """
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

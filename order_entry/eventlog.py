@@ -20,7 +20,7 @@ from collections.abc import Iterable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from common.errors import SchemaError
+from common.errors import BrokerUnavailableError, SchemaError
 from common.kafka import KafkaSettings, with_backoff
 from common.lifecycle import Lifecycle
 from common.schema import decode
@@ -38,6 +38,7 @@ class EventLog(Lifecycle):
         self.client_id = client_id
         self._ends: dict[int, int] = {}
         self._consumer: AIOKafkaConsumer | None = None
+        self._scanning = asyncio.Lock()
 
     async def start(self) -> None:
         if self._consumer is not None:
@@ -83,13 +84,25 @@ class EventLog(Lifecycle):
     def note_sent(self, partition: int, offset: int) -> None:
         self._ends[partition] = max(self._ends.get(partition, 0), offset + 1)
 
-    async def present(self, partition: int, start: int, order_id: str) -> set[bytes] | None:
-        """The events of ``order_id`` on ``partition`` at or after ``start``; None if unknown."""
-        if start < 0:
-            return None
-        consumer = self._ready()
-        tp = TopicPartition(self.topic, partition)
-        consumer.assign([tp])
+    async def present(self, partition: int, start: int, order_id: str) -> set[bytes]:
+        """The events of ``order_id`` on ``partition`` at or after ``start`` (0 if unknown).
+
+        Raises BrokerUnavailableError (retriable) if the partition cannot be read to its end
+        in time: guessing "absent" would send a second answer.
+        """
+        # One reader, one scan at a time: the agent and the window both settle decisions.
+        async with self._scanning:
+            consumer = self._ready()
+            tp = TopicPartition(self.topic, partition)
+            consumer.assign([tp])
+            try:
+                return await self._scan(consumer, tp, max(start, 0), order_id)
+            finally:
+                consumer.unsubscribe()  # no background fetching of a partition we do not scan
+
+    async def _scan(
+        self, consumer: AIOKafkaConsumer, tp: TopicPartition, start: int, order_id: str
+    ) -> set[bytes]:
         consumer.seek(tp, start)
         found: set[bytes] = set()
         deadline = time.monotonic() + _SCAN_TIMEOUT_S
@@ -106,8 +119,10 @@ class EventLog(Lifecycle):
             if high is not None and await consumer.position(tp) >= high:
                 return found
             await asyncio.sleep(0)
-        log.warning("could not read %s[%d] to its end in time", self.topic, partition)
-        return None
+        raise BrokerUnavailableError(
+            f"could not read {self.topic}[{tp.partition}] to its end in {_SCAN_TIMEOUT_S:g}s",
+            retriable=True,
+        )
 
     def _ready(self) -> AIOKafkaConsumer:
         assert self._consumer is not None, "event log not started"

@@ -16,7 +16,6 @@ command comes again is waited for, so the copy finds the first one marked sent.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,8 +57,8 @@ class Window(Lifecycle):
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # A failure was reported through on_failure(); here only the stop matters.
+            await asyncio.gather(task, return_exceptions=True)
         for pending in self._by_id.values():
             pending.settled.set()  # nobody may wait for a window that is gone
         self._by_id.clear()
@@ -78,6 +77,21 @@ class Window(Lifecycle):
         if pending is not None:
             await pending.settled.wait()
 
+    async def drained(self) -> None:
+        """Until every command put so far has been settled and acked."""
+        await self._queue.join()
+
+    def on_failure(self, callback: Callable[[BaseException], object]) -> None:
+        """Call ``callback`` if settling fails: the window stops, nothing more is acked."""
+        task = self._task
+        assert task is not None, "window not started"
+
+        def done(t: asyncio.Task[None]) -> None:
+            if not t.cancelled() and t.exception() is not None:
+                callback(t.exception() or RuntimeError("window failed"))
+
+        task.add_done_callback(done)
+
     async def _run(self) -> None:
         while True:
             pending = await self._queue.get()
@@ -86,3 +100,4 @@ class Window(Lifecycle):
             if pending.order_id is not None and self._by_id.get(pending.order_id) is pending:
                 del self._by_id[pending.order_id]
             pending.settled.set()
+            self._queue.task_done()

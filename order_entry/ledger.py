@@ -59,7 +59,11 @@ class OrderLedger:
         )
 
     async def mark_sent(self, order_id: str) -> None:
-        await self.client.hset(self.key(order_id), "sent", "1")
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hset(self.key(order_id), "sent", "1")
+        # Had the entry expired meanwhile, a bare HSET would leave a "sent" mark for ever.
+        pipe.pexpire(self.key(order_id), self.ttl_ms)
+        await pipe.execute()
 
     async def recorded(self, order_id: str) -> list[bytes] | None:
         value = await self.client.hget(self.key(order_id), "events")

@@ -41,8 +41,8 @@ from aiokafka.errors import KafkaError
 from common.cache.deadletters import DeadLetterSink
 from common.cache.keys import CacheKeys
 from common.cache.reader import QuoteReader
-from common.errors import CacheUnavailableError
-from common.faustapp import make_app
+from common.errors import BrokerUnavailableError, CacheUnavailableError
+from common.faustapp import FailStop, make_app
 from common.kafka import TopicSpec, ensure_topics, with_backoff
 from common.schema import OrderEvent
 from order_entry.config import OrderEntryConfig
@@ -106,6 +106,9 @@ class OrderProcessor:
         self.rebalances = 0
         # Set while the quote cache matches the current assignment; cleared on revocation.
         self._ready = asyncio.Event()
+        # Held from a command's first look at its partition until it is in the window.
+        self._in_hand = asyncio.Lock()
+        self.fail_stop = FailStop("order processor")
         self.stats = OrderStats()
         self.app_id = f"{config.topic_prefix}marketfeed.{service}.orders"
         self.app: faust.App | None = None
@@ -152,6 +155,7 @@ class OrderProcessor:
         self.window = await self._stack.enter_async_context(
             Window(size=c.orders_window, settle=self._settle)
         )
+        self.window.on_failure(self.fail_stop.fail)
         # faust wants a data directory even with in-memory tables; it is ours and temporary.
         datadir = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="oe-faust-"))
         app = make_app(self.app_id, settings=c, datadir=datadir)
@@ -184,14 +188,35 @@ class OrderProcessor:
 
     # faust signal handlers: (sender, *args, signal=..., **kwargs); args[0] is the set of TPs.
     async def _on_revoked(self, _sender: Any, /, *args: Any, **_kwargs: Any) -> None:
+        """Awaited before the partitions move: finish what we started on them.
+
+        The next owner re-reads every command we have not acked. A command we are still
+        answering, or whose events are still on their way, would look to it like a decision
+        recorded before a crash, which it settles by reading orders.events: our late events
+        would then make a second answer. So no new command starts, and the one in hand and
+        the window are settled first (bounded: a Redis that is away must not hold the group).
+        """
+        topic = self.topics.orders_commands
+        revoked = {tp.partition for tp in args[0] if tp.topic == topic}
         self._ready.clear()
+        self.assigned = self.assigned - revoked
+        try:
+            async with asyncio.timeout(self.config.rebalance_timeout):
+                async with self._in_hand:
+                    if self.window is not None:
+                        await self.window.drained()
+        except TimeoutError:
+            log.warning("partitions %s revoked with commands still unsettled", sorted(revoked))
         if self.events_log is not None:
-            topic = self.topics.orders_commands
-            self.events_log.revoked(tp.partition for tp in args[0] if tp.topic == topic)
+            self.events_log.revoked(revoked)
 
     async def _on_assigned(self, _sender: Any, /, *args: Any, **_kwargs: Any) -> None:
+        # An error here would crash the faust app, and a crashed app answers nothing while
+        # the process looks alive: report it so that the service stops.
+        await self.fail_stop.guard(self._follow(args[0]))
+
+    async def _follow(self, assigned: Iterable[Any]) -> None:
         """Awaited inside faust's rebalance: make the quote cache follow the assignment."""
-        assigned: Iterable[Any] = args[0]
         joined = time.time_ns()
         topic = self.topics.orders_commands
         partitions = frozenset(tp.partition for tp in assigned if tp.topic == topic)
@@ -217,7 +242,7 @@ class OrderProcessor:
         }
         try:
             await self.redis.hset(self.meta_key, mapping=meta)  # type: ignore[arg-type]
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        except redis.exceptions.RedisError as exc:
             log.warning("could not record the assignment in Redis: %s", exc)
 
     async def _agent(self, stream: Any) -> AsyncIterator[None]:
@@ -233,7 +258,8 @@ class OrderProcessor:
                 offset=message.offset,
                 ack=event.ack,
             )
-            await self._retrying(answer)
+            self.stats.commands += 1
+            await self.fail_stop.guard(self._retrying(answer))
             yield None
 
     async def handle(
@@ -246,8 +272,22 @@ class OrderProcessor:
         ack: Callable[[], object],
     ) -> None:
         """Answer one command; idempotent per order id (see ``order_entry.ledger``)."""
-        self.stats.commands += 1
         await self._ready.wait()
+        async with self._in_hand:
+            if partition not in self.assigned:
+                # Revoked while it waited: not acked, so its next owner answers it.
+                return
+            await self._answer(key, value, partition=partition, offset=offset, ack=ack)
+
+    async def _answer(
+        self,
+        key: bytes | None,
+        value: bytes | None,
+        *,
+        partition: int,
+        offset: int,
+        ack: Callable[[], object],
+    ) -> None:
         window = self._window_ok()
         now = time.time_ns()
         parsed = parse(value)
@@ -314,12 +354,15 @@ class OrderProcessor:
         if pending.order_id is None:
             return
         order_id = pending.order_id
-        try:
-            for metadata in await asyncio.gather(*pending.futures):
-                self._events_log_ok().note_sent(pending.partition, metadata.offset)
-        except KafkaError as exc:
+        # Every send finished, failed or not, before orders.events is looked at.
+        await asyncio.wait(pending.futures)
+        failed = [f.exception() for f in pending.futures if f.exception() is not None]
+        for future in pending.futures:
+            if future.exception() is None:
+                self._events_log_ok().note_sent(pending.partition, future.result().offset)
+        if failed:
             # Delivery unknown: settle it like a decision recovered after a crash.
-            log.warning("order %s: sending its events failed (%r); checking", order_id, exc)
+            log.warning("order %s: sending its events failed (%r); checking", order_id, failed[0])
             await self._retrying(
                 lambda: self._send_missing(
                     order_id, pending.partition, pending.key, pending.events, pending.scan_from
@@ -334,7 +377,7 @@ class OrderProcessor:
     ) -> int:
         """Send those of ``events`` that orders.events lacks and wait; return how many."""
         present = await self._events_log_ok().present(partition, start, order_id)
-        missing = [e for e in events if present is None or e not in present]
+        missing = [e for e in events if e not in present]
         for metadata in await asyncio.gather(*await self._send(key, partition, missing)):
             self._events_log_ok().note_sent(partition, metadata.offset)
         return len(missing)
@@ -353,10 +396,18 @@ class OrderProcessor:
         """Send on the command's own partition: co-partitioned, and only we write there."""
         assert self._producer is not None, "order processor not started"
         topic = self.topics.orders_events
-        return [
-            await self._producer.send(topic, value, key=key, partition=partition)
-            for value in events
-        ]
+        futures: list[asyncio.Future[Any]] = []
+        try:
+            for value in events:
+                futures.append(
+                    await self._producer.send(topic, value, key=key, partition=partition)
+                )
+        except BaseException:
+            # Those already queued may still land: let them, before the caller looks again.
+            if futures:
+                await asyncio.wait(futures)
+            raise
+        return futures
 
     def _window_ok(self) -> Window:
         assert self.window is not None, "order processor not started"
@@ -390,8 +441,8 @@ class OrderProcessor:
                 return await attempt()
             except (
                 CacheUnavailableError,
-                redis.exceptions.ConnectionError,
-                redis.exceptions.TimeoutError,
+                BrokerUnavailableError,
+                redis.exceptions.RedisError,  # away, read-only, out of memory...
                 KafkaError,
             ) as exc:
                 log.warning("order processing held: %s; retrying in %.1fs", exc, _RETRY_DELAY_S)

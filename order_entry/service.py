@@ -20,6 +20,7 @@ from typing import Self
 import redis.asyncio as aioredis
 
 from common.cache import CachingConsumer
+from common.lifecycle import first_of
 from common.partitioner import partition_for
 from order_entry.config import OrderEntryConfig
 from order_entry.processor import OrderProcessor
@@ -90,7 +91,8 @@ class OrderEntryService:
         await self._stack.aclose()
 
     async def wait(self) -> None:
-        await self.cache.wait()
+        """Until the quote cache or the order processor cannot go on (raises why)."""
+        await first_of(self.cache.wait(), self.orders.fail_stop.wait())
 
     async def __aenter__(self) -> Self:
         await self.start()

@@ -25,7 +25,7 @@ from aiokafka.errors import KafkaError
 
 from common.cache.deadletters import DeadLetterSink
 from common.errors import SchemaError
-from common.faustapp import make_app, processed
+from common.faustapp import FailStop, make_app, processed
 from common.kafka import TopicSpec, ensure_topics, with_backoff
 from common.schema import OrderFilled, decode
 from portfolio.config import PortfolioConfig
@@ -51,6 +51,7 @@ class PositionKeeper:
         self.service = service
         self.app_id = f"{config.topic_prefix}marketfeed.{service}.positions"
         self.applied = 0
+        self.fail_stop = FailStop("position keeper")
         self.redelivered = 0
         self.dead_letters = 0  # undecodable records on the events topic
         self._dead: DeadLetterSink | None = None
@@ -93,7 +94,7 @@ class PositionKeeper:
         await self._stack.aclose()
 
     def _agent(self, stream: Any) -> AsyncIterator[None]:
-        return processed(stream, self._handle_record)
+        return processed(stream, self._handle_record, self.fail_stop)
 
     async def _handle_record(
         self, key: bytes | None, value: bytes | None, partition: int, offset: int
@@ -114,7 +115,7 @@ class PositionKeeper:
             try:
                 position = await self.store.apply(event)
                 break
-            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            except redis.exceptions.RedisError as exc:  # away, read-only, out of memory...
                 # Hold the flow rather than drop a fill: its offset commits only after this.
                 log.warning("positions store unavailable (%s); retrying", exc)
                 await asyncio.sleep(_RETRY_DELAY_S)

@@ -24,6 +24,7 @@ import redis.asyncio as aioredis
 
 from common.cache import CachingConsumer
 from common.errors import MarketfeedError
+from common.lifecycle import first_of
 from portfolio.config import PortfolioConfig
 from portfolio.keeper import PositionKeeper
 from portfolio.positions import Position, PositionStore
@@ -86,7 +87,8 @@ class PortfolioService:
             pending = self._evictions.pop(symbol, None)
             if pending is not None:
                 pending.cancel()
-            if symbol not in self.cache.interest:
+            # ``wanted``, not ``interest``: an eviction may have asked already, not yet applied.
+            if symbol not in self.cache.wanted:
                 self._spawn(self._subscribe(symbol), f"subscribe-{symbol}")
             return
         accounts.discard(position.account)
@@ -133,7 +135,8 @@ class PortfolioService:
         await self._stack.aclose()
 
     async def wait(self) -> None:
-        await self.cache.wait()
+        """Until the quote cache or the position keeper cannot go on (raises why)."""
+        await first_of(self.cache.wait(), self.keeper.fail_stop.wait())
 
     async def __aenter__(self) -> Self:
         await self.start()

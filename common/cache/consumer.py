@@ -204,6 +204,11 @@ class CachingConsumer(Lifecycle):
         return self._interest
 
     @property
+    def wanted(self) -> frozenset[str]:
+        """The symbols asked for, which ``interest`` becomes once the cache has caught up."""
+        return self._wanted
+
+    @property
     def assigned_partitions(self) -> frozenset[int]:
         return frozenset(self._next)
 

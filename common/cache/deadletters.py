@@ -13,6 +13,9 @@ from aiokafka import AIOKafkaProducer
 
 from common.schema import DeadLetter
 
+# Leaves room for the envelope under the 1 MiB default message size of brokers and producers.
+MAX_VALUE_BYTES = 512 * 1024
+
 
 class DeadLetterSink:
     def __init__(self, producer: AIOKafkaProducer, *, topic: str, service: str) -> None:
@@ -39,6 +42,13 @@ class DeadLetterSink:
         value: bytes | None,
         reason: str,
     ) -> DeadLetter:
+        if value is not None and len(value) > MAX_VALUE_BYTES:
+            # The letter must fit in one request, and the original is still where it says.
+            reason = (
+                f"{reason} (value truncated from {len(value):,} bytes; the original is at "
+                f"{source_topic}[{partition}]@{offset})"
+            )
+            value = value[:MAX_VALUE_BYTES]
         return DeadLetter(
             service=self.service,
             reason=reason,
