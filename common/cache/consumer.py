@@ -242,7 +242,9 @@ class CachingConsumer(Lifecycle):
                 await self._rebuild()
             if self._wanted != self._interest:
                 await self._reconcile({})
-            if self._changed.is_set():
+            # Only once caught up with the latest ask: a set_interest() made while an earlier
+            # reconcile was running is applied by the next one, and must wait for it.
+            if self._changed.is_set() and self._wanted == self._interest:
                 self._changed.clear()
                 for waiter in self._caught_up:
                     if not waiter.done():
