@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
@@ -129,3 +130,33 @@ async def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec]) -> 
         ) from None
     finally:
         await admin.close()
+
+
+_CLOSE_TIMEOUT_S = 5.0
+
+
+async def close_consumer(consumer: AIOKafkaConsumer, *, timeout: float = _CLOSE_TIMEOUT_S) -> None:
+    """``consumer.stop()``, bounded: a stop must not hang on a broker that does not answer.
+
+    With a ``group_id``, aiokafka's stop first waits for its group coordination task, which
+    waits on requests to the group coordinator; a test run once hung there for minutes on the
+    embedded broker. Our group consumers only commit (they never join), so after ``timeout``
+    that task is abandoned and the connections are closed all the same.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            await consumer.stop()
+    except TimeoutError:
+        log.warning("a Kafka consumer did not stop within %.0fs; closing it anyway", timeout)
+    else:
+        return
+    # stop() has marked the consumer closed; what it did not reach is closed here.
+    coordinator = getattr(consumer, "_coordinator", None)
+    task = getattr(coordinator, "_coordination_task", None)
+    if task is not None:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    fetcher = getattr(consumer, "_fetcher", None)
+    if fetcher is not None:
+        await fetcher.close()
+    await consumer._client.close()

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from common.errors import BrokerUnavailableError, SchemaError
-from common.kafka import KafkaSettings, with_backoff
+from common.kafka import KafkaSettings, close_consumer, with_backoff
 from common.lifecycle import Lifecycle
 from common.schema import decode
 from common.schema.orders import OrderEvent
@@ -60,7 +60,7 @@ class EventLog(Lifecycle):
     async def stop(self) -> None:
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
-            await consumer.stop()
+            await close_consumer(consumer)
 
     async def assigned(self, partitions: Iterable[int]) -> None:
         """Note the ends of newly owned partitions: nothing we write later lands before them."""

@@ -35,7 +35,13 @@ from common.cache.settings import CacheSettings
 from common.cache.snapshots import Snapshot, SnapshotClient
 from common.cache.store import QuoteStore
 from common.errors import CacheUnavailableError
-from common.kafka import TopicSpec, ensure_topics, market_data_topics, with_backoff
+from common.kafka import (
+    TopicSpec,
+    close_consumer,
+    ensure_topics,
+    market_data_topics,
+    with_backoff,
+)
 from common.lifecycle import Lifecycle
 from common.partitioner import partition_for
 from common.schema import Quote
@@ -157,7 +163,7 @@ class CachingConsumer(Lifecycle):
         await with_backoff(
             "cache consumer", consumer.start, bootstrap=s.bootstrap, timeout=s.connect_timeout
         )
-        self._stack.push_async_callback(consumer.stop)
+        self._stack.push_async_callback(close_consumer, consumer)
         self._consumer = consumer
         snapshots = SnapshotClient(s, producer, service=self.service)
         await snapshots.start()

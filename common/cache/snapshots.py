@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from common.errors import SchemaError
-from common.kafka import KafkaSettings, TopicSpec, ensure_topics, with_backoff
+from common.kafka import KafkaSettings, TopicSpec, close_consumer, ensure_topics, with_backoff
 from common.schema import Quote, SnapshotReply, SnapshotRequest, decode_as, decode_quote
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ class SnapshotClient:
         self._waiting.clear()
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
-            await consumer.stop()
+            await close_consumer(consumer)
 
     async def request(self, symbols: Iterable[str], timeout: float) -> Snapshot | None:
         """The snapshot of ``symbols``, or None if no complete answer came within ``timeout``."""

@@ -1,0 +1,50 @@
+"""close_consumer: a Kafka consumer's stop is bounded, and what it did not close is closed."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+from common.kafka import close_consumer
+
+
+class _Closable:
+    def __init__(self) -> None:
+        self.closed = False
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+async def test_a_consumer_whose_stop_hangs_is_closed_all_the_same() -> None:
+    stuck = asyncio.Event()
+    coordination = asyncio.create_task(stuck.wait())  # aiokafka's group task, never ending
+    fetcher, client = _Closable(), _Closable()
+
+    async def stop() -> None:
+        await coordination  # what aiokafka's stop() does first with a group_id
+
+    consumer: Any = SimpleNamespace(
+        stop=stop,
+        _coordinator=SimpleNamespace(_coordination_task=coordination),
+        _fetcher=fetcher,
+        _client=client,
+    )
+    await asyncio.wait_for(close_consumer(consumer, timeout=0.05), 2)
+    assert coordination.cancelled()
+    assert fetcher.closed
+    assert client.closed
+
+
+async def test_a_consumer_that_stops_is_left_alone_after_stop() -> None:
+    stopped: list[bool] = []
+    client = _Closable()
+
+    async def stop() -> None:
+        stopped.append(True)
+
+    consumer: Any = SimpleNamespace(stop=stop, _client=client)
+    await close_consumer(consumer, timeout=1)
+    assert stopped == [True]
+    assert not client.closed  # stop() closed it; nothing is done twice
