@@ -30,7 +30,7 @@ class PublisherConfig(KafkaSettings):
         2, help="producer linger: how long a batch waits for more records", check=non_negative
     )
     cycle_ms: float = setting(
-        10.0,
+        0.0,
         help="send at most once per this many ms, what is due meanwhile together: bigger "
         "record batches (cheaper for brokers and consumers), at most this much later",
         check=non_negative,
