@@ -185,13 +185,14 @@ class CachingConsumer(Lifecycle):
         for waiter in self._caught_up:
             waiter.cancel()
         self._caught_up.clear()
+        # The commit in flight is awaited, not cancelled, and the final one follows it: a
+        # cancelled aiokafka commit leaves its request in flight (it is shielded), and a second
+        # one racing it once hung the embedded broker for good. Bounded all the same.
         commit, self._commit_task = self._commit_task, None
-        if commit is not None:
-            commit.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await commit
-        if self._consumer is not None and self._next:
-            await self._commit()  # the final position, bounded like every commit
+        if commit is not None and await _finished(commit, _COMMIT_TIMEOUT_S):
+            commit = None
+        if commit is None and self._consumer is not None and self._next and self._commit_on:
+            await _finished(asyncio.create_task(self._commit()), _COMMIT_TIMEOUT_S)
         await self._stack.aclose()
         self._consumer = None
 
@@ -339,11 +340,11 @@ class CachingConsumer(Lifecycle):
 
         Commits exist only so that standard lag tools can see this consumer; the truth is in
         Redis. So a slow or stuck group coordinator must never hold up applying quotes: at most
-        one commit is in flight, and it is bounded in time.
+        one commit is in flight, and a new one waits until the last has ended.
         """
         interval = self.settings.commit_interval
         now = time.monotonic()
-        if interval == 0 or now - self._last_commit < interval:
+        if not self._commit_on or now - self._last_commit < interval:
             return
         if self._commit_task is not None and not self._commit_task.done():
             return
@@ -355,11 +356,15 @@ class CachingConsumer(Lifecycle):
         if not offsets:
             return
         try:
-            async with asyncio.timeout(_COMMIT_TIMEOUT_S):
-                await self._consumer_ok().commit(offsets)
-        except (KafkaError, TimeoutError) as exc:
+            # No timeout here: see stop(). aiokafka's own request timeout ends a stuck one.
+            await self._consumer_ok().commit(offsets)
+        except KafkaError as exc:
             self.counts["commit_errors"] += 1
             log.warning("%s: committing offsets failed: %r", self.service, exc)
+
+    @property
+    def _commit_on(self) -> bool:
+        return self.settings.commit_interval > 0
 
     # -- filling the cache -----------------------------------------------------------------
 
@@ -564,3 +569,14 @@ class CachingConsumer(Lifecycle):
     def _snapshots_ok(self) -> SnapshotClient:
         assert self._snapshots is not None, "cache not started"
         return self._snapshots
+
+
+async def _finished(task: asyncio.Task[None], timeout: float) -> bool:
+    """Wait up to ``timeout`` for ``task``; cancel it if it is still running then."""
+    done, _ = await asyncio.wait([task], timeout=timeout)
+    if done:
+        return True
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    log.warning("a Kafka commit did not finish in %.0fs; left behind", timeout)
+    return False

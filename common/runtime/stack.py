@@ -91,6 +91,19 @@ class EmbeddedStack(Lifecycle):
             await self.stop()
             raise
 
+    async def restart_broker(self) -> None:
+        """A new broker in place of the running one (on a new port; the memory engine forgets all).
+
+        For test runs: the embedded broker (Tansu 0.6.0) has been seen to stop answering
+        altogether, even SIGTERM, and every later test would fail with it.
+        """
+        old = self.broker
+        if old is None:
+            raise RuntimeStartError("the embedded broker is not running")
+        await old.stop()
+        self.broker = await start_on_free_port(lambda: EmbeddedBroker(log_path=self._log("broker")))
+        self._stack.push_async_callback(self.broker.stop)
+
     async def stop(self) -> None:
         """Stop every server in reverse start order. Safe to call twice."""
         await self._stack.aclose()
