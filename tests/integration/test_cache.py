@@ -249,7 +249,9 @@ async def test_cache_killed_with_sigkill_restarts_equal_to_the_truth(
                     what="the restarted cache to equal the truth",
                 )
                 assert (await reader.meta())["start"] == "resume"
-                assert (await reader.stats())["applied"] > stats_at_kill["applied"]
+                # At the kill the cache may hold only its snapshot (nothing applied yet).
+                applied_at_kill = stats_at_kill.get("applied", 0)
+                assert (await reader.stats()).get("applied", 0) > applied_at_kill
             finally:
                 second.send_signal(signal.SIGTERM)
                 assert await second.wait() == 0
