@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
@@ -130,6 +130,19 @@ async def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec]) -> 
         ) from None
     finally:
         await admin.close()
+
+
+async def start_producer(
+    settings: KafkaSettings, *, client_id: str, linger_ms: int = 1
+) -> AIOKafkaProducer:
+    """A started acks=all producer; an unreachable broker is retried for --connect-timeout."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap, acks="all", linger_ms=linger_ms, client_id=client_id
+    )
+    await with_backoff(
+        client_id, producer.start, bootstrap=settings.bootstrap, timeout=settings.connect_timeout
+    )
+    return producer
 
 
 _CLOSE_TIMEOUT_S = 5.0

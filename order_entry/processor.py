@@ -43,7 +43,7 @@ from common.cache.keys import CacheKeys
 from common.cache.reader import QuoteReader
 from common.errors import BrokerUnavailableError, CacheUnavailableError
 from common.faustapp import FailStop, make_app
-from common.kafka import TopicSpec, ensure_topics, with_backoff
+from common.kafka import TopicSpec, ensure_topics, start_producer
 from common.schema import OrderEvent
 from order_entry.config import OrderEntryConfig
 from order_entry.eventlog import EventLog
@@ -135,15 +135,7 @@ class OrderProcessor:
                 TopicSpec(self.topics.dead_letter(self.service), 1),
             ],
         )
-        producer = AIOKafkaProducer(
-            bootstrap_servers=c.bootstrap,
-            acks="all",
-            linger_ms=1,
-            client_id=f"{self.service}-orders",
-        )
-        await with_backoff(
-            "orders producer", producer.start, bootstrap=c.bootstrap, timeout=c.connect_timeout
-        )
+        producer = await start_producer(c, client_id=f"{self.service}-orders")
         self._stack.push_async_callback(producer.stop)
         self._producer = producer
         self._dead = DeadLetterSink(

@@ -20,13 +20,11 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import redis.exceptions
-from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 
 from common.cache.deadletters import DeadLetterSink
 from common.errors import SchemaError
 from common.faustapp import FailStop, make_app, processed
-from common.kafka import TopicSpec, ensure_topics, with_backoff
+from common.kafka import TopicSpec, ensure_topics, start_producer
 from common.schema import OrderFilled, decode
 from portfolio.config import PortfolioConfig
 from portfolio.positions import Position, PositionStore
@@ -68,15 +66,7 @@ class PositionKeeper:
         c = self.config
         dlq = c.topics.dead_letter(self.service)
         await ensure_topics(c, [TopicSpec(c.topics.orders_events, c.partitions), TopicSpec(dlq, 1)])
-        producer = AIOKafkaProducer(
-            bootstrap_servers=c.bootstrap, acks="all", client_id=f"{self.service}-positions"
-        )
-        await with_backoff(
-            "dead-letter producer",
-            producer.start,
-            bootstrap=c.bootstrap,
-            timeout=c.connect_timeout,
-        )
+        producer = await start_producer(c, client_id=f"{self.service}-positions")
         self._stack.push_async_callback(producer.stop)
         self._dead = DeadLetterSink(producer, topic=dlq, service=self.service)
         datadir = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="pf-faust-"))
@@ -138,13 +128,7 @@ class PositionKeeper:
             value=value,
             reason=reason[:2000],
         )
-        while True:
-            try:
-                await sink.send_all([letter])
-                break
-            except KafkaError as exc:
-                # The record's offset commits only after this: never drop it unrecorded.
-                log.warning("dead-letter send failed (%r); retrying", exc)
-                await asyncio.sleep(_RETRY_DELAY_S)
+        # The record's offset commits only after this: never drop it unrecorded.
+        await sink.send_until_stored([letter])
         self.dead_letters += 1
         log.warning("orders.events %d@%d dead-lettered: %s", partition, offset, reason)

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 import redis.exceptions
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError, OffsetOutOfRangeError
 
 from common.cache.batch import KeyFilter, PreparedBatch, Version, prepare
@@ -40,6 +40,7 @@ from common.kafka import (
     close_consumer,
     ensure_topics,
     market_data_topics,
+    start_producer,
     with_backoff,
 )
 from common.lifecycle import Lifecycle
@@ -137,15 +138,7 @@ class CachingConsumer(Lifecycle):
         await ensure_topics(
             s, [*market_data_topics(s), TopicSpec(s.topics.dead_letter(self.service), 1)]
         )
-        producer = AIOKafkaProducer(
-            bootstrap_servers=s.bootstrap,
-            acks="all",
-            linger_ms=1,
-            client_id=f"{self.service}-cache",
-        )
-        await with_backoff(
-            "cache producer", producer.start, bootstrap=s.bootstrap, timeout=s.connect_timeout
-        )
+        producer = await start_producer(s, client_id=f"{self.service}-cache")
         self._stack.push_async_callback(producer.stop)
         self._dead = DeadLetterSink(
             producer, topic=s.topics.dead_letter(self.service), service=self.service
@@ -308,16 +301,7 @@ class CachingConsumer(Lifecycle):
             )
             for r in batch.rejected
         ]
-        delay = 0.2
-        while True:
-            try:
-                await sink.send_all(letters)
-                break
-            except KafkaError as exc:
-                # Not moving on until the bad records are stored somewhere: nothing is lost.
-                log.warning("%s: dead-letter send failed (%r); retrying", self.service, exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        await sink.send_until_stored(letters)
         for r in batch.rejected:
             log.info(
                 "%s: dead-lettered %s[%d]@%d: %s",

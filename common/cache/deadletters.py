@@ -7,11 +7,15 @@ lost, at worst a record is dead-lettered twice after a crash.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 from common.schema import DeadLetter
+
+log = logging.getLogger(__name__)
 
 # Leaves room for the envelope under the 1 MiB default message size of brokers and producers.
 MAX_VALUE_BYTES = 512 * 1024
@@ -31,6 +35,20 @@ class DeadLetterSink:
         ]
         await asyncio.gather(*futures)
         self.sent += len(letters)
+
+    async def send_until_stored(self, letters: list[DeadLetter]) -> None:
+        """Send, retrying with backoff until acknowledged: the caller moves past the bad
+        records only then, so nothing is lost."""
+        delay = 0.2
+        while True:
+            try:
+                await self.send_all(letters)
+            except KafkaError as exc:
+                log.warning("%s: dead-letter send failed (%r); retrying", self.service, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            else:
+                return
 
     def letter(
         self,
