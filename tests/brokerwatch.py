@@ -1,0 +1,140 @@
+"""A watch on the embedded broker and on the test that is running, so that no test hangs for good.
+
+The embedded broker (Tansu 0.6.0) has been seen to stop answering for good, about one run of
+``tests/integration/test_cache.py`` in ten: one tokio worker spins at 100 % CPU, or every thread
+waits on a lock, and the broker answers nothing, not even SIGTERM. A test waiting on it would sit
+out its whole timeout, and pytest-timeout's one SIGALRM can be lost: raised inside an asyncio
+callback, its exception is logged by the event loop and dropped, and the run then hangs until CI
+kills it. So:
+
+- a thread asks the broker for metadata every ``interval`` seconds over a plain socket (no event
+  loop involved, so it works while the loop is stuck); once the broker has not answered for
+  ``grace`` seconds it fails the running test at once, and again every ``refire`` seconds while
+  that test still runs, through a signal whose handler raises in the main thread;
+- the failure says "Timeout", so ``--only-rerun=Timeout`` runs the test once more, and the
+  integration tests' autouse fixture replaces the hung broker before that.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType
+
+import pytest
+
+log = logging.getLogger(__name__)
+
+HUNG_SIGNAL = signal.SIGUSR1
+_CORRELATION_ID = 0x4D46  # any value: it is checked in the answer
+
+
+def _metadata_request() -> bytes:
+    # Metadata v1 with an empty topic list: the broker reads its cluster metadata from storage
+    # (so a storage deadlock shows) but lists no topics (cheap with thousands of test topics).
+    client_id = b"brokerwatch"
+    body = struct.pack(">hhih", 3, 1, _CORRELATION_ID, len(client_id)) + client_id
+    body += struct.pack(">i", 0)
+    return struct.pack(">i", len(body)) + body
+
+
+def _read_exactly(sock: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError("closed by the broker")
+        data += chunk
+    return data
+
+
+def broker_answers(host: str, port: int, *, timeout: float = 3.0) -> bool:
+    """True if the broker answers a metadata request within ``timeout`` seconds."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            sock.sendall(_metadata_request())
+            (size,) = struct.unpack(">i", _read_exactly(sock, 4))
+            (correlation_id,) = struct.unpack(">i", _read_exactly(sock, min(size, 4)))
+    except (OSError, struct.error):
+        return False
+    return correlation_id == _CORRELATION_ID
+
+
+class RunningTest:
+    """Which test is in its call phase: set and cleared by hooks in the main thread."""
+
+    def __init__(self) -> None:
+        self.nodeid: str | None = None
+        self.reason = ""
+
+    def fail_now(self, _signum: int, _frame: FrameType | None) -> None:
+        # Runs in the main thread, between two bytecodes of whatever it was doing, so it can
+        # read nodeid without a lock. Outside a test's call phase the signal is ignored.
+        if self.nodeid is not None:
+            pytest.fail(f"Timeout: {self.reason}", pytrace=False)
+
+
+class BrokerWatch:
+    """A daemon thread that fails the running test when the broker stops answering."""
+
+    def __init__(
+        self,
+        *,
+        address: Callable[[], tuple[str, int] | None],
+        running: RunningTest,
+        interval: float = 2.0,
+        grace: float = 12.0,
+        refire: float = 10.0,
+        probe_timeout: float = 3.0,
+    ) -> None:
+        self._address = address
+        self._running = running
+        self._interval = interval
+        self._grace = grace
+        self._refire = refire
+        self._probe_timeout = probe_timeout
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="brokerwatch", daemon=True)
+        self.hangs_seen = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        last_answer = time.monotonic()
+        last_fired = 0.0
+        last_address: tuple[str, int] | None = None
+        while not self._stop.wait(self._interval):
+            address = self._address()
+            if address is None:
+                continue
+            if address != last_address:  # a replaced broker starts with a clean slate
+                last_address, last_answer = address, time.monotonic()
+            if broker_answers(*address, timeout=self._probe_timeout):
+                last_answer = time.monotonic()
+                continue
+            now = time.monotonic()
+            silent = now - last_answer
+            if silent < self._grace or now - last_fired < self._refire:
+                continue
+            if self._running.nodeid is None:
+                continue
+            last_fired = now
+            self.hangs_seen += 1
+            self._running.reason = (
+                f"the embedded broker at {address[0]}:{address[1]} has not answered for "
+                f"{silent:.0f}s (a hung Tansu; the test is failed now, and rerun on a new broker)"
+            )
+            log.warning("%s: %s", self._running.nodeid, self._running.reason)
+            os.kill(os.getpid(), HUNG_SIGNAL)
