@@ -9,8 +9,8 @@ kills it. So:
 
 - a thread asks the broker for metadata every ``interval`` seconds over a plain socket (no event
   loop involved, so it works while the loop is stuck); once the broker has not answered for
-  ``grace`` seconds it fails the running test at once, and again every ``refire`` seconds while
-  that test still runs, through a signal whose handler raises in the main thread;
+  ``grace`` seconds it interrupts the running test (``tests/interrupt.py``) at once, and again
+  every ``refire`` seconds while that test still runs;
 - the failure says "Timeout", so ``--only-rerun=Timeout`` runs the test once more, and the
   integration tests' autouse fixture replaces the hung broker before that.
 """
@@ -18,20 +18,16 @@ kills it. So:
 from __future__ import annotations
 
 import logging
-import os
-import signal
 import socket
 import struct
 import threading
 import time
 from collections.abc import Callable
-from types import FrameType
 
-import pytest
+from tests.interrupt import RunningTest
 
 log = logging.getLogger(__name__)
 
-HUNG_SIGNAL = signal.SIGUSR1
 _CORRELATION_ID = 0x4D46  # any value: it is checked in the answer
 
 
@@ -65,20 +61,6 @@ def broker_answers(host: str, port: int, *, timeout: float = 3.0) -> bool:
     except (OSError, struct.error):
         return False
     return correlation_id == _CORRELATION_ID
-
-
-class RunningTest:
-    """Which test is in its call phase: set and cleared by hooks in the main thread."""
-
-    def __init__(self) -> None:
-        self.nodeid: str | None = None
-        self.reason = ""
-
-    def fail_now(self, _signum: int, _frame: FrameType | None) -> None:
-        # Runs in the main thread, between two bytecodes of whatever it was doing, so it can
-        # read nodeid without a lock. Outside a test's call phase the signal is ignored.
-        if self.nodeid is not None:
-            pytest.fail(f"Timeout: {self.reason}", pytrace=False)
 
 
 class BrokerWatch:
@@ -132,9 +114,9 @@ class BrokerWatch:
                 continue
             last_fired = now
             self.hangs_seen += 1
-            self._running.reason = (
+            reason = (
                 f"the embedded broker at {address[0]}:{address[1]} has not answered for "
                 f"{silent:.0f}s (a hung Tansu; the test is failed now, and rerun on a new broker)"
             )
-            log.warning("%s: %s", self._running.nodeid, self._running.reason)
-            os.kill(os.getpid(), HUNG_SIGNAL)
+            log.warning("%s: %s", self._running.nodeid, reason)
+            self._running.post(reason)

@@ -2,12 +2,17 @@
 
 Every test gets fresh names on the shared servers (a topic prefix, a Redis database) from
 factory fixtures, so tests never see each other's data and need no cleanup between them.
+
+And the guards that keep a stuck test from hanging the run: a watch on the broker
+(``tests/brokerwatch.py``), a test's timeout that cancels it rather than abandoning it
+(``tests/interrupt.py``), and a hard limit that dumps every stack and exits.
 """
 
 from __future__ import annotations
 
 import contextlib
 import faulthandler
+import os
 import signal
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -17,12 +22,14 @@ import pytest_asyncio
 
 from common.kafka import KafkaSettings
 from common.runtime import HOST, EmbeddedStack
-from tests.brokerwatch import HUNG_SIGNAL, BrokerWatch, RunningTest
+from tests.brokerwatch import BrokerWatch
+from tests.interrupt import INTERRUPT_SIGNAL, RunningTest, alarm_handler
+
+pytest_plugins = ["pytester"]
 
 _running = RunningTest()
-# pytest-timeout's one SIGALRM is re-sent this often after the deadline: raised inside an asyncio
-# callback, its exception is logged by the event loop and dropped (seen in a CI run that then
-# hung for 90 minutes).
+# A test's alarm re-fires this often after its deadline, in case the first interruption did not
+# end it (pytest-timeout fires once; a CI run then hung for 90 minutes).
 _REFIRE_S = 10.0
 # The last resort, far past any test's timeout: print every thread's stack and exit, so that a
 # run can never hang until CI kills it without saying where.
@@ -30,12 +37,19 @@ _HARD_LIMIT_MARGIN_S = 60.0
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    signal.signal(HUNG_SIGNAL, _running.fail_now)
+    signal.signal(INTERRUPT_SIGNAL, _running.on_posted)
+
+
+def _timeout_of(item: pytest.Item) -> float:
+    marker = item.get_closest_marker("timeout")
+    if marker is not None and marker.args:
+        return float(marker.args[0])
+    return float(item.config.getini("timeout") or 0)
 
 
 @contextlib.contextmanager
 def _hard_limit(item: pytest.Item) -> Iterator[None]:
-    timeout = float(item.config.getini("timeout") or 0)
+    timeout = _timeout_of(item)
     if timeout > 0:
         faulthandler.dump_traceback_later(timeout + _HARD_LIMIT_MARGIN_S, exit=True)
     try:
@@ -52,15 +66,22 @@ def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    remaining, _ = signal.getitimer(signal.ITIMER_REAL)
-    if remaining > 0:  # pytest-timeout armed the test's deadline (its signal method)
-        signal.setitimer(signal.ITIMER_REAL, remaining, _REFIRE_S)
-    _running.nodeid = item.nodeid
+    # The call phase has a deadline of its own, armed again for a rerun: pytest-timeout arms one
+    # per test, reruns included. It re-fires every _REFIRE_S until the call is over.
+    timeout = _timeout_of(item)
+    timeout_handler = signal.getsignal(signal.SIGALRM)
+    if timeout > 0:
+        signal.signal(signal.SIGALRM, alarm_handler(_running, timeout))
+        signal.setitimer(signal.ITIMER_REAL, timeout, _REFIRE_S)
+    _running.begin(item)
     try:
         with _hard_limit(item):
             return (yield)
     finally:
-        _running.nodeid = None
+        _running.end()
+        if timeout > 0:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, timeout_handler)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -77,6 +98,8 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Embed
         watch = BrokerWatch(
             address=lambda: (HOST, servers.broker.port) if servers.broker else None,
             running=_running,
+            # Shorter only for the test of the watch itself, which runs a session of its own.
+            grace=float(os.environ.get("MARKETFEED_TEST_BROKER_GRACE", "12")),
         )
         watch.start()
         try:

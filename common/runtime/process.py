@@ -139,9 +139,16 @@ class ChildProcess(Lifecycle):
                 await asyncio.wait_for(proc.wait(), self._stop_timeout)
             except TimeoutError:
                 log.warning("%s did not stop in %.0fs; killing it", self.name, self._stop_timeout)
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                await proc.wait()
+                await self.kill()
+        self._close_log()
+
+    async def kill(self) -> None:
+        """Kill at once, without asking: for a child known to be stuck. Safe to call twice."""
+        proc = self._proc
+        if proc is not None and proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
         self._close_log()
 
     def _close_log(self) -> None:

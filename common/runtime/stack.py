@@ -95,12 +95,13 @@ class EmbeddedStack(Lifecycle):
         """A new broker in place of the running one (on a new port; the memory engine forgets all).
 
         For test runs: the embedded broker (Tansu 0.6.0) has been seen to stop answering
-        altogether, even SIGTERM, and every later test would fail with it.
+        altogether, even SIGTERM, and every later test would fail with it. So it is killed
+        outright, not asked to stop.
         """
         old = self.broker
         if old is None:
             raise RuntimeStartError("the embedded broker is not running")
-        await old.stop()
+        await old.kill()
         self.broker = await start_on_free_port(lambda: EmbeddedBroker(log_path=self._log("broker")))
         self._stack.push_async_callback(self.broker.stop)
 

@@ -1,80 +1,84 @@
-"""The test suite's broker watch: a broker that stops answering fails the running test fast.
+"""The suite's guards against a stuck test, run in a pytest session of their own (pytester).
 
-A broker of its own is frozen with SIGSTOP, which looks to clients exactly like the hung Tansu
-seen here (connections open, nothing answered).
+A broker frozen with SIGSTOP looks to clients exactly like the hung Tansu seen here
+(connections open, nothing answered): the watch must fail the test that waits on it, the test's
+own clean-up must run, and its rerun must pass on a new broker. A test over its timeout must be
+cancelled, not abandoned, and fail with "Timeout" on both attempts.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
-from collections.abc import AsyncIterator
-from types import FrameType
+from pathlib import Path
 
 import pytest
-import pytest_asyncio
 
-from common.runtime import HOST, EmbeddedBroker
-from tests.brokerwatch import HUNG_SIGNAL, BrokerWatch, RunningTest, broker_answers
+REPO = Path(__file__).resolve().parents[2]
 
+INNER_TESTS = """
+import asyncio, contextlib, os, pathlib, signal
+import pytest
+from aiokafka import AIOKafkaProducer
 
-@pytest_asyncio.fixture
-async def own_broker() -> AsyncIterator[EmbeddedBroker]:
-    broker = EmbeddedBroker()
-    await broker.start()
+MARKS = pathlib.Path(os.environ["INNER_MARKS"])
+
+@contextlib.asynccontextmanager
+async def cleaned_up(name):
     try:
-        yield broker
+        yield
     finally:
-        assert broker.pid is not None
-        os.kill(broker.pid, signal.SIGCONT)
-        await broker.stop()
+        with (MARKS / f"{name}.cleaned").open("a") as f:
+            f.write("x")  # one x an attempt
+
+async def test_waits_on_a_hung_broker(stack):
+    async with cleaned_up("hung"):
+        frozen = MARKS / "frozen"
+        if not frozen.exists():  # the first attempt only
+            frozen.touch()
+            os.kill(stack.broker.pid, signal.SIGSTOP)
+        producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap)
+        await producer.start()
+        try:
+            await producer.send_and_wait("inner", b"value")
+        finally:
+            await producer.stop()
+
+@pytest.mark.timeout(1)
+async def test_over_its_timeout():
+    async with cleaned_up("slow"):
+        await asyncio.sleep(60)
+"""
 
 
-async def test_a_frozen_broker_fails_the_running_test_and_nothing_else(
-    own_broker: EmbeddedBroker,
+def test_a_hung_broker_and_a_slow_test_fail_fast_clean_up_and_rerun(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    assert broker_answers(HOST, own_broker.port)
-    running = RunningTest()
-    fired: list[str] = []
-
-    def record(_signum: int, _frame: FrameType | None) -> None:
-        fired.append(running.reason)
-
-    previous = signal.signal(HUNG_SIGNAL, record)
-    watch = BrokerWatch(
-        address=lambda: (HOST, own_broker.port),
-        running=running,
-        interval=0.2,
-        grace=1.0,
-        refire=1.0,
-        probe_timeout=0.3,
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    monkeypatch.setenv("INNER_MARKS", str(marks))
+    monkeypatch.setenv("MARKETFEED_TEST_BROKER_GRACE", "2")
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    inner = pytester.makepyfile(test_inner=INNER_TESTS)
+    result = pytester.runpytest_subprocess(
+        str(inner),
+        "-p",
+        "tests.conftest",
+        "-p",
+        "tests.integration.conftest",
+        "-c",
+        str(REPO / "pyproject.toml"),
+        "--rootdir",
+        str(pytester.path),
+        "-p",
+        "no:cacheprovider",
+        "--log-cli-level=WARNING",
+        "-rR",
+        timeout=120,
     )
-    watch.start()
-    try:
-        await asyncio.sleep(1.0)
-        assert fired == []  # a broker that answers is left alone
-        assert own_broker.pid is not None
-        os.kill(own_broker.pid, signal.SIGSTOP)
-        await asyncio.sleep(2.5)
-        assert fired == []  # hung, but no test is in its call phase: nothing to fail
-        running.nodeid = "tests/some_test.py::test_x"
-        await asyncio.sleep(3.0)
-        running.nodeid = None
-        count = len(fired)
-        await asyncio.sleep(1.5)
-    finally:
-        watch.stop()
-        signal.signal(HUNG_SIGNAL, previous)
-    assert count >= 2, fired  # fired, then fired again while the same test still ran
-    assert len(fired) == count  # and not once the test was over
-    assert f"{HOST}:{own_broker.port} has not answered" in fired[0]
-    assert not broker_answers(HOST, own_broker.port, timeout=0.5)
-
-
-def test_fail_now_fails_only_a_running_test() -> None:
-    running = RunningTest()
-    running.fail_now(HUNG_SIGNAL, None)  # no test running: ignored
-    running.nodeid, running.reason = "t", "the broker has not answered"
-    with pytest.raises(pytest.fail.Exception, match="Timeout: the broker has not answered"):
-        running.fail_now(HUNG_SIGNAL, None)
+    out = result.stdout.str() + result.stderr.str()
+    result.assert_outcomes(passed=1, failed=1)
+    assert "has not answered for" in out
+    assert "does not answer; replacing it" in out  # the rerun ran on a new broker
+    assert "CancelledError: Timeout: the test ran over its 1s timeout" in out
+    # Both attempts of each test ran their clean-up, the interrupted ones too.
+    assert (marks / "hung.cleaned").read_text() == "xx"
+    assert (marks / "slow.cleaned").read_text() == "xx"
