@@ -31,13 +31,13 @@ from common.schema.orders import (
     OrderRejected,
 )
 from common.topics import symbol_key
-from marketfeed.targets import TargetSettings
+from marketfeed.targets import BrokerSettings
 
 SIDES = {"buy": "B", "sell": "S"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class OrderSettings(TargetSettings):
+class OrderSettings(BrokerSettings):
     limit: float | None = setting(
         None, help="limit price (immediate-or-cancel); without it a market order", check=positive
     )
@@ -46,19 +46,12 @@ class OrderSettings(TargetSettings):
     json: bool = setting(False, help="print the events as JSON")
 
     def kafka(self) -> KafkaSettings:
-        """The broker and topic layout: flags if ``--bootstrap`` is given, else the running up."""
-        if self.bootstrap is not None:
-            return KafkaSettings(
-                bootstrap=self.bootstrap,
-                topic_prefix=self.topic_prefix or "",
-                partitions=self.partitions or 16,
-                connect_timeout=self.timeout,
-            )
-        target = self.resolve()
+        """The broker and topic layout: the flags, else the running up."""
+        bootstrap, topic_prefix, partitions = self.resolve_broker()
         return KafkaSettings(
-            bootstrap=target.bootstrap,
-            topic_prefix=target.topic_prefix,
-            partitions=target.partitions,
+            bootstrap=bootstrap,
+            topic_prefix=topic_prefix,
+            partitions=partitions,
             connect_timeout=self.timeout,
         )
 

@@ -38,26 +38,47 @@ class Target:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class TargetSettings:
-    """Flags shared by read commands; each is optional when a ``marketfeed up`` is running."""
+class BrokerSettings:
+    """Flags of commands that only talk to the broker; each optional when ``up`` is running."""
 
-    service: str = setting("order_entry", help="whose cache to read", check=known_service)
     bootstrap: str | None = setting(
         None,
         help="Kafka bootstrap servers (default: the running `marketfeed up`)",
         check=bootstrap_servers,
         metavar="HOST:PORT",
     )
+    topic_prefix: str | None = setting(None, help="topic prefix (default: as `up` runs it)")
+    partitions: int | None = setting(
+        None, help="quote partitions (default: as `up` runs it)", check=positive
+    )
+
+    def resolve_broker(self) -> tuple[str, str, int]:
+        """Bootstrap, topic prefix and partitions: the flags, or what the running up uses.
+
+        With ``--bootstrap`` the running up is not consulted: the others default to ``""``
+        and 16, the defaults of the services themselves.
+        """
+        if self.bootstrap is not None:
+            return self.bootstrap, self.topic_prefix or "", self.partitions or 16
+        state = load_state()
+        return (
+            state.bootstrap,
+            state.topic_prefix if self.topic_prefix is None else self.topic_prefix,
+            self.partitions or state.partitions,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TargetSettings(BrokerSettings):
+    """Flags shared by read commands; each is optional when a ``marketfeed up`` is running."""
+
+    service: str = setting("order_entry", help="whose cache to read", check=known_service)
     redis_url: str | None = setting(
         None,
         help="Redis of the service's cache (default: the running `marketfeed up`)",
         check=redis_url,
     )
     redis_prefix: str = setting("mf:", help="key prefix of the cache in that Redis")
-    topic_prefix: str | None = setting(None, help="topic prefix (default: as `up` runs it)")
-    partitions: int | None = setting(
-        None, help="quote partitions (default: as `up` runs it)", check=positive
-    )
 
     def resolve(self) -> Target:
         if self.redis_url and self.bootstrap:
