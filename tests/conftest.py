@@ -23,7 +23,12 @@ import pytest_asyncio
 from common.kafka import KafkaSettings
 from common.runtime import HOST, EmbeddedStack
 from tests.brokerwatch import BrokerWatch
-from tests.interrupt import INTERRUPT_SIGNAL, RunningTest, alarm_handler
+from tests.interrupt import (
+    INTERRUPT_SIGNAL,
+    RunningTest,
+    alarm_handler,
+    forgive_abandoned_resources,
+)
 
 pytest_plugins = ["pytester"]
 
@@ -36,8 +41,10 @@ _REFIRE_S = 10.0
 _HARD_LIMIT_MARGIN_S = 60.0
 
 
+@pytest.hookimpl(trylast=True)  # after pytest's own unraisable-exception hook is in place
 def pytest_configure(config: pytest.Config) -> None:
     signal.signal(INTERRUPT_SIGNAL, _running.on_posted)
+    forgive_abandoned_resources(_running)
 
 
 def _timeout_of(item: pytest.Item) -> float:
