@@ -9,7 +9,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
+
+# How long a cancelled task gets before it is cancelled again.
+_CANCEL_AGAIN_S = 1.0
 
 
 class Lifecycle:
@@ -46,3 +49,21 @@ async def first_of(*waits: Awaitable[None]) -> None:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def cancel_and_wait(task: asyncio.Future[Any] | None) -> None:
+    """Cancel ``task`` and wait until it is done, cancelling again each second it runs on.
+
+    One cancel is not always enough: library code can lose a cancellation (one that lands just
+    as an awaited result arrives), and the task then runs on for good, with a ``stop()`` that
+    awaited it once stuck behind it (seen here: a cache's ``stop()`` waited 90 s on its consuming
+    loop). The task's own error, if it ended with one, is raised; a cancellation of the caller
+    is not swallowed, unlike ``suppress(CancelledError)`` around ``await task``.
+    """
+    if task is None:
+        return
+    while not task.done():
+        task.cancel()
+        await asyncio.wait([task], timeout=_CANCEL_AGAIN_S)
+    if not task.cancelled():
+        task.result()

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from common.cli import EXIT_OK, install_stop_signals
+from common.lifecycle import cancel_and_wait
 
 
 class Service(Protocol):
@@ -29,17 +29,13 @@ async def serve(service: Service, work: Callable[[], Awaitable[None]]) -> int:
     try:
         await asyncio.wait([starting, stopper], return_when=asyncio.FIRST_COMPLETED)
         if not starting.done():
-            starting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await starting
+            await cancel_and_wait(starting)
             return EXIT_OK
         starting.result()  # a failed start raises here
         task = asyncio.ensure_future(work())
         await asyncio.wait([task, stopper], return_when=asyncio.FIRST_COMPLETED)
         if not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         elif not task.cancelled():
             task.result()  # re-raise what made the service stop on its own
         return EXIT_OK

@@ -12,7 +12,6 @@ numbers anyway).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -20,6 +19,7 @@ from aiokafka.errors import KafkaError
 
 from common.errors import SchemaError
 from common.kafka import KafkaSettings, with_backoff
+from common.lifecycle import cancel_and_wait
 from common.schema import MAX_QUOTES_PER_PART, SnapshotReply, SnapshotRequest, decode_as
 from common.watermarks import WatermarkReader
 from feed_publisher.sink import Record
@@ -90,10 +90,7 @@ class SnapshotResponder:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
             await consumer.stop()

@@ -46,7 +46,7 @@ from common.config import (
 )
 from common.errors import CacheUnavailableError, ConfigError
 from common.kafka import KafkaSettings, TopicSpec, ensure_topics, with_backoff
-from common.lifecycle import Lifecycle
+from common.lifecycle import Lifecycle, cancel_and_wait
 from common.logs import setup_logging
 from common.metrics import LatencyHistogram
 from common.schema import NewOrder, Quote
@@ -246,9 +246,7 @@ class OrderFlow(Lifecycle):
                 pacer.release(n)
                 self.lateness.record_seconds(late)
         finally:
-            reporter.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reporter
+            await cancel_and_wait(reporter)
 
     async def _report(self) -> None:
         last_sent, last_t = 0, 0.0

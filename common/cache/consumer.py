@@ -43,7 +43,7 @@ from common.kafka import (
     start_producer,
     with_backoff,
 )
-from common.lifecycle import Lifecycle
+from common.lifecycle import Lifecycle, cancel_and_wait
 from common.partitioner import partition_for
 from common.schema import Quote
 
@@ -166,15 +166,9 @@ class CachingConsumer(Lifecycle):
     async def stop(self) -> None:
         """Stop consuming and close every connection, in reverse order. Safe to call twice."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         gap, self._gap_task = self._gap_task, None
-        if gap is not None:
-            gap.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await gap
+        await cancel_and_wait(gap)
         for waiter in self._caught_up:
             waiter.cancel()
         self._caught_up.clear()

@@ -9,7 +9,6 @@ reply can be missed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Iterable
@@ -19,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from common.errors import SchemaError
 from common.kafka import KafkaSettings, TopicSpec, close_consumer, ensure_topics, with_backoff
+from common.lifecycle import cancel_and_wait
 from common.schema import Quote, SnapshotReply, SnapshotRequest, decode_as, decode_quote
 
 log = logging.getLogger(__name__)
@@ -77,10 +77,7 @@ class SnapshotClient:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         for collector in self._waiting.values():
             collector.future.cancel()
         self._waiting.clear()

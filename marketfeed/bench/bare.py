@@ -8,13 +8,13 @@ timestamp (millisecond resolution, so it reads up to 1 ms high), since it decode
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 
 import numpy as np
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from common.kafka import with_backoff
+from common.lifecycle import cancel_and_wait
 from common.topics import Topics
 from marketfeed.bench.params import WorkerParams
 from marketfeed.bench.tracking import ConsumerRole, ConsumerTracker
@@ -74,10 +74,7 @@ class BareRole(ConsumerRole):
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
             await consumer.stop()

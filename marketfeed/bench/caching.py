@@ -9,13 +9,13 @@ record done, filtered records included.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import numpy as np
 
 from common.cache import CacheSettings, CachingConsumer
 from common.cache.batch import PreparedBatch
 from common.cache.reader import QuoteReader
+from common.lifecycle import cancel_and_wait
 from feed_publisher.universe import universe
 from marketfeed.bench.params import WorkerParams
 from marketfeed.bench.tracking import ConsumerRole
@@ -81,10 +81,7 @@ class CachingRole(ConsumerRole):
 
     async def stop(self) -> None:
         watch, self._watch = self._watch, None
-        if watch is not None:
-            watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watch
+        await cancel_and_wait(watch)
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
             await consumer.stop()

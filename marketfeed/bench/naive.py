@@ -9,7 +9,6 @@ writes into its own Redis (or its own key prefix), under the same key layout as 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 
 import numpy as np
@@ -19,6 +18,7 @@ from aiokafka import AIOKafkaConsumer
 
 from common.cache.keys import CacheKeys
 from common.errors import CacheUnavailableError, SchemaError
+from common.lifecycle import cancel_and_wait
 from common.schema import decode_quote
 from marketfeed.bench.bare import open_at_end
 from marketfeed.bench.params import WorkerParams
@@ -81,10 +81,7 @@ class NaiveRole(ConsumerRole):
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
             await consumer.stop()

@@ -35,7 +35,7 @@ from aiokafka.errors import KafkaError
 
 from common.errors import SchemaError
 from common.kafka import with_backoff
-from common.lifecycle import Lifecycle
+from common.lifecycle import Lifecycle, cancel_and_wait
 from common.metrics import LatencyHistogram
 from common.schema import NewOrder
 from common.schema.codec import unpack
@@ -144,10 +144,7 @@ class OrderDriver(Lifecycle):
     async def stop(self) -> None:
         """Stop reading, then close both clients. Safe to call twice."""
         reader, self._reader = self._reader, None
-        if reader is not None:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
+        await cancel_and_wait(reader)
         for name in ("_consumer", "_producer"):
             client = getattr(self, name)
             setattr(self, name, None)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import sys
 import time
@@ -28,7 +27,7 @@ from common.cli import OneLineParser, run_async
 from common.config import add_arguments, build, known_log_level, positive, setting
 from common.errors import SchemaError
 from common.kafka import KafkaSettings, TopicSpec, ensure_topics, with_backoff
-from common.lifecycle import Lifecycle
+from common.lifecycle import Lifecycle, cancel_and_wait
 from common.logs import setup_logging
 from common.schema.codec import SCHEMA_VERSION, pack, unpack
 from common.schema.orders import ORDER_FILLED_TYPE
@@ -140,10 +139,7 @@ class EchoService(Lifecycle):
     async def stop(self) -> None:
         """Stop the loop, then the clients. Safe to call twice."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         for name in ("_consumer", "_producer"):
             client = getattr(self, name)
             setattr(self, name, None)

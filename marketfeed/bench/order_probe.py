@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from common.lifecycle import Lifecycle
+from common.lifecycle import Lifecycle, cancel_and_wait
 from common.schema.orders import ORDER_FILLED_TYPE
 from marketfeed.bench.order_driver import OrderDriver
 
@@ -55,10 +55,7 @@ class Prober(Lifecycle):
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     async def _run(self) -> None:
         next_at = time.monotonic()
