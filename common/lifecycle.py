@@ -46,9 +46,7 @@ async def first_of(*waits: Awaitable[None]) -> None:
         for task in done:
             task.result()
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(cancel_and_wait(t) for t in tasks), return_exceptions=True)
 
 
 async def cancel_and_wait(task: asyncio.Future[Any] | None) -> None:

@@ -26,6 +26,7 @@ from common.cli import EXIT_FAILURE, EXIT_OK, install_stop_signals
 from common.config import add_arguments, build, known_log_level, non_negative, positive, setting
 from common.errors import MarketfeedError
 from common.kafka import KafkaSettings, TopicSpec, ensure_topics, market_data_topics
+from common.lifecycle import cancel_and_wait
 from common.logs import setup_logging
 from common.runtime import ChildProcess, EmbeddedStack
 from common.watermarks import WatermarkReader
@@ -255,10 +256,9 @@ class Up:
                 return_when=asyncio.FIRST_COMPLETED,
             )
         finally:
-            for task in [*deaths, stopper, status]:
+            for task in [*deaths, stopper]:
                 task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await status
+            await cancel_and_wait(status)
         if sys.stdout.isatty():
             print()
         for task in done:

@@ -554,7 +554,6 @@ async def _finished(task: asyncio.Task[None], timeout: float) -> bool:
     done, _ = await asyncio.wait([task], timeout=timeout)
     if done:
         return True
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    await cancel_and_wait(task)  # _commit() handles Kafka's errors itself
     log.warning("a Kafka commit did not finish in %.0fs; left behind", timeout)
     return False

@@ -1,6 +1,6 @@
 """Integration tests only: the shared embedded broker must answer before each test starts.
 
-The embedded broker (Tansu 0.6.0) has been seen to hang for good (see ``tests/brokerwatch.py``).
+The embedded broker (Tansu 0.6.0) has been seen not answering (see ``tests/brokerwatch.py``).
 The watch fails the test that was running in it; this fixture replaces the hung broker before
 the next test (fresh topics per test make that safe), and the failed test runs once more
 (``--reruns 1`` for timeouts, in pyproject.toml). The replacement is logged, so a run says when
