@@ -32,13 +32,17 @@ def setting(
     help: str,
     check: Check | None = None,
     metavar: str | None = None,
+    secret: bool = False,
 ) -> Any:
     """Declare one setting: its default, its help text and an optional check.
 
     ``check`` returns None for a good value or a short reason ("must be > 0") for a bad one.
+    A ``secret`` (a password) never goes on a child's command line, where every user of the
+    machine can read it (``/proc/PID/cmdline``): :func:`to_env` passes it instead.
     """
     return dataclasses.field(
-        default=default, metadata={"help": help, "check": check, "metavar": metavar}
+        default=default,
+        metadata={"help": help, "check": check, "metavar": metavar, "secret": secret},
     )
 
 
@@ -159,6 +163,49 @@ def build(
                 raise ConfigError(f"{source}={_show(value)}: {reason}")
         values[f.name] = value
     return cls(**values)
+
+
+def to_argv(config: Any) -> list[str]:
+    """The flags that :func:`build` turns back into ``config``: how a child is launched from it.
+
+    Every setting is written, defaults included, so that the child gets exactly ``config``
+    whatever ``MARKETFEED_*`` variables it inherits (flags win over the environment). Secret
+    settings are left out: see :func:`to_env`.
+    """
+    argv: list[str] = []
+    for f in _settings(config):
+        if f.metadata.get("secret"):
+            continue
+        value = getattr(config, f.name)
+        flag = flag_name(f.name)
+        if isinstance(value, bool):
+            argv.append(flag if value else f"--no-{flag[2:]}")
+        else:
+            # --flag=VALUE, so that a value starting with "-" is not taken for a flag.
+            argv.append(f"{flag}={_wire(value)}")
+    return argv
+
+
+def to_env(config: Any) -> dict[str, str]:
+    """The secret settings of ``config`` as the environment variables a child reads them from."""
+    return {
+        env_name(f.name): _wire(getattr(config, f.name))
+        for f in _settings(config)
+        if f.metadata.get("secret") and getattr(config, f.name) is not None
+    }
+
+
+def _settings(config: Any) -> list[dataclasses.Field[Any]]:
+    return [f for f in dataclasses.fields(config) if f.init and "help" in f.metadata]
+
+
+def _wire(value: Any) -> str:
+    """A value as build() parses it back: tuples comma-joined, None as "none"."""
+    if value is None:
+        return "none"
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    return str(value)
 
 
 def _base_type(hint: Any) -> Any:

@@ -1,12 +1,17 @@
 """The one lifecycle every long-lived part follows: ``start()``, ``stop()``, ``async with``.
 
-``stop()`` must be safe to call twice and after a failed ``start()``; ``async with`` calls
-``stop()`` whatever happened inside the block.
+A part implements ``_start()`` and, if closing what ``_start()`` registered in ``resources`` is
+not all there is to it, ``stop()``. The guard lives here, once: ``start()`` runs ``_start()``
+and, if that fails or is cancelled half-way, calls ``stop()`` before re-raising, so a failed
+start never leaves a producer, a consumer or a task behind. ``stop()`` must therefore be safe
+to call twice, before ``start()`` and after a failed one; ``async with`` calls it whatever
+happened inside the block.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable
 from types import TracebackType
 from typing import Any, Self
@@ -16,11 +21,31 @@ _CANCEL_AGAIN_S = 1.0
 
 
 class Lifecycle:
+    _resources: contextlib.AsyncExitStack | None = None
+
+    @property
+    def resources(self) -> contextlib.AsyncExitStack:
+        """What ``_start()`` opened, each pushed with how to close it; closed newest first."""
+        if self._resources is None:
+            self._resources = contextlib.AsyncExitStack()
+        return self._resources
+
     async def start(self) -> None:
+        """Run ``_start()``; if it fails or is cancelled, stop what it started, then re-raise."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
         raise NotImplementedError
 
     async def stop(self) -> None:
-        raise NotImplementedError
+        """Close everything in ``resources``, newest first. Safe to call twice."""
+        stack, self._resources = self._resources, None
+        if stack is not None:
+            await stack.aclose()
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -65,3 +90,12 @@ async def cancel_and_wait(task: asyncio.Future[Any] | None) -> None:
         await asyncio.wait([task], timeout=_CANCEL_AGAIN_S)
     if not task.cancelled():
         task.result()
+
+
+async def cancel_all(tasks: list[asyncio.Future[Any]] | set[asyncio.Task[Any]]) -> None:
+    """``cancel_and_wait`` each of ``tasks`` at once; their own errors are not raised.
+
+    For tasks a part spawned and owns (subscriptions, timers) whose outcome nobody awaits: a
+    stop only needs them gone.
+    """
+    await asyncio.gather(*(cancel_and_wait(t) for t in list(tasks)), return_exceptions=True)

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 import pytest
 
 from common.cli import EXIT_USAGE, OneLineParser
-from common.config import add_arguments, build, env_name, flag_name, positive
+from common.config import add_arguments, build, env_name, flag_name, positive, setting
 from common.errors import ConfigError
 from common.kafka import KafkaSettings
 from feed_publisher.config import PublisherConfig
@@ -363,3 +363,57 @@ def test_one_line_parser_is_an_argparse_parser() -> None:
     assert isinstance(parser, argparse.ArgumentParser)
     parser.add_argument("--n", type=int)
     assert parser.parse_args(["--n", "3"]).n == 3
+
+
+# --- to_argv: launching a child from its config -----------------------------------------------
+
+
+def _configs() -> list[object]:
+    from order_entry.config import OrderEntryConfig
+    from portfolio.config import PortfolioConfig
+
+    return [
+        PublisherConfig(),
+        PublisherConfig(seed=7, duration=1.5, rate=123.25, idempotence=True, snapshots=False),
+        PublisherConfig(topic_prefix="-dash.", bootstrap="127.0.0.1:1,127.0.0.1:2"),
+        OrderEntryConfig(tradable=("AAAA", "BRK.B"), ledger_url="redis://127.0.0.1:7/1"),
+        OrderEntryConfig(tradable_file=None, ledger_prefix=None),
+        PortfolioConfig(watchlist=(), evict_after=0.0),
+    ]
+
+
+@pytest.mark.parametrize("config", _configs())
+def test_to_argv_builds_back_the_same_config(config: object) -> None:
+    from common.config import to_argv
+
+    cls = type(config)
+    parser = OneLineParser(prog="child")
+    add_arguments(parser, cls)
+    assert build(cls, parser.parse_args(to_argv(config)), environ={}) == config
+
+
+def test_to_argv_wins_over_an_inherited_environment() -> None:
+    from common.config import to_argv
+
+    config = PublisherConfig()  # every default, written out
+    env = {"MARKETFEED_RATE": "9", "MARKETFEED_SEED": "3", "MARKETFEED_SNAPSHOTS": "false"}
+    assert build(PublisherConfig, _parser().parse_args(to_argv(config)), environ=env) == config
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class _WithSecret(KafkaSettings):
+    password: str | None = setting(None, help="a password", secret=True)
+
+
+def test_secrets_go_to_the_environment_never_the_command_line() -> None:
+    from common.config import to_argv, to_env
+
+    config = _WithSecret(password="s3cret")
+    argv = to_argv(config)
+    assert not [a for a in argv if "s3cret" in a or "password" in a]
+    env = to_env(config)
+    assert env == {"MARKETFEED_PASSWORD": "s3cret"}
+    parser = OneLineParser(prog="child")
+    add_arguments(parser, _WithSecret)
+    assert build(_WithSecret, parser.parse_args(argv), environ=env) == config
+    assert to_env(_WithSecret()) == {}
