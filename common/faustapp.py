@@ -33,6 +33,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from common.errors import ProcessingFailed
 from common.groups import GroupSettings
+from common.retry import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,10 @@ def make_app(app_id: str, *, settings: GroupSettings, datadir: str) -> App:
     app.fetch_max_wait_ms = settings.fetch_max_wait_ms
     return app
 
+
+# How a processor waits out a server that is away with a record in hand: at least every half
+# second, so that the flow resumes within that once the server is back.
+HOLD = Backoff(first=0.05, factor=2.0, most=0.5)
 
 # (key, value, partition, offset) of one record
 Handler = Callable[[bytes | None, bytes | None, int, int], Awaitable[None]]

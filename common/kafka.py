@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -18,6 +17,8 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from common.config import bootstrap_servers, positive, setting
 from common.errors import BrokerUnavailableError, ConfigError
+from common.lifecycle import cancel_all
+from common.retry import Backoff, retry
 from common.topics import DEFAULT_PARTITIONS, Topics
 
 log = logging.getLogger(__name__)
@@ -64,22 +65,21 @@ async def with_backoff(
 
     The final failure becomes a BrokerUnavailableError with one readable line.
     """
-    deadline = time.monotonic() + timeout
-    delay = first_delay
-    while True:
-        try:
-            return await attempt()
-        except (KafkaConnectionError, OSError) as exc:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise BrokerUnavailableError(
-                    f"cannot reach Kafka at {bootstrap} ({what}) after {timeout:.0f}s: {exc}"
-                ) from None
-            log.warning(
-                "%s: Kafka at %s unreachable (%s); retrying in %.1fs", what, bootstrap, exc, delay
-            )
-            await asyncio.sleep(min(delay, remaining))
-            delay = min(delay * 2, max_delay)
+
+    def give_up(exc: BaseException, _spent: float) -> BrokerUnavailableError:
+        return BrokerUnavailableError(
+            f"cannot reach Kafka at {bootstrap} ({what}) after {timeout:.0f}s: {exc}"
+        )
+
+    return await retry(
+        f"{what}: Kafka at {bootstrap}",
+        attempt,
+        errors=(KafkaConnectionError, OSError),
+        timeout=timeout,
+        give_up=give_up,
+        backoff=Backoff(first=first_delay, most=max_delay),
+        logger=log,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,10 +105,10 @@ async def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec]) -> 
     """
     wanted = {spec.name: spec for spec in specs}
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, request_timeout_ms=10000)
-    await with_backoff(
-        "admin", admin.start, bootstrap=settings.bootstrap, timeout=settings.connect_timeout
-    )
     try:
+        await with_backoff(
+            "admin", admin.start, bootstrap=settings.bootstrap, timeout=settings.connect_timeout
+        )
         response: Any = await admin.create_topics(
             [NewTopic(s.name, s.partitions, 1) for s in wanted.values()]
         )
@@ -139,9 +139,18 @@ async def start_producer(
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.bootstrap, acks="all", linger_ms=linger_ms, client_id=client_id
     )
-    await with_backoff(
-        client_id, producer.start, bootstrap=settings.bootstrap, timeout=settings.connect_timeout
-    )
+    try:
+        await with_backoff(
+            client_id,
+            producer.start,
+            bootstrap=settings.bootstrap,
+            timeout=settings.connect_timeout,
+        )
+    except BaseException:
+        # The caller never sees this producer, so it cannot close it: an unclosed one would
+        # keep its client's connections and warn when collected.
+        await producer.stop()
+        raise
     return producer
 
 
@@ -167,8 +176,7 @@ async def close_consumer(consumer: AIOKafkaConsumer, *, timeout: float = _CLOSE_
     coordinator = getattr(consumer, "_coordinator", None)
     task = getattr(coordinator, "_coordination_task", None)
     if task is not None:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await cancel_all([task])  # its own error is of no interest to a stop
     fetcher = getattr(consumer, "_fetcher", None)
     if fetcher is not None:
         await fetcher.close()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable
 from types import TracebackType
 from typing import Any, Self
 
@@ -92,7 +92,7 @@ async def cancel_and_wait(task: asyncio.Future[Any] | None) -> None:
         task.result()
 
 
-async def cancel_all(tasks: list[asyncio.Future[Any]] | set[asyncio.Task[Any]]) -> None:
+async def cancel_all(tasks: Iterable[asyncio.Future[Any]]) -> None:
     """``cancel_and_wait`` each of ``tasks`` at once; their own errors are not raised.
 
     For tasks a part spawned and owns (subscriptions, timers) whose outcome nobody awaits: a

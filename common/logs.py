@@ -1,9 +1,14 @@
-"""Logging set-up for every entry point: one format, level from the command line."""
+"""What goes to the log: one format for every entry point, and never a secret in a line.
+
+A URL given by the user (a Redis URL, a ledger URL) can carry a password; anything that names
+a server in a log line or an error message shows it through :func:`redact_url`.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
+from urllib.parse import urlsplit
 
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
@@ -14,3 +19,16 @@ def setup_logging(level: str = "INFO") -> None:
     # and the final failure becomes one line. DEBUG shows them all.
     if logging.getLogger().level > logging.DEBUG:
         logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+
+
+def redact_url(url: str) -> str:
+    """``url`` without the parts that can carry a secret: user, password and query.
+
+    ``redis://:pw@host:6379/0?password=pw`` -> ``redis://host:6379/0``. The query goes whole:
+    redis-py reads ``password=`` (and TLS key paths) from it, and none of it helps a reader of
+    the log find the server. Text that is not a URL (``host:port``) loses only a ``user@``.
+    """
+    if "://" not in url:
+        return url.rpartition("@")[2]
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"

@@ -40,5 +40,5 @@ async def serve(service: Service, work: Callable[[], Awaitable[None]]) -> int:
             task.result()  # re-raise what made the service stop on its own
         return EXIT_OK
     finally:
-        stopper.cancel()
+        await cancel_and_wait(stopper)
         await service.stop()

@@ -33,7 +33,7 @@ class WatermarkReader(Lifecycle):
         self._connect_timeout = connect_timeout
         self._consumer: AIOKafkaConsumer | None = None
 
-    async def start(self) -> None:
+    async def _start(self) -> None:
         if self._consumer is not None:
             return
         consumer = AIOKafkaConsumer(
@@ -44,22 +44,16 @@ class WatermarkReader(Lifecycle):
             # Only the high watermark is wanted; the broker still returns at least one batch.
             max_partition_fetch_bytes=1024,
         )
-        try:
-            await with_backoff(
-                "watermarks",
-                consumer.start,
-                bootstrap=self.bootstrap,
-                timeout=self._connect_timeout,
-            )
-        except BaseException:
-            await consumer.stop()
-            raise
+        # Registered before it starts: one that fails to start must be closed all the same.
+        self.resources.push_async_callback(consumer.stop)
+        await with_backoff(
+            "watermarks", consumer.start, bootstrap=self.bootstrap, timeout=self._connect_timeout
+        )
         self._consumer = consumer
 
     async def stop(self) -> None:
-        consumer, self._consumer = self._consumer, None
-        if consumer is not None:
-            await consumer.stop()
+        self._consumer = None
+        await super().stop()
 
     async def high_watermarks(self, topics: Iterable[str]) -> dict[TopicPartition, int]:
         """End offset of every partition of ``topics``; a topic that does not exist is skipped."""

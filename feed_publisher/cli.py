@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from common.cli import EXIT_OK, OneLineParser, install_stop_signals, run_async
 from common.config import add_arguments, build
+from common.lifecycle import cancel_and_wait
 from common.logs import setup_logging
 from feed_publisher.config import PublisherConfig
 from feed_publisher.publisher import Publisher
@@ -36,7 +37,7 @@ async def run(args: argparse.Namespace) -> int:
         try:
             await publisher.run(stop)
         finally:
-            reporter.cancel()
+            await cancel_and_wait(reporter)
     return EXIT_OK
 
 
@@ -48,12 +49,15 @@ async def _report(publisher: Publisher, stop: asyncio.Event) -> None:
         rate = (s.acked - last_acked) / max(s.elapsed_s - last_t, 1e-9)
         last_acked, last_t = s.acked, s.elapsed_s
         log.info(
-            "acked %d (%.0f msg/s), unacked %d, failed %d, lateness p99 %.1f ms",
+            "acked %d (%.0f msg/s), unacked %d, failed %d, lateness p99 %.1f ms;"
+            " snapshots: %d served, %d rejected",
             s.acked,
             rate,
             s.sent - s.acked - s.failed,
             s.failed,
             s.lateness_p99_ms,
+            s.snapshots_served,
+            s.snapshots_rejected,
         )
 
 

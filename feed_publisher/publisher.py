@@ -40,6 +40,8 @@ class PublisherStats:
     failed: int
     elapsed_s: float
     lateness_p99_ms: float
+    snapshots_served: int = 0  # snapshot requests answered
+    snapshots_rejected: int = 0  # snapshot requests that were not valid requests
 
 
 class Publisher(Lifecycle):
@@ -69,7 +71,7 @@ class Publisher(Lifecycle):
             raise RuntimeError("publisher not started")
         return self._sink
 
-    async def start(self) -> None:
+    async def _start(self) -> None:
         if self._producer is not None:
             return
         cfg = self.config
@@ -83,15 +85,19 @@ class Publisher(Lifecycle):
             max_batch_size=256 * 1024,
             request_timeout_ms=30000,
         )
+        # Registered before it starts, and before the responder: whatever fails after, the
+        # producer is closed, and what was sent is flushed before it is.
+        self.resources.push_async_callback(producer.stop)
         await with_backoff(
             "publisher", producer.start, bootstrap=cfg.bootstrap, timeout=cfg.connect_timeout
         )
         self._producer = producer
-        self._sink = BatchSink(producer)
+        sink = self._sink = BatchSink(producer)
+        self.resources.push_async_callback(sink.flush)
         if cfg.snapshots:
             self.responder = SnapshotResponder(cfg, epoch=self.epoch)
-            self._sink.on_ack(self.responder.on_ack)
-            await self.responder.start()
+            sink.on_ack(self.responder.on_ack)
+            await self.resources.enter_async_context(self.responder)
         log.info(
             "publishing %d symbols at %.0f msg/s to %s (epoch %d, seed %d)",
             cfg.symbols,
@@ -102,18 +108,19 @@ class Publisher(Lifecycle):
         )
 
     async def stop(self) -> None:
-        producer, self._producer = self._producer, None
-        if producer is None:
-            return
-        try:
-            if self.responder is not None:
-                await self.responder.stop()
-            if self._sink is not None:
-                await self._sink.flush()
-        finally:
-            await producer.stop()
-        stats = self.stats()
-        log.info("stopped: %d sent, %d acked, %d failed", stats.sent, stats.acked, stats.failed)
+        """Stop answering snapshots, flush what was sent, disconnect. Safe to call twice."""
+        started, self._producer = self._producer is not None, None
+        await super().stop()
+        if started:
+            s = self.stats()
+            log.info(
+                "stopped: %d sent, %d acked, %d failed; snapshots: %d served, %d rejected",
+                s.sent,
+                s.acked,
+                s.failed,
+                s.snapshots_served,
+                s.snapshots_rejected,
+            )
 
     def set_rate(self, rate: float) -> None:
         if self._pacer is not None:
@@ -173,4 +180,6 @@ class Publisher(Lifecycle):
             failed=sink.failed if sink else 0,
             elapsed_s=time.monotonic() - self._started_at if self._started_at else 0.0,
             lateness_p99_ms=self.lateness.percentiles().p99_ms,
+            snapshots_served=self.responder.requests_served if self.responder else 0,
+            snapshots_rejected=self.responder.requests_rejected if self.responder else 0,
         )

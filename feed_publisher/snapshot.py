@@ -18,8 +18,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from common.errors import SchemaError
-from common.kafka import KafkaSettings, with_backoff
-from common.lifecycle import cancel_and_wait
+from common.kafka import KafkaSettings, close_consumer, with_backoff
+from common.lifecycle import Lifecycle, cancel_and_wait
 from common.schema import MAX_QUOTES_PER_PART, SnapshotReply, SnapshotRequest, decode_as
 from common.watermarks import WatermarkReader
 from feed_publisher.sink import Record
@@ -27,26 +27,15 @@ from feed_publisher.sink import Record
 log = logging.getLogger(__name__)
 
 
-class SnapshotResponder:
+class SnapshotResponder(Lifecycle):
     def __init__(self, settings: KafkaSettings, *, epoch: int) -> None:
         self.settings = settings
         self.epoch = epoch
-        # A producer of its own: replies go to topics created at run time, and the metadata
-        # churn of a new topic must not touch the market-data producer (on Tansu 0.6.0 it
-        # stalled that producer's partitions until its request timeout).
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=settings.bootstrap,
-            acks="all",
-            linger_ms=0,
-            client_id="snapshot-responder",
-            max_request_size=4 * 1024 * 1024,
-        )
         self._quotes_topic = settings.topics.quotes
         self.latest: dict[bytes, bytes] = {}
         self.next_offset: dict[int, int] = {}
         self.requests_served = 0
         self.requests_rejected = 0
-        self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
 
     def on_ack(self, topic: str, partition: int, base_offset: int, records: list[Record]) -> None:
@@ -55,8 +44,8 @@ class SnapshotResponder:
         self.latest.update(records)  # in offset order: the last record of a key wins
         self.next_offset[partition] = base_offset + len(records)
 
-    async def start(self) -> None:
-        if self._consumer is not None:
+    async def _start(self) -> None:
+        if self._task is not None:
             return
         s = self.settings
         # Partitions this publisher has not written to yet stand at their current end: what is
@@ -65,45 +54,53 @@ class SnapshotResponder:
             marks = await reader.high_watermarks([self._quotes_topic])
         for tp, end in marks.items():
             self.next_offset.setdefault(tp.partition, end)
+        # Each client is registered before it starts: one that fails to start, or a start that
+        # fails after it, must close it all the same.
         consumer = AIOKafkaConsumer(
             bootstrap_servers=s.bootstrap,
             enable_auto_commit=False,
             client_id="snapshot-responder",
             fetch_max_wait_ms=20,
         )
+        self.resources.push_async_callback(close_consumer, consumer)
         await with_backoff(
             "snapshots", consumer.start, bootstrap=s.bootstrap, timeout=s.connect_timeout
         )
+        # A producer of its own: replies go to topics created at run time, and the metadata
+        # churn of a new topic must not touch the market-data producer (on Tansu 0.6.0 it
+        # stalled that producer's partitions until its request timeout).
+        producer = AIOKafkaProducer(
+            bootstrap_servers=s.bootstrap,
+            acks="all",
+            linger_ms=0,
+            client_id="snapshot-responder",
+            max_request_size=4 * 1024 * 1024,
+        )
+        self.resources.push_async_callback(producer.stop)
         await with_backoff(
-            "snapshot replies",
-            self._producer.start,
-            bootstrap=s.bootstrap,
-            timeout=s.connect_timeout,
+            "snapshot replies", producer.start, bootstrap=s.bootstrap, timeout=s.connect_timeout
         )
         tp = TopicPartition(s.topics.snapshot_requests, 0)
         consumer.assign([tp])
         # Requests made before this publisher existed were answered by nobody; their senders
         # have timed out and fallen back to replay.
         await consumer.seek_to_end(tp)
-        self._consumer = consumer
-        self._task = asyncio.create_task(self._serve(consumer), name="snapshot-responder")
+        self._task = asyncio.create_task(self._serve(consumer, producer), name="snapshot-responder")
 
     async def stop(self) -> None:
+        """Stop answering, then close the clients. Safe to call twice, and after a failed start."""
         task, self._task = self._task, None
         await cancel_and_wait(task)
-        consumer, self._consumer = self._consumer, None
-        if consumer is not None:
-            await consumer.stop()
-            await self._producer.stop()
+        await super().stop()
 
-    async def _serve(self, consumer: AIOKafkaConsumer) -> None:
+    async def _serve(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer) -> None:
         while True:
             batches = await consumer.getmany(timeout_ms=1000)
             for records in batches.values():
                 for record in records:
-                    await self._answer(record.value)
+                    await self._answer(producer, record.value)
 
-    async def _answer(self, value: bytes | None) -> None:
+    async def _answer(self, producer: AIOKafkaProducer, value: bytes | None) -> None:
         try:
             request = decode_as(value or b"", SnapshotRequest)
         except SchemaError as exc:
@@ -112,7 +109,7 @@ class SnapshotResponder:
             return
         for reply in self.replies(request):
             try:
-                await self._producer.send(
+                await producer.send(
                     request.reply_to, reply.encode(), key=request.request_id.encode()
                 )
             except KafkaError as exc:

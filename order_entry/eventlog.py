@@ -40,7 +40,7 @@ class EventLog(Lifecycle):
         self._consumer: AIOKafkaConsumer | None = None
         self._scanning = asyncio.Lock()
 
-    async def start(self) -> None:
+    async def _start(self) -> None:
         if self._consumer is not None:
             return
         consumer = AIOKafkaConsumer(
@@ -49,6 +49,8 @@ class EventLog(Lifecycle):
             auto_offset_reset="earliest",
             client_id=self.client_id,
         )
+        # Registered before it starts: one that fails to start must be closed all the same.
+        self.resources.push_async_callback(close_consumer, consumer)
         await with_backoff(
             "events reader",
             consumer.start,
@@ -58,9 +60,8 @@ class EventLog(Lifecycle):
         self._consumer = consumer
 
     async def stop(self) -> None:
-        consumer, self._consumer = self._consumer, None
-        if consumer is not None:
-            await close_consumer(consumer)
+        self._consumer = None
+        await super().stop()
 
     async def assigned(self, partitions: Iterable[int]) -> None:
         """Note the ends of newly owned partitions: nothing we write later lands before them."""

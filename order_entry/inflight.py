@@ -20,7 +20,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from common.lifecycle import Lifecycle
+from common.lifecycle import Lifecycle, cancel_all
+from common.schema.orders import OrderKind
 
 
 @dataclass(slots=True)
@@ -33,7 +34,7 @@ class Pending:
     key: bytes | None = None
     events: list[bytes] = field(default_factory=list)  # the encoded events sent
     futures: list[asyncio.Future[Any]] = field(default_factory=list)  # their delivery
-    terminal: str | None = None  # the terminal event's type, for a first decision
+    terminal: OrderKind | None = None  # the terminal event's kind, if decided here
     scan_from: int = -1  # the ledger's lower bound of where the events land
     settled: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -48,7 +49,7 @@ class Window(Lifecycle):
         self._by_id: dict[str, Pending] = {}
         self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
+    async def _start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="order-window")
 
@@ -56,9 +57,8 @@ class Window(Lifecycle):
         """Stop settling; what is still in the window stays unacked (it will come again)."""
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
             # A failure was reported through on_failure(); here only the stop matters.
-            await asyncio.gather(task, return_exceptions=True)
+            await cancel_all([task])
         for pending in self._by_id.values():
             pending.settled.set()  # nobody may wait for a window that is gone
         self._by_id.clear()

@@ -23,13 +23,11 @@ Each rebalance is recorded in ``P orders:meta`` (``assigned``, ``rebalances``, `
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Set
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import faust
@@ -41,39 +39,32 @@ from aiokafka.errors import KafkaError
 from common.cache.deadletters import DeadLetterSink
 from common.cache.keys import CacheKeys
 from common.cache.reader import QuoteReader
-from common.errors import BrokerUnavailableError, CacheUnavailableError
-from common.faustapp import FailStop, make_app
+from common.errors import BrokerUnavailableError, CacheUnavailableError, SchemaError
+from common.faustapp import HOLD, FailStop, make_app
 from common.kafka import TopicSpec, ensure_topics, start_producer
-from common.schema import OrderEvent
+from common.lifecycle import Lifecycle
+from common.logs import redact_url
+from common.report import PeriodicReport
+from common.retry import Retry
+from common.schema import OrderEvent, decode
+from common.schema.orders import TERMINAL_EVENTS, OrderKind
 from order_entry.config import OrderEntryConfig
 from order_entry.eventlog import EventLog
 from order_entry.inflight import Pending, Window
 from order_entry.ledger import OrderLedger
+from order_entry.stats import OrderStats
 from order_entry.validate import Limits, decide, malformed, parse
 
 log = logging.getLogger("order_entry.orders")
 
 T = TypeVar("T")
-_RETRY_DELAY_S = 0.5
 
 # Called with this process's order partitions after each rebalance; returns once the quote
 # cache holds the quotes those partitions need.
 AssignedHook = Callable[[frozenset[int]], Awaitable[None]]
 
 
-@dataclass(slots=True)
-class OrderStats:
-    commands: int = 0
-    filled: int = 0
-    cancelled: int = 0
-    rejected: int = 0
-    duplicates: int = 0
-    resent: int = 0  # recorded but not acknowledged before a restart: sent again
-    recovered: int = 0  # recorded, not marked sent, but found on orders.events: not sent again
-    dead_letters: int = 0
-
-
-class OrderProcessor:
+class OrderProcessor(Lifecycle):
     def __init__(
         self,
         config: OrderEntryConfig,
@@ -110,23 +101,35 @@ class OrderProcessor:
         self._in_hand = asyncio.Lock()
         self.fail_stop = FailStop("order processor")
         self.stats = OrderStats()
+        # Redis or the broker being away must hold the order flow, not drop a command: the
+        # command's offset is only committed after it was answered.
+        self._redis_retry = Retry(
+            f"{service}: Redis at {_redis_where(config)}",
+            errors=(CacheUnavailableError, redis.exceptions.RedisError),  # away, read-only, OOM...
+            backoff=HOLD,
+            logger=log,
+        )
+        self._kafka_retry = Retry(
+            f"{service}: Kafka at {config.bootstrap}",
+            errors=(BrokerUnavailableError, KafkaError),
+            backoff=HOLD,
+            logger=log,
+        )
         self.app_id = f"{config.topic_prefix}marketfeed.{service}.orders"
         self.app: faust.App | None = None
         self._producer: AIOKafkaProducer | None = None
         self.events_log: EventLog | None = None
         self.window: Window | None = None
         self._dead: DeadLetterSink | None = None
-        self._stack = contextlib.AsyncExitStack()
 
-    async def start(self) -> None:
-        try:
-            await self._open()
-        except BaseException:
-            await self.stop()
-            raise
-
-    async def _open(self) -> None:
+    async def _start(self) -> None:
         c = self.config
+        # First in, so last out: its final line counts what the stops before it settled.
+        await self.resources.enter_async_context(
+            PeriodicReport(
+                self.stats.describe, logger=log, prefix="orders: ", final="orders at stop: "
+            )
+        )
         await ensure_topics(
             c,
             [
@@ -136,20 +139,20 @@ class OrderProcessor:
             ],
         )
         producer = await start_producer(c, client_id=f"{self.service}-orders")
-        self._stack.push_async_callback(producer.stop)
+        self.resources.push_async_callback(producer.stop)
         self._producer = producer
         self._dead = DeadLetterSink(
             producer, topic=self.topics.dead_letter(self.service), service=self.service
         )
-        self.events_log = await self._stack.enter_async_context(
+        self.events_log = await self.resources.enter_async_context(
             EventLog(c, client_id=f"{self.service}-events-reader")
         )
-        self.window = await self._stack.enter_async_context(
+        self.window = await self.resources.enter_async_context(
             Window(size=c.orders_window, settle=self._settle)
         )
         self.window.on_failure(self.fail_stop.fail)
         # faust wants a data directory even with in-memory tables; it is ours and temporary.
-        datadir = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="oe-faust-"))
+        datadir = self.resources.enter_context(tempfile.TemporaryDirectory(prefix="oe-faust-"))
         app = make_app(self.app_id, settings=c, datadir=datadir)
         commands = app.topic(
             self.topics.orders_commands, key_serializer="raw", value_serializer="raw"
@@ -160,7 +163,7 @@ class OrderProcessor:
         started = time.monotonic()
         # Registered first: a start cancelled half-way (a stop signal during the group join)
         # must still stop whatever faust already started.
-        self._stack.push_async_callback(app.stop)
+        self.resources.push_async_callback(app.stop)
         await app.start()
         self.app = app
         log.info(
@@ -171,8 +174,11 @@ class OrderProcessor:
         )
 
     async def stop(self) -> None:
-        """Stop the faust app, then the producer. Safe to call twice."""
-        await self._stack.aclose()
+        """Stop the faust app, then the window, the events reader and the producer.
+
+        Safe to call twice.
+        """
+        await super().stop()
         self.app = None
         self._producer = None
         self.events_log = None
@@ -250,7 +256,6 @@ class OrderProcessor:
                 offset=message.offset,
                 ack=event.ack,
             )
-            self.stats.commands += 1
             await self.fail_stop.guard(self._retrying(answer))
             yield None
 
@@ -307,25 +312,12 @@ class OrderProcessor:
             scan_from=self._events_log_ok().lower_bound(partition),
         )
         if claim.already_sent:
-            self.stats.duplicates += 1
             log.info("order %s: duplicate command, already answered; nothing emitted", order_id)
             await window.put(Pending(ack=ack, partition=partition))
+            self.stats.duplicates += 1
             return
         if not claim.first:
-            # Decided before a crash, maybe sent: send only what orders.events lacks.
-            sent = await self._send_missing(order_id, partition, key, claim.events, claim.scan_from)
-            if sent:
-                self.stats.resent += 1
-            else:
-                self.stats.recovered += 1
-            log.info(
-                "order %s: recovered a decision recorded before a restart; %d of %d events sent",
-                order_id,
-                sent,
-                len(claim.events),
-            )
-            await self.ledger.mark_sent(order_id)
-            await window.put(Pending(ack=ack, partition=partition))
+            await self._recover(order_id, partition, key, claim.events, claim.scan_from, ack)
             return
         futures = await self._send(key, partition, claim.events)
         await window.put(
@@ -341,11 +333,40 @@ class OrderProcessor:
             )
         )
 
+    async def _recover(
+        self,
+        order_id: str,
+        partition: int,
+        key: bytes | None,
+        events: list[bytes],
+        scan_from: int,
+        ack: Callable[[], object],
+    ) -> None:
+        """Decided before a crash, maybe sent: send only what orders.events lacks."""
+        sent = await self._send_missing(order_id, partition, key, events, scan_from)
+        log.info(
+            "order %s: recovered a decision recorded before a restart; %d of %d events sent",
+            order_id,
+            sent,
+            len(events),
+        )
+        await self.ledger.mark_sent(order_id)
+        # Counted once it is done: a failure before here is retried, and would count it twice.
+        if sent:
+            self.stats.resent += 1
+        else:
+            self.stats.recovered += 1
+        await self._window_ok().put(
+            Pending(ack=ack, partition=partition, terminal=_outcome(events))
+        )
+
     async def _settle(self, pending: Pending) -> None:
         """The window's step: the events are stored, so the command is answered."""
-        if pending.order_id is None:
-            return
-        order_id = pending.order_id
+        if pending.order_id is not None:
+            await self._settle_sent(pending.order_id, pending)
+        self.stats.answered(pending.terminal)
+
+    async def _settle_sent(self, order_id: str, pending: Pending) -> None:
         # Every send finished, failed or not, before orders.events is looked at.
         await asyncio.wait(pending.futures)
         failed = [f.exception() for f in pending.futures if f.exception() is not None]
@@ -361,8 +382,6 @@ class OrderProcessor:
                 )
             )
         await self._retrying(lambda: self.ledger.mark_sent(order_id))
-        if pending.terminal is not None:
-            self._count_terminal(pending.terminal)
 
     async def _send_missing(
         self, order_id: str, partition: int, key: bytes | None, events: list[bytes], start: int
@@ -373,14 +392,6 @@ class OrderProcessor:
         for metadata in await asyncio.gather(*await self._send(key, partition, missing)):
             self._events_log_ok().note_sent(partition, metadata.offset)
         return len(missing)
-
-    def _count_terminal(self, kind: str) -> None:
-        if kind == "order.filled":
-            self.stats.filled += 1
-        elif kind == "order.cancelled":
-            self.stats.cancelled += 1
-        elif kind == "order.rejected":
-            self.stats.rejected += 1
 
     async def _send(
         self, key: bytes | None, partition: int, events: list[bytes]
@@ -426,16 +437,21 @@ class OrderProcessor:
         log.warning("command at %d/%d dead-lettered: %s", partition, offset, reason)
 
     async def _retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
-        # Redis or the broker being away must hold the order flow, not drop a command: the
-        # command's offset is only committed after it was answered.
-        while True:
-            try:
-                return await attempt()
-            except (
-                CacheUnavailableError,
-                BrokerUnavailableError,
-                redis.exceptions.RedisError,  # away, read-only, out of memory...
-                KafkaError,
-            ) as exc:
-                log.warning("order processing held: %s; retrying in %.1fs", exc, _RETRY_DELAY_S)
-                await asyncio.sleep(_RETRY_DELAY_S)
+        """``attempt()`` until neither its Redis nor the broker is away (each logged once)."""
+        return await self._redis_retry.run(lambda: self._kafka_retry.run(attempt))
+
+
+def _redis_where(config: OrderEntryConfig) -> str:
+    where = redact_url(config.redis_url)
+    if config.ledger_url is not None:
+        where += f" (ledger at {redact_url(config.ledger_url)})"
+    return where
+
+
+def _outcome(events: list[bytes]) -> OrderKind | None:
+    """The terminal kind of a recorded decision (None if its last event does not decode)."""
+    try:
+        last = decode(events[-1])
+    except SchemaError:
+        return None
+    return last.TYPE if isinstance(last, TERMINAL_EVENTS) else None

@@ -11,16 +11,13 @@ every rebalance. Several order_entry processes thus split the quote feed as they
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Iterable
-from types import TracebackType
-from typing import Self
 
 import redis.asyncio as aioredis
 
 from common.cache import CachingConsumer
-from common.lifecycle import first_of
+from common.lifecycle import Lifecycle, first_of
 from common.partitioner import partition_for
 from order_entry.config import OrderEntryConfig
 from order_entry.processor import OrderProcessor
@@ -30,7 +27,7 @@ log = logging.getLogger("order_entry")
 SERVICE = "order_entry"
 
 
-class OrderEntryService:
+class OrderEntryService(Lifecycle):
     def __init__(self, config: OrderEntryConfig, *, tradable: Iterable[str]) -> None:
         self.config = config
         self.tradable = frozenset(tradable)
@@ -52,24 +49,18 @@ class OrderEntryService:
             on_assigned=self._follow_assignment,
             service=SERVICE,
         )
-        self._stack = contextlib.AsyncExitStack()
 
-    async def start(self) -> None:
-        try:
-            self._stack.push_async_callback(self.redis.aclose)
-            if self.ledger_redis is not None:
-                self._stack.push_async_callback(self.ledger_redis.aclose)
-            await self._stack.enter_async_context(self.cache)
-            log.info(
-                "order_entry caching %d tradable symbols (%s)",
-                len(self.tradable),
-                self.cache.start_mode,
-            )
-            self._stack.push_async_callback(self.orders.stop)
-            await self.orders.start()
-        except BaseException:
-            await self.stop()
-            raise
+    async def _start(self) -> None:
+        self.resources.push_async_callback(self.redis.aclose)
+        if self.ledger_redis is not None:
+            self.resources.push_async_callback(self.ledger_redis.aclose)
+        await self.resources.enter_async_context(self.cache)
+        log.info(
+            "order_entry caching %d tradable symbols (%s)",
+            len(self.tradable),
+            self.cache.start_mode,
+        )
+        await self.resources.enter_async_context(self.orders)
 
     def symbols_for(self, partitions: frozenset[int]) -> frozenset[str]:
         count = self.config.partitions
@@ -87,21 +78,6 @@ class OrderEntryService:
             sorted(self.cache.assigned_partitions),
         )
 
-    async def stop(self) -> None:
-        await self._stack.aclose()
-
     async def wait(self) -> None:
         """Until the quote cache or the order processor cannot go on (raises why)."""
         await first_of(self.cache.wait(), self.orders.fail_stop.wait())
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()

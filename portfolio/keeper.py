@@ -11,8 +11,6 @@ never holds up the fills. A record on ``orders.events`` that is not a valid even
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import tempfile
 import time
@@ -23,18 +21,31 @@ import redis.exceptions
 
 from common.cache.deadletters import DeadLetterSink
 from common.errors import SchemaError
-from common.faustapp import FailStop, make_app, processed
+from common.faustapp import HOLD, FailStop, make_app, processed
 from common.kafka import TopicSpec, ensure_topics, start_producer
+from common.lifecycle import Lifecycle
+from common.redisconn import redis_retry
+from common.report import PeriodicReport
+from common.retry import Retry
 from common.schema import OrderFilled, decode
 from portfolio.config import PortfolioConfig
 from portfolio.positions import Position, PositionStore
 
 log = logging.getLogger("portfolio.positions")
 
-_RETRY_DELAY_S = 0.5
+
+def positions_retry(config: PortfolioConfig, service: str) -> Retry:
+    """The ``Retry`` of the Redis that holds positions (every kind of Redis error)."""
+    return redis_retry(
+        service,
+        config.redis_url,
+        errors=(redis.exceptions.RedisError,),
+        backoff=HOLD,
+        logger=log,
+    )
 
 
-class PositionKeeper:
+class PositionKeeper(Lifecycle):
     def __init__(
         self,
         config: PortfolioConfig,
@@ -42,7 +53,9 @@ class PositionKeeper:
         store: PositionStore,
         on_position: Callable[[Position], None],
         service: str = "portfolio",
+        store_retry: Retry | None = None,
     ) -> None:
+        """``store_retry``: the ``Retry`` of ``store``'s Redis, if its owner has one already."""
         self.config = config
         self.store = store
         self.on_position = on_position
@@ -52,36 +65,40 @@ class PositionKeeper:
         self.fail_stop = FailStop("position keeper")
         self.redelivered = 0
         self.dead_letters = 0  # undecodable records on the events topic
+        # Every kind of Redis error holds the flow (away, read-only, out of memory...) rather
+        # than drop a fill: its offset commits only after it was applied.
+        self.store_retry = store_retry or positions_retry(config, service)
         self._dead: DeadLetterSink | None = None
-        self._stack = contextlib.AsyncExitStack()
 
-    async def start(self) -> None:
-        try:
-            await self._open()
-        except BaseException:
-            await self.stop()
-            raise
-
-    async def _open(self) -> None:
+    async def _start(self) -> None:
         c = self.config
+        # First in, so last out: its final line counts what the stops before it let through.
+        await self.resources.enter_async_context(
+            PeriodicReport(
+                self.describe, logger=log, prefix="positions: ", final="positions at stop: "
+            )
+        )
         dlq = c.topics.dead_letter(self.service)
         await ensure_topics(c, [TopicSpec(c.topics.orders_events, c.partitions), TopicSpec(dlq, 1)])
         producer = await start_producer(c, client_id=f"{self.service}-positions")
-        self._stack.push_async_callback(producer.stop)
+        self.resources.push_async_callback(producer.stop)
         self._dead = DeadLetterSink(producer, topic=dlq, service=self.service)
-        datadir = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="pf-faust-"))
+        datadir = self.resources.enter_context(tempfile.TemporaryDirectory(prefix="pf-faust-"))
         app = make_app(self.app_id, settings=c, datadir=datadir)
         events = app.topic(c.topics.orders_events, key_serializer="raw", value_serializer="raw")
         app.agent(events, name="portfolio.keep_positions")(self._agent)
         started = time.monotonic()
         # Registered first: a start cancelled half-way (a stop signal during the group join)
         # must still stop whatever faust already started.
-        self._stack.push_async_callback(app.stop)
+        self.resources.push_async_callback(app.stop)
         await app.start()
         log.info("position keeper %s started in %.1fs", self.app_id, time.monotonic() - started)
 
-    async def stop(self) -> None:
-        await self._stack.aclose()
+    def describe(self) -> str:
+        return (
+            f"{self.applied} fills applied, {self.redelivered} delivered again (skipped),"
+            f" {self.dead_letters} dead-lettered"
+        )
 
     def _agent(self, stream: Any) -> AsyncIterator[None]:
         return processed(stream, self._handle_record, self.fail_stop)
@@ -101,14 +118,7 @@ class PositionKeeper:
             return
         if not isinstance(event, OrderFilled):
             return
-        while True:
-            try:
-                position = await self.store.apply(event)
-                break
-            except redis.exceptions.RedisError as exc:  # away, read-only, out of memory...
-                # Hold the flow rather than drop a fill: its offset commits only after this.
-                log.warning("positions store unavailable (%s); retrying", exc)
-                await asyncio.sleep(_RETRY_DELAY_S)
+        position = await self.store_retry.run(lambda: self.store.apply(event), what="a fill")
         if position is None:
             self.redelivered += 1
             return

@@ -14,19 +14,18 @@ not pay for a snapshot each time).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Coroutine, Iterable
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import redis.asyncio as aioredis
 
 from common.cache import CachingConsumer
 from common.errors import MarketfeedError
-from common.lifecycle import first_of
+from common.lifecycle import Lifecycle, cancel_all, first_of
+from common.redisconn import unreachable
 from portfolio.config import PortfolioConfig
-from portfolio.keeper import PositionKeeper
+from portfolio.keeper import PositionKeeper, positions_retry
 from portfolio.positions import Position, PositionStore
 
 log = logging.getLogger("portfolio")
@@ -34,7 +33,7 @@ log = logging.getLogger("portfolio")
 SERVICE = "portfolio"
 
 
-class PortfolioService:
+class PortfolioService(Lifecycle):
     def __init__(self, config: PortfolioConfig, *, watchlist: Iterable[str]) -> None:
         self.config = config
         self.watchlist = frozenset(watchlist)
@@ -43,37 +42,43 @@ class PortfolioService:
             config.redis_url, socket_connect_timeout=2, socket_timeout=5
         )
         self.store = PositionStore(self.redis, prefix=config.redis_prefix)
+        # One for this Redis, shared with the keeper: an outage is logged once, not per user.
+        self.store_retry = positions_retry(config, SERVICE)
         self.keeper = PositionKeeper(
-            config, store=self.store, on_position=self._on_position, service=SERVICE
+            config,
+            store=self.store,
+            on_position=self._on_position,
+            service=SERVICE,
+            store_retry=self.store_retry,
         )
         # symbol -> accounts with a non-zero position in it
         self.holders: dict[str, set[str]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._evictions: dict[str, asyncio.Task[None]] = {}
-        self._stack = contextlib.AsyncExitStack()
 
-    async def start(self) -> None:
-        try:
-            self._stack.push_async_callback(self.redis.aclose)
-            for p in await self.store.all():
-                if p.qty != 0:
-                    self.holders.setdefault(p.symbol, set()).add(p.account)
-            # Positions survive a restart in Redis; so must the marks of what is held.
-            self.cache.initial_interest(self.watchlist | self.held)
-            await self._stack.enter_async_context(self.cache)
-            log.info(
-                "portfolio caching %d symbols (%d watchlist, %d held, %s)",
-                len(self.cache.interest),
-                len(self.watchlist),
-                len(self.held),
-                self.cache.start_mode,
-            )
-            self._stack.push_async_callback(self._cancel_tasks)
-            self._stack.push_async_callback(self.keeper.stop)
-            await self.keeper.start()
-        except BaseException:
-            await self.stop()
-            raise
+    async def _start(self) -> None:
+        self.resources.push_async_callback(self.redis.aclose)
+        # Positions survive a restart in Redis; so must the marks of what is held.
+        positions = await self.store_retry.run(
+            self.store.all,
+            what="loading positions",
+            timeout=self.config.connect_timeout,
+            give_up=unreachable(self.config.redis_url),
+        )
+        for p in positions:
+            if p.qty != 0:
+                self.holders.setdefault(p.symbol, set()).add(p.account)
+        self.cache.initial_interest(self.watchlist | self.held)
+        await self.resources.enter_async_context(self.cache)
+        log.info(
+            "portfolio caching %d symbols (%d watchlist, %d held, %s)",
+            len(self.cache.interest),
+            len(self.watchlist),
+            len(self.held),
+            self.cache.start_mode,
+        )
+        self.resources.push_async_callback(self._cancel_tasks)
+        await self.resources.enter_async_context(self.keeper)
 
     @property
     def held(self) -> frozenset[str]:
@@ -125,27 +130,10 @@ class PortfolioService:
                 del self._evictions[symbol]
 
     async def _cancel_tasks(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        # Subscriptions log their own errors; a stop only needs them gone.
+        await cancel_all(self._tasks)
         self._evictions.clear()
-
-    async def stop(self) -> None:
-        await self._stack.aclose()
 
     async def wait(self) -> None:
         """Until the quote cache or the position keeper cannot go on (raises why)."""
         await first_of(self.cache.wait(), self.keeper.fail_stop.wait())
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()

@@ -16,7 +16,6 @@ restarted empty -> rebuild from a snapshot; offsets out of range (a broker that 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import Counter
@@ -24,17 +23,16 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
-import redis.exceptions
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError, OffsetOutOfRangeError
+from aiokafka.errors import OffsetOutOfRangeError
 
 from common.cache.batch import KeyFilter, PreparedBatch, Version, prepare
+from common.cache.commits import OffsetCommitter
 from common.cache.deadletters import DeadLetterSink
-from common.cache.keys import CacheKeys
+from common.cache.keys import CacheKeys, StartMode
 from common.cache.settings import CacheSettings
 from common.cache.snapshots import Snapshot, SnapshotClient
 from common.cache.store import QuoteStore
-from common.errors import CacheUnavailableError
 from common.kafka import (
     TopicSpec,
     close_consumer,
@@ -45,17 +43,16 @@ from common.kafka import (
 )
 from common.lifecycle import Lifecycle, cancel_and_wait
 from common.partitioner import partition_for
+from common.redisconn import redis_retry, unreachable
 from common.schema import Quote
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-_REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
 _BEGINNING = -1  # position sentinel: replay the partition from its first offset
 _HEARTBEAT_S = 1.0
 _GAP_SNAPSHOT_EVERY_S = 1.0
-_COMMIT_TIMEOUT_S = 2.0
 
 
 # Called after each batch is readable in Redis: (the batch, time.time_ns() when EXEC returned).
@@ -78,7 +75,7 @@ class CachingConsumer(Lifecycle):
         self.keys = CacheKeys(settings.redis_prefix)
         self.group_id = f"marketfeed.{service}.quote-cache"
         self.counts: Counter[str] = Counter()
-        self.start_mode = ""
+        self.start_mode: StartMode | None = None
         self._wanted: frozenset[str] = frozenset(interest)
         self._interest: frozenset[str] = frozenset()
         self._filter = KeyFilter(())
@@ -91,55 +88,51 @@ class CachingConsumer(Lifecycle):
         self._gap_task: asyncio.Task[Snapshot | None] | None = None
         self._last_gap_request = 0.0
         self._resync = False
-        self._last_commit = 0.0
-        self._commit_task: asyncio.Task[None] | None = None
-        self._stack = contextlib.AsyncExitStack()
+        # One per cache: its Redis going away is logged once, however many writes wait on it.
+        self._redis_retry = redis_retry(service, settings.redis_url, logger=log)
         self._task: asyncio.Task[None] | None = None
-        self._redis: aioredis.Redis | None = None
         self._store: QuoteStore | None = None
         self._consumer: AIOKafkaConsumer | None = None
+        self._committer: OffsetCommitter | None = None
         self._snapshots: SnapshotClient | None = None
         self._dead: DeadLetterSink | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def _start(self) -> None:
         if self._task is not None:
             return
-        try:
-            await self._open()
-            assert self._store is not None
-            existed = await self._with_redis(
-                "open cache",
-                lambda: self._store_ok().initialise(self._meta()),
-                deadline=time.monotonic() + self.settings.connect_timeout,
-            )
-            stored: dict[int, int] = {}
-            previous: frozenset[str] = frozenset()
-            if existed:
-                stored = await self._store.load_offsets()
-                previous = await self._store.load_interest()
-                self._versions = await self._store.load_versions(self._wanted)
-            await self._reconcile(stored, previous)
-            self.start_mode = self.start_mode or "resume"
-            await self._store.client.hset(self.keys.meta, "start", self.start_mode)
-        except BaseException:
-            await self.stop()
-            raise
+        await self._open()
+        store = self._store_ok()
+        existed = await self._with_redis(
+            "open cache",
+            lambda: store.initialise(self._meta()),
+            timeout=self.settings.connect_timeout,
+        )
+        stored: dict[int, int] = {}
+        previous: frozenset[str] = frozenset()
+        if existed:
+            stored = await store.load_offsets()
+            previous = await store.load_interest()
+            self._versions = await store.load_versions(self._wanted)
+        await self._reconcile(stored, previous)
+        self.start_mode = self.start_mode or StartMode.RESUME
+        await store.client.hset(self.keys.meta, "start", self.start_mode.value)
         self._task = asyncio.create_task(self._loop(), name=f"{self.service}-quote-cache")
 
     async def _open(self) -> None:
+        """Connect to Redis and the broker; each connection is closed by stop(), newest first."""
         s = self.settings
-        self._redis = aioredis.Redis.from_url(
+        client = aioredis.Redis.from_url(
             s.redis_url, socket_connect_timeout=2, socket_timeout=5, retry_on_timeout=False
         )
-        self._stack.push_async_callback(self._redis.aclose)
-        self._store = QuoteStore(self._redis, self.keys)
+        self.resources.push_async_callback(client.aclose)
+        self._store = QuoteStore(client, self.keys)
         await ensure_topics(
             s, [*market_data_topics(s), TopicSpec(s.topics.dead_letter(self.service), 1)]
         )
         producer = await start_producer(s, client_id=f"{self.service}-cache")
-        self._stack.push_async_callback(producer.stop)
+        self.resources.push_async_callback(producer.stop)
         self._dead = DeadLetterSink(
             producer, topic=s.topics.dead_letter(self.service), service=self.service
         )
@@ -153,18 +146,27 @@ class CachingConsumer(Lifecycle):
             fetch_max_wait_ms=s.fetch_max_wait_ms,
             client_id=f"{self.service}-cache",
         )
+        # Registered before it starts: one that fails to start must be closed all the same.
+        self.resources.push_async_callback(close_consumer, consumer)
         await with_backoff(
             "cache consumer", consumer.start, bootstrap=s.bootstrap, timeout=s.connect_timeout
         )
-        self._stack.push_async_callback(close_consumer, consumer)
         self._consumer = consumer
-        snapshots = SnapshotClient(s, producer, service=self.service)
-        await snapshots.start()
-        self._stack.push_async_callback(snapshots.stop)
-        self._snapshots = snapshots
+        self._committer = OffsetCommitter(
+            consumer,
+            self.topic,
+            positions=lambda: self._next,
+            interval=s.commit_interval,
+            counts=self.counts,
+            service=self.service,
+        )
+        self.resources.push_async_callback(self._committer.close)
+        self._snapshots = await self.resources.enter_async_context(
+            SnapshotClient(s, producer, service=self.service)
+        )
 
     async def stop(self) -> None:
-        """Stop consuming and close every connection, in reverse order. Safe to call twice."""
+        """Stop consuming, commit, close every connection in reverse order. Safe to call twice."""
         task, self._task = self._task, None
         await cancel_and_wait(task)
         gap, self._gap_task = self._gap_task, None
@@ -172,16 +174,9 @@ class CachingConsumer(Lifecycle):
         for waiter in self._caught_up:
             waiter.cancel()
         self._caught_up.clear()
-        # The commit in flight is awaited, not cancelled, and the final one follows it: a
-        # cancelled aiokafka commit leaves its request in flight (it is shielded), and a second
-        # one racing it once hung the embedded broker for good. Bounded all the same.
-        commit, self._commit_task = self._commit_task, None
-        if commit is not None and await _finished(commit, _COMMIT_TIMEOUT_S):
-            commit = None
-        if commit is None and self._consumer is not None and self._next and self._commit_on:
-            await _finished(asyncio.create_task(self._commit()), _COMMIT_TIMEOUT_S)
-        await self._stack.aclose()
+        await super().stop()
         self._consumer = None
+        self._committer = None
 
     async def wait(self) -> None:
         """Until the consuming task ends (it ends only by stop() or an unexpected error).
@@ -259,7 +254,7 @@ class CachingConsumer(Lifecycle):
                     "heartbeat", lambda: self._store_ok().heartbeat(self._hw)
                 )
                 self._resync = self._resync or not ok
-            self._maybe_commit()
+            self._committer_ok().maybe_commit()
 
     async def _apply(self, batches: dict[TopicPartition, list[Any]]) -> None:
         batch = prepare(
@@ -268,7 +263,8 @@ class CachingConsumer(Lifecycle):
             self._versions,
         )
         if batch.rejected:
-            await self._dead_letter(batch)
+            assert self._dead is not None, "cache not started"
+            await self._dead.store_rejected(self.topic, batch.rejected)
         ok = await self._with_redis("apply", lambda: self._store_ok().apply(batch, self._hw))
         if self._on_applied is not None:
             self._on_applied(batch, time.time_ns())
@@ -281,68 +277,12 @@ class CachingConsumer(Lifecycle):
         if batch.gaps:
             self._gap_symbols |= batch.gaps
 
-    async def _dead_letter(self, batch: PreparedBatch) -> None:
-        sink = self._dead
-        assert sink is not None
-        letters = [
-            sink.letter(
-                source_topic=self.topic,
-                partition=r.partition,
-                offset=r.offset,
-                key=r.key,
-                value=r.value,
-                reason=r.reason,
-            )
-            for r in batch.rejected
-        ]
-        await sink.send_until_stored(letters)
-        for r in batch.rejected:
-            log.info(
-                "%s: dead-lettered %s[%d]@%d: %s",
-                self.service,
-                self.topic,
-                r.partition,
-                r.offset,
-                r.reason,
-            )
-
     def _note_high_watermarks(self) -> None:
         consumer = self._consumer_ok()
         for partition in self._next:
             high = consumer.highwater(TopicPartition(self.topic, partition))
             if high is not None:
                 self._hw[partition] = high
-
-    def _maybe_commit(self) -> None:
-        """Commit applied offsets to Kafka now and then, in the background.
-
-        Commits exist only so that standard lag tools can see this consumer; the truth is in
-        Redis. So a slow or stuck group coordinator must never hold up applying quotes: at most
-        one commit is in flight, and a new one waits until the last has ended.
-        """
-        interval = self.settings.commit_interval
-        now = time.monotonic()
-        if not self._commit_on or now - self._last_commit < interval:
-            return
-        if self._commit_task is not None and not self._commit_task.done():
-            return
-        self._last_commit = now
-        self._commit_task = asyncio.create_task(self._commit())
-
-    async def _commit(self) -> None:
-        offsets = {TopicPartition(self.topic, p): o for p, o in self._next.items() if o >= 0}
-        if not offsets:
-            return
-        try:
-            # No timeout here: see stop(). aiokafka's own request timeout ends a stuck one.
-            await self._consumer_ok().commit(offsets)
-        except KafkaError as exc:
-            self.counts["commit_errors"] += 1
-            log.warning("%s: committing offsets failed: %r", self.service, exc)
-
-    @property
-    def _commit_on(self) -> bool:
-        return self.settings.commit_interval > 0
 
     # -- filling the cache -----------------------------------------------------------------
 
@@ -403,7 +343,7 @@ class CachingConsumer(Lifecycle):
             for partition in partitions:
                 self._next[partition] = _BEGINNING
             await self._with_redis("offsets", lambda: store.forget_partitions(partitions))
-            self.start_mode = self.start_mode or "replay"
+            self.start_mode = self.start_mode or StartMode.REPLAY
             self.counts["replays"] += 1
             return
         fresh = self._newer(snapshot.quotes)
@@ -418,7 +358,7 @@ class CachingConsumer(Lifecycle):
         await self._with_redis("snapshot", lambda: store.write_snapshot(fresh, applied))
         self.counts["snapshots"] += 1
         self.counts["snapshot_quotes"] += len(fresh)
-        self.start_mode = self.start_mode or "snapshot"
+        self.start_mode = self.start_mode or StartMode.SNAPSHOT
 
     def _newer(self, quotes: list[tuple[Quote, bytes]]) -> list[tuple[Quote, bytes]]:
         """The quotes of interest newer than what is cached; remembers their versions."""
@@ -486,7 +426,7 @@ class CachingConsumer(Lifecycle):
         self._versions.clear()
         self._next.clear()
         self._interest = frozenset()
-        self.start_mode = ""
+        self.start_mode = None
         await self._with_redis("reopen", lambda: self._store_ok().initialise(self._meta()))
         await self._reconcile({})
         self.counts["rebuilds"] += 1
@@ -506,35 +446,24 @@ class CachingConsumer(Lifecycle):
             meta["interest_count"] = len(interest)
         if partitions is not None:
             meta["assigned"] = ",".join(map(str, sorted(partitions)))
-        if self.start_mode:
-            meta["start"] = self.start_mode
+        if self.start_mode is not None:
+            meta["start"] = self.start_mode.value
         return meta
 
     async def _with_redis(
-        self, what: str, op: Callable[[], Awaitable[T]], *, deadline: float | None = None
+        self, what: str, op: Callable[[], Awaitable[T]], *, timeout: float | None = None
     ) -> T:
         """Run a Redis operation until it succeeds; Redis being down is waited out, not fatal.
 
-        With a ``deadline`` (start-up), give up then with one clear error instead.
+        With a ``timeout`` (start-up), give up then with one clear error instead.
         """
-        delay = 0.1
-        failures = 0
-        while True:
-            try:
-                return await op()
-            except _REDIS_ERRORS as exc:
-                failures += 1
-                self.counts["redis_errors"] += 1
-                if deadline is not None and time.monotonic() > deadline:
-                    raise CacheUnavailableError(
-                        f"{self.service}: cannot reach Redis at {self.settings.redis_url}: {exc}"
-                    ) from None
-                if failures == 1 or failures % 20 == 0:
-                    log.warning(
-                        "%s: Redis unavailable during %s (%s); retrying", self.service, what, exc
-                    )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+        try:
+            return await self._redis_retry.run(
+                op, what=what, timeout=timeout, give_up=unreachable(self.settings.redis_url)
+            )
+        finally:
+            if self._redis_retry.failures:
+                self.counts["redis_errors"] = self._redis_retry.failures
 
     def _store_ok(self) -> QuoteStore:
         assert self._store is not None, "cache not started"
@@ -544,16 +473,10 @@ class CachingConsumer(Lifecycle):
         assert self._consumer is not None, "cache not started"
         return self._consumer
 
+    def _committer_ok(self) -> OffsetCommitter:
+        assert self._committer is not None, "cache not started"
+        return self._committer
+
     def _snapshots_ok(self) -> SnapshotClient:
         assert self._snapshots is not None, "cache not started"
         return self._snapshots
-
-
-async def _finished(task: asyncio.Task[None], timeout: float) -> bool:
-    """Wait up to ``timeout`` for ``task``; cancel it if it is still running then."""
-    done, _ = await asyncio.wait([task], timeout=timeout)
-    if done:
-        return True
-    await cancel_and_wait(task)  # _commit() handles Kafka's errors itself
-    log.warning("a Kafka commit did not finish in %.0fs; left behind", timeout)
-    return False

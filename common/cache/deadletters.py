@@ -9,10 +9,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterable
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from common.cache.batch import Rejected
+from common.retry import Backoff, Retry
 from common.schema import DeadLetter
 
 log = logging.getLogger(__name__)
@@ -26,7 +29,12 @@ class DeadLetterSink:
         self._producer = producer
         self.topic = topic
         self.service = service
-        self.sent = 0
+        self._retry = Retry(
+            f"{service}: dead-letter topic {topic}",
+            errors=(KafkaError,),
+            backoff=Backoff(first=0.2, most=5.0),
+            logger=log,
+        )
 
     async def send_all(self, letters: list[DeadLetter]) -> None:
         futures = [
@@ -34,21 +42,36 @@ class DeadLetterSink:
             for letter in letters
         ]
         await asyncio.gather(*futures)
-        self.sent += len(letters)
 
     async def send_until_stored(self, letters: list[DeadLetter]) -> None:
         """Send, retrying with backoff until acknowledged: the caller moves past the bad
         records only then, so nothing is lost."""
-        delay = 0.2
-        while True:
-            try:
-                await self.send_all(letters)
-            except KafkaError as exc:
-                log.warning("%s: dead-letter send failed (%r); retrying", self.service, exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-            else:
-                return
+        await self._retry.run(lambda: self.send_all(letters), what="dead-lettering")
+
+    async def store_rejected(self, source_topic: str, rejected: Iterable[Rejected]) -> None:
+        """Dead-letter the records a cache could not use; returns once they are stored."""
+        records = list(rejected)
+        letters = [
+            self.letter(
+                source_topic=source_topic,
+                partition=r.partition,
+                offset=r.offset,
+                key=r.key,
+                value=r.value,
+                reason=r.reason,
+            )
+            for r in records
+        ]
+        await self.send_until_stored(letters)
+        for r in records:
+            log.info(
+                "%s: dead-lettered %s[%d]@%d: %s",
+                self.service,
+                source_topic,
+                r.partition,
+                r.offset,
+                r.reason,
+            )
 
     def letter(
         self,

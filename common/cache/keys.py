@@ -21,6 +21,15 @@ never sees one without the other.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
+
+
+class StartMode(StrEnum):
+    """How a cache was filled when it started: ``P meta`` ``start``, these exact strings."""
+
+    RESUME = "resume"  # from the offsets it had stored: every symbol was cached
+    SNAPSHOT = "snapshot"  # missing symbols from the publisher's snapshot, then its offsets
+    REPLAY = "replay"  # no snapshot answer: their partitions from the beginning
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,10 +12,10 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import redis.asyncio as aioredis
-import redis.exceptions
 
 from common.cache.keys import CacheKeys
 from common.errors import CacheUnavailableError, SchemaError
+from common.redisconn import UNAVAILABLE
 from common.schema import Quote, decode_quote
 
 
@@ -125,7 +125,7 @@ class QuoteReader:
     async def _call(self, awaitable: Awaitable[T]) -> T:
         try:
             return await awaitable
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
+        except UNAVAILABLE as exc:
             raise CacheUnavailableError(f"cannot read the cache: {exc}") from None
 
 

@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from common.errors import SchemaError
 from common.kafka import KafkaSettings, TopicSpec, close_consumer, ensure_topics, with_backoff
-from common.lifecycle import cancel_and_wait
+from common.lifecycle import Lifecycle, cancel_and_wait
 from common.schema import Quote, SnapshotReply, SnapshotRequest, decode_as, decode_quote
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ class _Collector:
     parts: dict[int, SnapshotReply] = field(default_factory=dict)
 
 
-class SnapshotClient:
+class SnapshotClient(Lifecycle):
     def __init__(
         self, settings: KafkaSettings, producer: AIOKafkaProducer, *, service: str
     ) -> None:
@@ -47,12 +47,11 @@ class SnapshotClient:
         self.service = service
         self.reply_topic = settings.topics.snapshot_replies(service)
         self._producer = producer
-        self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._waiting: dict[str, _Collector] = {}
 
-    async def start(self) -> None:
-        if self._consumer is not None:
+    async def _start(self) -> None:
+        if self._task is not None:
             return
         s = self.settings
         await ensure_topics(
@@ -64,6 +63,8 @@ class SnapshotClient:
             client_id=f"{self.service}-snapshots",
             fetch_max_wait_ms=20,
         )
+        # Registered before it starts: one that fails to start must be closed all the same.
+        self.resources.push_async_callback(close_consumer, consumer)
         await with_backoff(
             "snapshot replies", consumer.start, bootstrap=s.bootstrap, timeout=s.connect_timeout
         )
@@ -72,7 +73,6 @@ class SnapshotClient:
         await consumer.seek_to_end(tp)
         # seek_to_end is lazy; resolve the position now, before any request goes out.
         await consumer.position(tp)
-        self._consumer = consumer
         self._task = asyncio.create_task(self._read(consumer), name=f"{self.service}-snapshots")
 
     async def stop(self) -> None:
@@ -81,9 +81,7 @@ class SnapshotClient:
         for collector in self._waiting.values():
             collector.future.cancel()
         self._waiting.clear()
-        consumer, self._consumer = self._consumer, None
-        if consumer is not None:
-            await close_consumer(consumer)
+        await super().stop()
 
     async def request(self, symbols: Iterable[str], timeout: float) -> Snapshot | None:
         """The snapshot of ``symbols``, or None if no complete answer came within ``timeout``."""

@@ -40,13 +40,6 @@ class QuoteStore:
         )
         return existing is not None
 
-    async def reset(self) -> None:
-        """Forget everything this cache stored (its interest, quotes, offsets and meta)."""
-        pattern = f"{self.keys.prefix}*"
-        async for key in self.client.scan_iter(match=pattern, count=1000):
-            await self.client.delete(key)
-        self.instance = ""
-
     async def load_offsets(self) -> dict[int, int]:
         raw = await self.client.hgetall(self.keys.offsets)
         return {int(p): int(o) for p, o in raw.items()}
@@ -76,7 +69,6 @@ class QuoteStore:
         self,
         batch: PreparedBatch,
         high_watermarks: Mapping[int, int],
-        extra_stats: Mapping[str, int] | None = None,
     ) -> bool:
         """Write one batch atomically; return False if the cache's instance id is gone."""
         k = self.keys
@@ -99,7 +91,7 @@ class QuoteStore:
                 pipe.hset(k.part_ts, mapping=_fields(quote_ts))
         if high_watermarks:
             pipe.hset(k.hw, mapping=_fields(high_watermarks))
-        for name, count in {**batch.counts(), **(extra_stats or {})}.items():
+        for name, count in batch.counts().items():
             if count:
                 pipe.hincrby(k.stats, name, count)
         pipe.hset(k.meta, "heartbeat_ns", time.time_ns())
@@ -154,13 +146,6 @@ class QuoteStore:
         pipe.hget(self.keys.meta, "instance")
         results = await pipe.execute()
         return _text(results[-1]) == self.instance
-
-    async def add_stats(self, counts: Mapping[str, int]) -> None:
-        pipe = self.client.pipeline(transaction=True)
-        for name, count in counts.items():
-            if count:
-                pipe.hincrby(self.keys.stats, name, count)
-        await pipe.execute()
 
 
 def _fields(mapping: Mapping[Any, Any]) -> Any:

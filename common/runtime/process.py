@@ -75,7 +75,7 @@ class ChildProcess(Lifecycle):
     def returncode(self) -> int | None:
         return self._proc.returncode if self._proc else None
 
-    async def start(self) -> None:
+    async def _start(self) -> None:
         if self._proc is not None:
             return
         out: int | IO[bytes] = asyncio.subprocess.DEVNULL
@@ -92,13 +92,8 @@ class ChildProcess(Lifecycle):
                 preexec_fn=die_with_parent,
             )
         except OSError as exc:
-            self._close_log()
             raise RuntimeStartError(f"{self.name}: cannot run {self.argv[0]}: {exc}") from None
-        try:
-            await self._wait_ready()
-        except BaseException:
-            await self.stop()
-            raise
+        await self._wait_ready()
         log.info("%s ready (pid %s)", self.name, self.pid)
 
     async def _wait_ready(self) -> None:

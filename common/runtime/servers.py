@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 import redis.exceptions
 
 from common.errors import RuntimeStartError
+from common.redisconn import UNAVAILABLE
 from common.runtime.binaries import broker_binary, redis_binary
 from common.runtime.process import ChildProcess, free_port, tcp_accepts
 
@@ -82,7 +83,7 @@ class EmbeddedRedis(ChildProcess):
         client = aioredis.Redis(host=HOST, port=self.port, socket_connect_timeout=1)
         try:
             return bool(await client.ping())
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError):
+        except UNAVAILABLE:
             return False
         finally:
             with contextlib.suppress(redis.exceptions.RedisError, OSError):

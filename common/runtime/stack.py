@@ -6,7 +6,6 @@ that starts the servers in order and stops them in reverse order, whatever happe
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -56,7 +55,6 @@ class EmbeddedStack(Lifecycle):
         self.with_broker = with_broker
         self.broker: EmbeddedBroker | None = None
         self.redis: dict[str, EmbeddedRedis] = {}
-        self._stack = contextlib.AsyncExitStack()
 
     def _log(self, name: str) -> Path | None:
         return self.log_dir / f"{name}.log" if self.log_dir else None
@@ -74,22 +72,18 @@ class EmbeddedStack(Lifecycle):
     def processes(self) -> list[ChildProcess]:
         return ([self.broker] if self.broker else []) + list(self.redis.values())
 
-    async def start(self) -> None:
-        try:
-            if self.with_broker:
-                self.broker = await start_on_free_port(
-                    lambda: EmbeddedBroker(log_path=self._log("broker"))
-                )
-                self._stack.push_async_callback(self.broker.stop)
-            for service in self.services:
-                server = await start_on_free_port(
-                    lambda s=service: EmbeddedRedis(name=s, log_path=self._log(f"redis-{s}"))  # type: ignore[misc]
-                )
-                self.redis[service] = server
-                self._stack.push_async_callback(server.stop)
-        except BaseException:
-            await self.stop()
-            raise
+    async def _start(self) -> None:
+        if self.with_broker:
+            self.broker = await start_on_free_port(
+                lambda: EmbeddedBroker(log_path=self._log("broker"))
+            )
+            self.resources.push_async_callback(self.broker.stop)
+        for service in self.services:
+            server = await start_on_free_port(
+                lambda s=service: EmbeddedRedis(name=s, log_path=self._log(f"redis-{s}"))  # type: ignore[misc]
+            )
+            self.redis[service] = server
+            self.resources.push_async_callback(server.stop)
 
     async def restart_broker(self) -> None:
         """A new broker in place of the running one (on a new port; the memory engine forgets all).
@@ -103,8 +97,4 @@ class EmbeddedStack(Lifecycle):
             raise RuntimeStartError("the embedded broker is not running")
         await old.kill()
         self.broker = await start_on_free_port(lambda: EmbeddedBroker(log_path=self._log("broker")))
-        self._stack.push_async_callback(self.broker.stop)
-
-    async def stop(self) -> None:
-        """Stop every server in reverse start order. Safe to call twice."""
-        await self._stack.aclose()
+        self.resources.push_async_callback(self.broker.stop)

@@ -14,17 +14,29 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, ClassVar
 
 from common.errors import DecodeError, ValidationError
 from common.schema.codec import SCHEMA_VERSION, pack
 from common.schema.fields import check_price, check_symbol, get, get_choice, get_int, get_str
 
-NEW_ORDER_TYPE = "order.new"
-ORDER_ACCEPTED_TYPE = "order.accepted"
-ORDER_REJECTED_TYPE = "order.rejected"
-ORDER_FILLED_TYPE = "order.filled"
-ORDER_CANCELLED_TYPE = "order.cancelled"
+
+class OrderKind(StrEnum):
+    """The ``type`` of an order message, these exact strings on the wire."""
+
+    NEW = "order.new"
+    ACCEPTED = "order.accepted"
+    REJECTED = "order.rejected"
+    FILLED = "order.filled"
+    CANCELLED = "order.cancelled"
+
+
+NEW_ORDER_TYPE = OrderKind.NEW
+ORDER_ACCEPTED_TYPE = OrderKind.ACCEPTED
+ORDER_REJECTED_TYPE = OrderKind.REJECTED
+ORDER_FILLED_TYPE = OrderKind.FILLED
+ORDER_CANCELLED_TYPE = OrderKind.CANCELLED
 
 ORDER_SIDES = frozenset({"B", "S"})
 ORDER_ID_MAX_LEN = 64
@@ -68,7 +80,7 @@ def _header(kind: str, order_id: str, symbol: str, ts_ns: int) -> dict[str, Any]
 class NewOrder:
     """A client's order: buy or sell ``qty`` of ``symbol``, at market or with a limit (IOC)."""
 
-    TYPE: ClassVar[str] = NEW_ORDER_TYPE
+    TYPE: ClassVar[OrderKind] = NEW_ORDER_TYPE
 
     order_id: str
     account: str
@@ -116,7 +128,7 @@ class NewOrder:
 class OrderAccepted:
     """The order passed validation; a fill or a cancel follows."""
 
-    TYPE: ClassVar[str] = ORDER_ACCEPTED_TYPE
+    TYPE: ClassVar[OrderKind] = ORDER_ACCEPTED_TYPE
 
     order_id: str
     account: str
@@ -151,7 +163,7 @@ class OrderAccepted:
 class OrderRejected:
     """Terminal: the order was not executed. ``symbol`` is "" when the command had none readable."""
 
-    TYPE: ClassVar[str] = ORDER_REJECTED_TYPE
+    TYPE: ClassVar[OrderKind] = ORDER_REJECTED_TYPE
 
     order_id: str
     symbol: str
@@ -193,7 +205,7 @@ class OrderRejected:
 class OrderFilled:
     """Terminal: all of ``qty`` executed at ``price`` (the cached ask for a buy, bid for a sell)."""
 
-    TYPE: ClassVar[str] = ORDER_FILLED_TYPE
+    TYPE: ClassVar[OrderKind] = ORDER_FILLED_TYPE
 
     order_id: str
     account: str
@@ -235,7 +247,7 @@ class OrderFilled:
 class OrderCancelled:
     """Terminal: an immediate-or-cancel limit order that was not marketable against the quote."""
 
-    TYPE: ClassVar[str] = ORDER_CANCELLED_TYPE
+    TYPE: ClassVar[OrderKind] = ORDER_CANCELLED_TYPE
 
     order_id: str
     account: str
