@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from common.errors import BrokerUnavailableError
-from common.kafka import with_backoff
+from common.kafka import close_consumer, with_backoff
 from common.lifecycle import Lifecycle
 
 _TAIL_FETCH_TIMEOUT_S = 1.0
@@ -45,7 +45,7 @@ class WatermarkReader(Lifecycle):
             max_partition_fetch_bytes=1024,
         )
         # Registered before it starts: one that fails to start must be closed all the same.
-        self.resources.push_async_callback(consumer.stop)
+        self.resources.push_async_callback(close_consumer, consumer)
         await with_backoff(
             "watermarks", consumer.start, bootstrap=self.bootstrap, timeout=self._connect_timeout
         )

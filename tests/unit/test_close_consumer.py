@@ -6,6 +6,8 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 from common.kafka import close_consumer
 
 
@@ -48,3 +50,31 @@ async def test_a_consumer_that_stops_is_left_alone_after_stop() -> None:
     await close_consumer(consumer, timeout=1)
     assert stopped == [True]
     assert not client.closed  # stop() closed it; nothing is done twice
+
+
+async def test_a_cancellation_raised_by_aiokafka_itself_is_not_taken_for_ours() -> None:
+    """aiokafka's no-group stop() right after start() raises the CancelledError of its own task."""
+    fetcher, client = _Closable(), _Closable()
+
+    async def stop() -> None:
+        raise asyncio.CancelledError  # as NoGroupCoordinator.close() re-raises it
+
+    consumer: Any = SimpleNamespace(stop=stop, _coordinator=None, _fetcher=fetcher, _client=client)
+    await close_consumer(consumer, timeout=1)
+    assert fetcher.closed
+    assert client.closed
+
+
+async def test_a_cancelled_close_is_still_cancelled() -> None:
+    entered = asyncio.Event()
+
+    async def stop() -> None:
+        entered.set()
+        await asyncio.Event().wait()
+
+    consumer: Any = SimpleNamespace(stop=stop, _client=_Closable())
+    closing = asyncio.create_task(close_consumer(consumer, timeout=10))
+    await entered.wait()
+    closing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await closing
