@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import pytest
@@ -23,13 +25,16 @@ import feed_publisher.publisher
 import feed_publisher.snapshot
 import order_entry.eventlog
 from common.cache import CacheSettings, CachingConsumer
+from common.config import to_argv
 from common.errors import CacheUnavailableError
 from common.kafka import KafkaSettings
 from common.runtime import EmbeddedStack
 from common.runtime.process import free_port
 from feed_publisher.config import PublisherConfig
 from feed_publisher.publisher import Publisher
+from order_entry.config import OrderEntryConfig
 from order_entry.eventlog import EventLog
+from portfolio.config import PortfolioConfig
 from tests.helpers import spawn
 
 _MODULES = (
@@ -207,28 +212,28 @@ async def test_a_start_cancelled_half_way_leaves_none_open(
 
 
 @pytest.mark.parametrize(
-    ("service", "extra"),
-    [("portfolio", []), ("order_entry", ["--tradable", "AAAA"])],
+    ("service", "config"),
+    [
+        ("portfolio", PortfolioConfig),
+        ("order_entry", partial(OrderEntryConfig, tradable=("AAAA",))),
+    ],
 )
 async def test_a_service_whose_redis_never_answers_says_so_in_one_line_and_exits_1(
-    kafka: KafkaSettings, service: str, extra: list[str]
+    kafka: KafkaSettings, service: str, config: Callable[..., Any]
 ) -> None:
     port = free_port()
+    settings = config(
+        bootstrap=kafka.bootstrap,
+        topic_prefix=kafka.topic_prefix,
+        partitions=kafka.partitions,
+        redis_url=f"redis://:s3cret@127.0.0.1:{port}/0",
+        connect_timeout=1.0,
+    )
     proc = await spawn(
         sys.executable,
         "-m",
         service,
-        "--bootstrap",
-        kafka.bootstrap,
-        "--topic-prefix",
-        kafka.topic_prefix,
-        "--partitions",
-        str(kafka.partitions),
-        "--redis-url",
-        f"redis://:s3cret@127.0.0.1:{port}/0",
-        "--connect-timeout",
-        "1",
-        *extra,
+        *to_argv(settings),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
