@@ -6,9 +6,9 @@ agent), ``stop()`` awaits ``App.stop()``. No faust Worker and no faust CLI: the 
 install its own signal handlers and logging and own the event loop, which belong to our service.
 
 Per command: read it, decide (pure, ``validate``), record the decision in the order ledger
-(Redis, before emitting), send the events with our own acks=all producer, and put the command
-in the window (``inflight``), which awaits the acknowledgement, marks the ledger entry sent and
-only then acks the command to faust, in order. faust commits offsets of acked commands only
+(Redis, before emitting), send the events with our own acks=all producer (``answers``), and put
+the command in the window (``inflight``), which awaits the acknowledgement, marks the ledger
+entry sent and only then acks the command to faust, in order. faust commits offsets of acked commands only
 (at-least-once; ``exactly_once`` is never used: the embedded broker's transactions are not
 reliable). A command without a readable order id goes to the dead-letter topic.
 
@@ -33,26 +33,26 @@ from typing import Any, TypeVar
 import faust
 import redis.asyncio as aioredis
 import redis.exceptions
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from common.cache.batch import Rejected
 from common.cache.deadletters import DeadLetterSink
 from common.cache.keys import CacheKeys
 from common.cache.reader import QuoteReader
-from common.errors import BrokerUnavailableError, CacheUnavailableError, SchemaError
+from common.errors import BrokerUnavailableError, CacheUnavailableError
 from common.faustapp import HOLD, FailStop, make_app
 from common.kafka import TopicSpec, ensure_topics, start_producer
 from common.lifecycle import Lifecycle
 from common.logs import redact_url
 from common.report import PeriodicReport
 from common.retry import Retry
-from common.schema import OrderEvent, decode
-from common.schema.orders import TERMINAL_EVENTS, OrderKind
+from common.schema import OrderEvent
+from order_entry.answers import Answers
 from order_entry.config import OrderEntryConfig
 from order_entry.eventlog import EventLog
 from order_entry.inflight import Pending, Window
 from order_entry.ledger import OrderLedger
-from order_entry.stats import OrderStats
+from order_entry.stats import OrderStats, outcome
 from order_entry.validate import Limits, decide, malformed, parse
 
 log = logging.getLogger("order_entry.orders")
@@ -117,8 +117,8 @@ class OrderProcessor(Lifecycle):
         )
         self.app_id = f"{config.topic_prefix}marketfeed.{service}.orders"
         self.app: faust.App | None = None
-        self._producer: AIOKafkaProducer | None = None
         self.events_log: EventLog | None = None
+        self.answers: Answers | None = None
         self.window: Window | None = None
         self._dead: DeadLetterSink | None = None
 
@@ -140,12 +140,18 @@ class OrderProcessor(Lifecycle):
         )
         producer = await start_producer(c, client_id=f"{self.service}-orders")
         self.resources.push_async_callback(producer.stop)
-        self._producer = producer
         self._dead = DeadLetterSink(
             producer, topic=self.topics.dead_letter(self.service), service=self.service
         )
         self.events_log = await self.resources.enter_async_context(
             EventLog(c, client_id=f"{self.service}-events-reader")
+        )
+        self.answers = Answers(
+            producer,
+            topic=self.topics.orders_events,
+            events_log=self.events_log,
+            ledger=self.ledger,
+            retrying=self._retrying,
         )
         self.window = await self.resources.enter_async_context(
             Window(size=c.orders_window, settle=self._settle)
@@ -180,8 +186,8 @@ class OrderProcessor(Lifecycle):
         """
         await super().stop()
         self.app = None
-        self._producer = None
         self.events_log = None
+        self.answers = None
         self.window = None
 
     # faust signal handlers: (sender, *args, signal=..., **kwargs); args[0] is the set of TPs.
@@ -319,7 +325,7 @@ class OrderProcessor(Lifecycle):
         if not claim.first:
             await self._recover(order_id, partition, key, claim.events, claim.scan_from, ack)
             return
-        futures = await self._send(key, partition, claim.events)
+        futures = await self._answers_ok().send(key, partition, claim.events)
         await window.put(
             Pending(
                 ack=ack,
@@ -343,78 +349,27 @@ class OrderProcessor(Lifecycle):
         ack: Callable[[], object],
     ) -> None:
         """Decided before a crash, maybe sent: send only what orders.events lacks."""
-        sent = await self._send_missing(order_id, partition, key, events, scan_from)
-        log.info(
-            "order %s: recovered a decision recorded before a restart; %d of %d events sent",
-            order_id,
-            sent,
-            len(events),
-        )
-        await self.ledger.mark_sent(order_id)
+        sent = await self._answers_ok().recover(order_id, partition, key, events, scan_from)
         # Counted once it is done: a failure before here is retried, and would count it twice.
         if sent:
             self.stats.resent += 1
         else:
             self.stats.recovered += 1
-        await self._window_ok().put(
-            Pending(ack=ack, partition=partition, terminal=_outcome(events))
-        )
+        await self._window_ok().put(Pending(ack=ack, partition=partition, terminal=outcome(events)))
 
     async def _settle(self, pending: Pending) -> None:
         """The window's step: the events are stored, so the command is answered."""
         if pending.order_id is not None:
-            await self._settle_sent(pending.order_id, pending)
+            await self._answers_ok().settle(pending)
         self.stats.answered(pending.terminal)
-
-    async def _settle_sent(self, order_id: str, pending: Pending) -> None:
-        # Every send finished, failed or not, before orders.events is looked at.
-        await asyncio.wait(pending.futures)
-        failed = [f.exception() for f in pending.futures if f.exception() is not None]
-        for future in pending.futures:
-            if future.exception() is None:
-                self._events_log_ok().note_sent(pending.partition, future.result().offset)
-        if failed:
-            # Delivery unknown: settle it like a decision recovered after a crash.
-            log.warning("order %s: sending its events failed (%r); checking", order_id, failed[0])
-            await self._retrying(
-                lambda: self._send_missing(
-                    order_id, pending.partition, pending.key, pending.events, pending.scan_from
-                )
-            )
-        await self._retrying(lambda: self.ledger.mark_sent(order_id))
-
-    async def _send_missing(
-        self, order_id: str, partition: int, key: bytes | None, events: list[bytes], start: int
-    ) -> int:
-        """Send those of ``events`` that orders.events lacks and wait; return how many."""
-        present = await self._events_log_ok().present(partition, start, order_id)
-        missing = [e for e in events if e not in present]
-        for metadata in await asyncio.gather(*await self._send(key, partition, missing)):
-            self._events_log_ok().note_sent(partition, metadata.offset)
-        return len(missing)
-
-    async def _send(
-        self, key: bytes | None, partition: int, events: list[bytes]
-    ) -> list[asyncio.Future[Any]]:
-        """Send on the command's own partition: co-partitioned, and only we write there."""
-        assert self._producer is not None, "order processor not started"
-        topic = self.topics.orders_events
-        futures: list[asyncio.Future[Any]] = []
-        try:
-            for value in events:
-                futures.append(
-                    await self._producer.send(topic, value, key=key, partition=partition)
-                )
-        except BaseException:
-            # Those already queued may still land: let them, before the caller looks again.
-            if futures:
-                await asyncio.wait(futures)
-            raise
-        return futures
 
     def _window_ok(self) -> Window:
         assert self.window is not None, "order processor not started"
         return self.window
+
+    def _answers_ok(self) -> Answers:
+        assert self.answers is not None, "order processor not started"
+        return self.answers
 
     def _events_log_ok(self) -> EventLog:
         assert self.events_log is not None, "order processor not started"
@@ -423,18 +378,11 @@ class OrderProcessor(Lifecycle):
     async def _dead_letter(
         self, key: bytes | None, value: bytes | None, partition: int, offset: int, reason: str
     ) -> None:
-        assert self._dead is not None
-        letter = self._dead.letter(
-            source_topic=self.topics.orders_commands,
-            partition=partition,
-            offset=offset,
-            key=key,
-            value=value,
-            reason=f"unanswerable command (no order id): {reason}"[:2000],
-        )
-        await self._dead.send_all([letter])
+        assert self._dead is not None, "order processor not started"
+        reason = f"unanswerable command (no order id): {reason}"
+        rejected = Rejected(partition, offset, key, value, reason)
+        await self._dead.store_rejected(self.topics.orders_commands, [rejected])
         self.stats.dead_letters += 1
-        log.warning("command at %d/%d dead-lettered: %s", partition, offset, reason)
 
     async def _retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
         """``attempt()`` until neither its Redis nor the broker is away (each logged once)."""
@@ -446,12 +394,3 @@ def _redis_where(config: OrderEntryConfig) -> str:
     if config.ledger_url is not None:
         where += f" (ledger at {redact_url(config.ledger_url)})"
     return where
-
-
-def _outcome(events: list[bytes]) -> OrderKind | None:
-    """The terminal kind of a recorded decision (None if its last event does not decode)."""
-    try:
-        last = decode(events[-1])
-    except SchemaError:
-        return None
-    return last.TYPE if isinstance(last, TERMINAL_EVENTS) else None

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from common.schema.orders import OrderKind
+from common.errors import SchemaError
+from common.schema import decode
+from common.schema.orders import TERMINAL_EVENTS, OrderKind
 
 
 @dataclass(slots=True)
@@ -42,3 +44,12 @@ class OrderStats:
             f" {self.resent} resent, {self.recovered} recovered,"
             f" {self.dead_letters} dead-lettered"
         )
+
+
+def outcome(events: list[bytes]) -> OrderKind | None:
+    """The terminal kind of a recorded decision (None if its last event does not decode)."""
+    try:
+        last = decode(events[-1])
+    except SchemaError:
+        return None
+    return last.TYPE if isinstance(last, TERMINAL_EVENTS) else None

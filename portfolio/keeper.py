@@ -19,6 +19,7 @@ from typing import Any
 
 import redis.exceptions
 
+from common.cache.batch import Rejected
 from common.cache.deadletters import DeadLetterSink
 from common.errors import SchemaError
 from common.faustapp import HOLD, FailStop, make_app, processed
@@ -128,17 +129,8 @@ class PositionKeeper(Lifecycle):
     async def _dead_letter(
         self, key: bytes | None, value: bytes | None, partition: int, offset: int, reason: str
     ) -> None:
-        sink = self._dead
-        assert sink is not None, "keeper not started"
-        letter = sink.letter(
-            source_topic=self.config.topics.orders_events,
-            partition=partition,
-            offset=offset,
-            key=key,
-            value=value,
-            reason=reason[:2000],
-        )
+        assert self._dead is not None, "keeper not started"
         # The record's offset commits only after this: never drop it unrecorded.
-        await sink.send_until_stored([letter])
+        rejected = Rejected(partition, offset, key, value, reason)
+        await self._dead.store_rejected(self.config.topics.orders_events, [rejected])
         self.dead_letters += 1
-        log.warning("orders.events %d@%d dead-lettered: %s", partition, offset, reason)

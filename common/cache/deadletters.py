@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 # Leaves room for the envelope under the 1 MiB default message size of brokers and producers.
 MAX_VALUE_BYTES = 512 * 1024
+# A reason is a line for people: an error quoting a huge value is cut.
+MAX_REASON_CHARS = 2000
 
 
 class DeadLetterSink:
@@ -49,7 +51,8 @@ class DeadLetterSink:
         await self._retry.run(lambda: self.send_all(letters), what="dead-lettering")
 
     async def store_rejected(self, source_topic: str, rejected: Iterable[Rejected]) -> None:
-        """Dead-letter the records a cache could not use; returns once they are stored."""
+        """Dead-letter records of ``source_topic`` that could not be used; returns once they
+        are stored (the caller commits past them only then)."""
         records = list(rejected)
         letters = [
             self.letter(
@@ -64,7 +67,7 @@ class DeadLetterSink:
         ]
         await self.send_until_stored(letters)
         for r in records:
-            log.info(
+            log.warning(
                 "%s: dead-lettered %s[%d]@%d: %s",
                 self.service,
                 source_topic,
@@ -83,6 +86,7 @@ class DeadLetterSink:
         value: bytes | None,
         reason: str,
     ) -> DeadLetter:
+        reason = reason[:MAX_REASON_CHARS]
         if value is not None and len(value) > MAX_VALUE_BYTES:
             # The letter must fit in one request, and the original is still where it says.
             reason = (
