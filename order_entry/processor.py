@@ -8,9 +8,9 @@ install its own signal handlers and logging and own the event loop, which belong
 Per command: read it, decide (pure, ``validate``), record the decision in the order ledger
 (Redis, before emitting), send the events with our own acks=all producer (``answers``), and put
 the command in the window (``inflight``), which awaits the acknowledgement, marks the ledger
-entry sent and only then acks the command to faust, in order. faust commits offsets of acked commands only
-(at-least-once; ``exactly_once`` is never used: the embedded broker's transactions are not
-reliable). A command without a readable order id goes to the dead-letter topic.
+entry sent and only then acks the command to faust, in order. faust commits offsets of acked
+commands only (at-least-once; ``exactly_once`` is never used: the embedded broker's transactions
+are not reliable). A command without a readable order id goes to the dead-letter topic.
 
 Scaling: every order_entry of one consumer group shares the order partitions. On each
 rebalance faust hands this process its order partitions; ``on_assigned`` (the service) narrows

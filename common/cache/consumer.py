@@ -31,7 +31,7 @@ from common.cache.commits import OffsetCommitter
 from common.cache.deadletters import DeadLetterSink
 from common.cache.keys import CacheKeys, StartMode
 from common.cache.settings import CacheSettings
-from common.cache.snapshots import Snapshot, SnapshotClient
+from common.cache.snapshots import GapRequests, SnapshotClient
 from common.cache.store import QuoteStore
 from common.kafka import (
     TopicSpec,
@@ -84,9 +84,6 @@ class CachingConsumer(Lifecycle):
         self._hw: dict[int, int] = {}
         self._changed = asyncio.Event()
         self._caught_up: list[asyncio.Future[None]] = []
-        self._gap_symbols: set[str] = set()
-        self._gap_task: asyncio.Task[Snapshot | None] | None = None
-        self._last_gap_request = 0.0
         self._resync = False
         # One per cache: its Redis going away is logged once, however many writes wait on it.
         self._redis_retry = redis_retry(service, settings.redis_url, logger=log)
@@ -95,6 +92,7 @@ class CachingConsumer(Lifecycle):
         self._consumer: AIOKafkaConsumer | None = None
         self._committer: OffsetCommitter | None = None
         self._snapshots: SnapshotClient | None = None
+        self._gaps: GapRequests | None = None
         self._dead: DeadLetterSink | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -164,13 +162,15 @@ class CachingConsumer(Lifecycle):
         self._snapshots = await self.resources.enter_async_context(
             SnapshotClient(s, producer, service=self.service)
         )
+        self._gaps = GapRequests(
+            self._snapshots, timeout=s.snapshot_timeout, every=_GAP_SNAPSHOT_EVERY_S
+        )
+        self.resources.push_async_callback(self._gaps.close)
 
     async def stop(self) -> None:
         """Stop consuming, commit, close every connection in reverse order. Safe to call twice."""
         task, self._task = self._task, None
         await cancel_and_wait(task)
-        gap, self._gap_task = self._gap_task, None
-        await cancel_and_wait(gap)
         for waiter in self._caught_up:
             waiter.cancel()
         self._caught_up.clear()
@@ -275,7 +275,7 @@ class CachingConsumer(Lifecycle):
             log.warning("%s: Redis lost the cache (restarted empty?); rebuilding", self.service)
             self._resync = True
         if batch.gaps:
-            self._gap_symbols |= batch.gaps
+            self._gaps_ok().note(batch.gaps)
 
     def _note_high_watermarks(self) -> None:
         consumer = self._consumer_ok()
@@ -386,25 +386,12 @@ class CachingConsumer(Lifecycle):
             consumer.seek(tp, self._next[tp.partition])
 
     async def _apply_gap_snapshot(self) -> None:
-        task = self._gap_task
-        if task is not None and task.done():
-            self._gap_task = None
-            snapshot = task.result() if not task.cancelled() else None
-            if snapshot is not None:
-                fresh = self._newer(snapshot.quotes)
-                store = self._store_ok()
-                await self._with_redis("gap fill", lambda: store.write_snapshot(fresh, {}))
-                self.counts["gap_fills"] += len(fresh)
-        if (
-            self._gap_symbols
-            and self._gap_task is None
-            and time.monotonic() - self._last_gap_request > _GAP_SNAPSHOT_EVERY_S
-        ):
-            symbols, self._gap_symbols = sorted(self._gap_symbols), set()
-            self._last_gap_request = time.monotonic()
-            self._gap_task = asyncio.create_task(
-                self._snapshots_ok().request(symbols, self.settings.snapshot_timeout)
-            )
+        snapshot = self._gaps_ok().take()
+        if snapshot is not None:
+            fresh = self._newer(snapshot.quotes)
+            store = self._store_ok()
+            await self._with_redis("gap fill", lambda: store.write_snapshot(fresh, {}))
+            self.counts["gap_fills"] += len(fresh)
 
     async def _out_of_range(self, exc: OffsetOutOfRangeError) -> None:
         """Our positions are gone from the broker (it lost data): start those partitions over."""
@@ -476,6 +463,10 @@ class CachingConsumer(Lifecycle):
     def _committer_ok(self) -> OffsetCommitter:
         assert self._committer is not None, "cache not started"
         return self._committer
+
+    def _gaps_ok(self) -> GapRequests:
+        assert self._gaps is not None, "cache not started"
+        return self._gaps
 
     def _snapshots_ok(self) -> SnapshotClient:
         assert self._snapshots is not None, "cache not started"

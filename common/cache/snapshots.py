@@ -3,13 +3,15 @@
 A background task reads the reply topic and hands each reply part to the request waiting for
 it (correlation by request id), so several requests can be outstanding at once. The reply
 consumer is positioned at the end of the reply topic before the first request is sent, so no
-reply can be missed.
+reply can be missed. ``GapRequests`` asks in the background for symbols whose sequence numbers
+jumped, without holding up the consumer that found the gaps.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -124,6 +126,43 @@ class SnapshotClient(Lifecycle):
         collector.parts[reply.part] = reply
         if len(collector.parts) == reply.parts:
             collector.future.set_result(_assemble(collector.parts))
+
+
+class GapRequests:
+    """Symbols whose sequence numbers jumped, re-read from a snapshot in the background.
+
+    At most one request is in flight and a new one starts at most every ``every`` seconds: a
+    burst of gaps costs one snapshot, not one per batch, and the consumer never waits for it.
+    """
+
+    def __init__(self, client: SnapshotClient, *, timeout: float, every: float = 1.0) -> None:
+        self._client = client
+        self._timeout = timeout
+        self._every = every
+        self._symbols: set[str] = set()
+        self._task: asyncio.Task[Snapshot | None] | None = None
+        self._last_request = 0.0
+
+    def note(self, symbols: Iterable[str]) -> None:
+        self._symbols.update(symbols)
+
+    def take(self) -> Snapshot | None:
+        """The answer to the last request if it has come; starts the next request if due."""
+        task, answer = self._task, None
+        if task is not None and task.done():
+            self._task = None
+            answer = None if task.cancelled() else task.result()
+        now = time.monotonic()
+        if self._symbols and self._task is None and now - self._last_request > self._every:
+            symbols, self._symbols = sorted(self._symbols), set()
+            self._last_request = now
+            self._task = asyncio.create_task(self._client.request(symbols, self._timeout))
+        return answer
+
+    async def close(self) -> None:
+        """Drop the request in flight, if any. Safe to call twice."""
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
 
 
 def _assemble(parts: dict[int, SnapshotReply]) -> Snapshot:
