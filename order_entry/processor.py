@@ -30,7 +30,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Set
 from typing import Any, TypeVar
 
-import faust
 import redis.asyncio as aioredis
 import redis.exceptions
 from aiokafka.errors import KafkaError
@@ -116,7 +115,6 @@ class OrderProcessor(Lifecycle):
             logger=log,
         )
         self.app_id = f"{config.topic_prefix}marketfeed.{service}.orders"
-        self.app: faust.App | None = None
         self.events_log: EventLog | None = None
         self.answers: Answers | None = None
         self.window: Window | None = None
@@ -171,7 +169,6 @@ class OrderProcessor(Lifecycle):
         # must still stop whatever faust already started.
         self.resources.push_async_callback(app.stop)
         await app.start()
-        self.app = app
         log.info(
             "order processor %s started in %.1fs on %s",
             self.app_id,
@@ -185,7 +182,6 @@ class OrderProcessor(Lifecycle):
         Safe to call twice.
         """
         await super().stop()
-        self.app = None
         self.events_log = None
         self.answers = None
         self.window = None
