@@ -40,11 +40,13 @@ from common.errors import MarketfeedError
 from common.kafka import KafkaSettings, TopicSpec, ensure_topics, market_data_topics
 from common.lifecycle import cancel_all, cancel_and_wait
 from common.logs import setup_logging
+from common.retry import Retry
 from common.runtime import ChildProcess, EmbeddedStack
 from common.watermarks import WatermarkReader
 from feed_publisher.config import PublisherConfig
 from feed_publisher.universe import MAX_SYMBOLS, universe
 from marketfeed.state import UpState, remove_state, state_dir
+from marketfeed.status import StatusLine
 from order_entry.config import OrderEntryConfig
 from order_flow.config import OrderFlowConfig, account_count
 from order_flow.mix import account_names
@@ -301,35 +303,19 @@ class Up:
         return EXIT_OK
 
     async def _status_loop(self) -> None:
-        topics = self.kafka.topics
-        market = topics.market_data
-        orders = (topics.orders_commands, topics.orders_events)
-        started = time.monotonic()
-        last_total, last_orders, last_t = 0, 0, started
+        status = StatusLine(self.kafka.topics, started=time.monotonic())
+        # A broker that stops answering pauses the line: one warning, one line when it is back.
+        broker = Retry(
+            f"the broker at {self.kafka.bootstrap}", errors=(MarketfeedError,), logger=log
+        )
         tty = sys.stdout.isatty()
         async with WatermarkReader(self.kafka.bootstrap) as reader:
             while True:
                 await asyncio.sleep(self.config.status_interval)
-                try:
-                    marks = await reader.high_watermarks([*market, *orders])
-                except MarketfeedError as exc:
-                    print(f"status unavailable: {exc}", file=sys.stderr)
-                    continue
-                hw = {
-                    t: sum(o for tp, o in marks.items() if tp.topic == t)
-                    for t in (*market, *orders)
-                }
-                total = sum(hw[t] for t in market)
-                now = time.monotonic()
-                rate = (total - last_total) / (now - last_t)
-                order_rate = (hw[orders[0]] - last_orders) / (now - last_t)
-                last_total, last_orders, last_t = total, hw[orders[0]], now
-                line = (
-                    f"[{now - started:6.0f}s] published {total:>12,}  {rate:>9,.0f} msg/s  | "
-                    + "  ".join(f"{t} hw {hw[t]:,}" for t in market)
-                    + f"  | {orders[0]} hw {hw[orders[0]]:,} ({order_rate:,.1f}/s)"
-                    + f"  {orders[1]} hw {hw[orders[1]]:,}"
+                marks = await broker.run(
+                    lambda: reader.high_watermarks(status.watched), what="the status line"
                 )
+                line = status.line(marks, time.monotonic())
                 print(("\r\x1b[K" + line) if tty else line, end="" if tty else "\n", flush=True)
 
 

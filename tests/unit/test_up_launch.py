@@ -6,11 +6,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka import TopicPartition
 
 from common.cli import OneLineParser
 from common.config import add_arguments, build, to_argv
+from common.topics import Topics
 from feed_publisher.config import PublisherConfig
 from feed_publisher.universe import universe
+from marketfeed.status import StatusLine
 from marketfeed.up import Launch, Up, UpConfig
 from order_entry.config import OrderEntryConfig
 from order_flow.config import OrderFlowConfig
@@ -83,3 +86,23 @@ def test_child_argv_rebuilds_its_config_whatever_env_it_inherits(tmp_path: Path)
         add_arguments(parser, cls)
         args = parser.parse_args(to_argv(launch.config))
         assert build(cls, args, environ=inherited) == launch.config
+
+
+def test_status_line_sums_partitions_and_rates_since_the_previous_line() -> None:
+    topics = Topics(prefix="")
+    status = StatusLine(topics, started=100.0)
+    marks = {
+        TopicPartition(topics.quotes, 0): 600,
+        TopicPartition(topics.quotes, 1): 300,
+        TopicPartition(topics.trades, 0): 100,
+        TopicPartition(topics.orders_commands, 3): 4,
+        TopicPartition(topics.orders_events, 3): 8,
+    }
+    first = status.line(marks, now=101.0)
+    assert "published        1,000      1,000 msg/s" in first
+    assert "md.quotes hw 900  md.trades hw 100" in first
+    assert "orders.commands hw 4 (4.0/s)  orders.events hw 8" in first
+    marks[TopicPartition(topics.quotes, 0)] = 1600
+    second = status.line(marks, now=103.0)
+    assert second.startswith("[     3s] published        2,000        500 msg/s")
+    assert "(0.0/s)" in second
