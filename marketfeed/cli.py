@@ -1,146 +1,178 @@
 """``marketfeed``: one command with a subcommand per thing a user does.
 
-Each subcommand is a module with ``configure(parser)`` and ``async run(args) -> int``; this file
-only wires them up, so that ``marketfeed publish`` and ``python -m feed_publisher`` are the same
-code with the same flags.
+Each subcommand is a module with ``configure(parser)`` and ``async run(args) -> int``, named here
+by its dotted path and imported only when that subcommand is run: ``marketfeed quote`` loads what
+a quote lookup needs (no faust, no numpy), and ``marketfeed --help`` lists every subcommand
+without importing any. ``marketfeed publish`` and ``python -m feed_publisher`` are the same code
+with the same flags.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Awaitable, Callable, Sequence
+import importlib
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol, cast
 
-import feed_publisher.cli
-import marketfeed.bench.consumers
-import marketfeed.bench.orders
-import marketfeed.bench.publisher
-import marketfeed.lag
-import marketfeed.order
-import marketfeed.positions
-import marketfeed.quote
-import marketfeed.up
-import order_entry.cli
-import portfolio.cli
 from common.cli import EXIT_USAGE, OneLineParser, run_async
+
+
+class Entry(Protocol):
+    """What the module of a subcommand provides."""
+
+    def configure(self, parser: argparse.ArgumentParser) -> None: ...
+
+    async def run(self, args: argparse.Namespace) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
 class Command:
     name: str
+    module: str  # dotted path of its Entry module, imported only when the command runs
     help: str
-    configure: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[argparse.Namespace], Awaitable[int]]
+
+    def load(self) -> Entry:
+        return cast(Entry, importlib.import_module(self.module))
 
 
 COMMANDS = [
     Command(
         "up",
+        "marketfeed.up",
         "run everything locally: embedded broker, Redis per service, publisher, consumers",
-        marketfeed.up.configure,
-        marketfeed.up.run,
     ),
     Command(
         "publish",
+        "feed_publisher.cli",
         "run only the simulated-market publisher against any Kafka cluster",
-        feed_publisher.cli.configure,
-        feed_publisher.cli.run,
     ),
     Command(
         "order-entry",
+        "order_entry.cli",
         "run only order_entry (its quote cache) against any broker and Redis",
-        order_entry.cli.configure,
-        order_entry.cli.run,
     ),
     Command(
         "portfolio",
+        "portfolio.cli",
         "run only portfolio (its quote cache) against any broker and Redis",
-        portfolio.cli.configure,
-        portfolio.cli.run,
+    ),
+    Command(
+        "order-flow",
+        "order_flow.cli",
+        "run only the simulated order flow (random orders from simulated accounts) against "
+        "any broker",
     ),
     Command(
         "lag",
+        "marketfeed.lag.command",
         "offset lag, time lag, consume rate and freshness of each service's cache (--watch: live)",
-        marketfeed.lag.configure,
-        marketfeed.lag.run,
     ),
-    Command(
-        "quote",
-        "print cached quotes of a service, with their age",
-        marketfeed.quote.configure,
-        marketfeed.quote.run,
-    ),
+    Command("quote", "marketfeed.quote", "print cached quotes of a service, with their age"),
     Command(
         "order",
+        "marketfeed.order",
         "send one order (buy|sell SYMBOL QTY, market or --limit IOC) to order_entry and print "
         "its outcome: FILLED, CANCELLED or REJECTED with the reason (exit 1 unless filled or "
         "cancelled)",
-        marketfeed.order.configure,
-        marketfeed.order.run,
     ),
     Command(
         "positions",
+        "marketfeed.positions",
         "positions per account kept by portfolio from fills, marked to the mid of its cached "
         "quote: qty, average price, mark and its age, unrealised and realised P&L",
-        marketfeed.positions.configure,
-        marketfeed.positions.run,
     ),
 ]
 
+BENCH = "bench"
+BENCH_HELP = "benchmarks that print figures beside a baseline"
 
 # `marketfeed bench WHAT`: one benchmark per component.
 BENCHES = [
     Command(
         "consumers",
+        "marketfeed.bench.consumers.command",
         "consumer lag, publish->readable latency and throughput: the caching consumer beside "
         "a naive one and a bare consume loop",
-        marketfeed.bench.consumers.configure,
-        marketfeed.bench.consumers.run,
     ),
     Command(
         "orders",
+        "marketfeed.bench.orders.command",
         "orders/s and command->event latency through order_entry beside a bare echo consumer, "
         "with quotes flowing; join + warm time of a new order_entry",
-        marketfeed.bench.orders.configure,
-        marketfeed.bench.orders.run,
     ),
     Command(
         "publisher",
+        "marketfeed.bench.publisher",
         "publisher throughput beside a bare aiokafka send() loop, acknowledged msg/s",
-        marketfeed.bench.publisher.configure,
-        marketfeed.bench.publisher.run,
     ),
 ]
 
 
-def build_parser() -> OneLineParser:
+class _Version(argparse.Action):
+    """``--version``: the installed package's version, looked up only when asked for."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest=argparse.SUPPRESS, nargs=0, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        # importlib.metadata costs ~70 modules; every other run of the command would pay them.
+        from importlib.metadata import version  # noqa: PLC0415
+
+        print(f"marketfeed {version('marketfeed')}")  # on stdout, as argparse's own version
+        parser.exit()
+
+
+def chosen(argv: Sequence[str]) -> tuple[str, ...]:
+    """The subcommand ``argv`` names: ``("quote",)``, ``("bench", "orders")`` or ``()``.
+
+    Its leading words: no flag of ``marketfeed`` or ``marketfeed bench`` takes a value, so the
+    first word is the command, and after ``bench`` the next one is the benchmark.
+    """
+    words = [a for a in argv if not a.startswith("-")]
+    return tuple(words[:2]) if words[:1] == [BENCH] else tuple(words[:1])
+
+
+def build_parser(argv: Sequence[str] = ()) -> OneLineParser:
+    """Every subcommand with its help; the flags only of the one ``argv`` names."""
+    names = chosen(argv)
     parser = OneLineParser(
         prog="marketfeed",
         description="A real-time market-data feed on Kafka with caching consumers.",
     )
+    parser.add_argument("--version", action=_Version, help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
-    for command in COMMANDS:
-        p = sub.add_parser(command.name, help=command.help, description=command.help)
-        command.configure(p)
-        p.set_defaults(_run=command.run)
-    bench = sub.add_parser("bench", help="benchmarks that print figures beside a baseline")
-    bench_sub = bench.add_subparsers(dest="bench", metavar="WHAT", parser_class=OneLineParser)
-    for command in BENCHES:
-        p = bench_sub.add_parser(command.name, help=command.help, description=command.help)
-        command.configure(p)
-        p.set_defaults(_run=command.run)
+    _add_commands(sub, COMMANDS, names[:1])
+    bench = sub.add_parser(BENCH, help=BENCH_HELP, description=BENCH_HELP)
+    bench_sub = bench.add_subparsers(dest=BENCH, metavar="WHAT", parser_class=OneLineParser)
+    _add_commands(bench_sub, BENCHES, names[1:])
     return parser
 
 
+def _add_commands(
+    sub: argparse._SubParsersAction[OneLineParser],
+    commands: Sequence[Command],
+    chosen: Sequence[str],
+) -> None:
+    for command in commands:
+        p = sub.add_parser(command.name, help=command.help, description=command.help)
+        if command.name in chosen:
+            entry = command.load()
+            entry.configure(p)
+            p.set_defaults(_entry=entry)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
-    run = getattr(args, "_run", None)
-    if run is None:
+    entry: Entry | None = getattr(args, "_entry", None)
+    if entry is None:
         parser.print_help()
         return EXIT_USAGE
-    prog = " ".join(["marketfeed", args.command, *([args.bench] if "bench" in args else [])])
-    for name in ("_run", "command", "bench"):
+    prog = " ".join(["marketfeed", args.command, *([args.bench] if BENCH in args else [])])
+    for name in ("_entry", "command", BENCH):
         if name in args:
             delattr(args, name)
-    return run_async(prog, lambda: run(args))
+    return run_async(prog, lambda: entry.run(args))

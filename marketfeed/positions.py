@@ -12,9 +12,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import redis.exceptions
+
 from common.cache.reader import QuoteReader
 from common.cli import EXIT_OK
 from common.config import add_arguments, build, positive, setting
+from common.errors import CacheUnavailableError
 from marketfeed.targets import TargetSettings
 from portfolio.positions import Position, PositionStore
 
@@ -60,9 +63,12 @@ async def lookup(settings: PositionsSettings) -> list[Row]:
     async with QuoteReader.from_url(
         target.redis_url, prefix=target.redis_prefix, stale_after=settings.stale_after
     ) as reader:
-        positions = await PositionStore(reader.client, prefix=target.redis_prefix).all(
-            settings.account
-        )
+        store = PositionStore(reader.client, prefix=target.redis_prefix)
+        try:
+            positions = await store.all(settings.account)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
+            # One line, as the reader's own errors are, not a traceback.
+            raise CacheUnavailableError(f"cannot read the positions: {exc}") from None
         marks = await reader.get_many(p.symbol for p in positions)
     rows = []
     for p in positions:

@@ -2,10 +2,12 @@
 
 Start order: broker, one Redis per consuming service, topics, the state file read commands use,
 then the publisher, the consuming services and the simulated order flow as child processes (the
-same ``python -m`` entry points that run in production). Stop order is the reverse, so the order
-flow stops before the services that answer it, on Ctrl-C, SIGTERM,
-``--duration``, or the death of any child. Every child server is started with a parent-death
-signal, so even a killed ``up`` leaves nothing running.
+same ``python -m`` entry points that run in production). Each child is launched from its config
+dataclass (``common.config.to_argv``), every setting on its command line, so it runs exactly the
+config ``up`` built for it. Stop order is the reverse, so the order flow stops before the
+services that answer it, on Ctrl-C, SIGTERM, ``--duration``, or the death of any child. Every
+child server is started with a parent-death signal, so even a killed ``up`` leaves nothing
+running.
 """
 
 from __future__ import annotations
@@ -18,27 +20,42 @@ import math
 import os
 import sys
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from common.cli import EXIT_FAILURE, EXIT_OK, install_stop_signals
-from common.config import add_arguments, build, known_log_level, non_negative, positive, setting
+from common.config import (
+    add_arguments,
+    build,
+    in_range,
+    known_log_level,
+    non_negative,
+    positive,
+    setting,
+    to_argv,
+    to_env,
+)
 from common.errors import MarketfeedError
 from common.kafka import KafkaSettings, TopicSpec, ensure_topics, market_data_topics
-from common.lifecycle import cancel_and_wait
+from common.lifecycle import cancel_all, cancel_and_wait
 from common.logs import setup_logging
+from common.retry import Retry
 from common.runtime import ChildProcess, EmbeddedStack
 from common.watermarks import WatermarkReader
-from feed_publisher.universe import universe
-from marketfeed.orderflow import MAX_ACCOUNTS
-from marketfeed.ordermix import account_names
+from feed_publisher.config import PublisherConfig
+from feed_publisher.universe import MAX_SYMBOLS, universe
 from marketfeed.state import UpState, remove_state, state_dir
+from marketfeed.status import StatusLine
+from order_entry.config import OrderEntryConfig
+from order_flow.config import OrderFlowConfig, account_count
+from order_flow.mix import account_names
+from portfolio.config import PortfolioConfig
 
 log = logging.getLogger("marketfeed.up")
 
 CONSUMING_SERVICES = ("order_entry", "portfolio")
-ORDER_FLOW = "orderflow"
+ORDER_FLOW = "order_flow"
 
 
 def _rate_or_off(value: float) -> str | None:
@@ -46,16 +63,12 @@ def _rate_or_off(value: float) -> str | None:
     return None if math.isfinite(value) and value >= 0 else "must be a finite number >= 0"
 
 
-def _account_count(value: int) -> str | None:
-    return None if 0 < value <= MAX_ACCOUNTS else f"must be between 1 and {MAX_ACCOUNTS}"
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UpConfig:
     duration: float | None = setting(
         None, help="stop after this many seconds (default: run until Ctrl-C)", check=positive
     )
-    symbols: int = setting(500, help="number of simulated symbols", check=positive)
+    symbols: int = setting(500, help="number of simulated symbols", check=in_range(1, MAX_SYMBOLS))
     rate: float = setting(5000.0, help="publisher target messages per second", check=positive)
     seed: int | None = setting(None, help="random seed of the simulated market")
     partitions: int = setting(
@@ -72,7 +85,7 @@ class UpConfig:
         check=_rate_or_off,
     )
     accounts: int = setting(
-        10, help="simulated accounts of the order flow, acct-01 .. acct-NN", check=_account_count
+        10, help="simulated accounts of the order flow, acct-01 .. acct-NN", check=account_count
     )
     status_interval: float = setting(1.0, help="seconds between status lines", check=positive)
     log_level: str = setting("WARNING", help="log level of `up` itself", check=known_log_level)
@@ -82,8 +95,13 @@ async def _alive() -> bool:
     return True
 
 
-def _python_module(module: str, *flags: str) -> list[str]:
-    return [sys.executable, "-m", module, *flags]
+@dataclass(frozen=True, slots=True)
+class Launch:
+    """One child of ``up``: its name (in up.json, and its log file), module and config."""
+
+    name: str
+    module: str  # run as ``python -m module``
+    config: Any  # a settings dataclass of that module, turned into its flags by to_argv()
 
 
 class Up:
@@ -113,35 +131,13 @@ class Up:
                     TopicSpec(topics.orders_events, cfg.partitions),
                 ],
             )
-
-            publisher_flags = [
-                "--bootstrap",
-                servers.bootstrap,
-                "--partitions",
-                str(cfg.partitions),
-                "--symbols",
-                str(cfg.symbols),
-                "--rate",
-                str(cfg.rate),
-            ]
-            if cfg.seed is not None:
-                publisher_flags += ["--seed", str(cfg.seed)]
-            await self._start_child(
-                stack, "publisher", _python_module("feed_publisher", *publisher_flags)
-            )
-            for service, flags in self._service_flags(servers).items():
-                await self._start_child(stack, service, _python_module(service, *flags))
-            if cfg.orders_rate > 0:
-                await self._start_child(
-                    stack,
-                    ORDER_FLOW,
-                    _python_module("marketfeed.orderflow", *self._order_flow_flags(servers)),
-                )
+            for launch in self._launches(servers):
+                await self._start_child(stack, launch)
 
             state = UpState(
                 pid=os.getpid(),
                 bootstrap=servers.bootstrap,
-                topic_prefix="",
+                topic_prefix=self.kafka.topic_prefix,
                 partitions=cfg.partitions,
                 redis={s: servers.redis_url(s) for s in CONSUMING_SERVICES},
                 log_dir=str(self.log_dir),
@@ -154,69 +150,103 @@ class Up:
             self._print_banner(servers)
             return await self._supervise(stop)
 
-    def _service_flags(self, servers: EmbeddedStack) -> dict[str, list[str]]:
+    def _launches(self, servers: EmbeddedStack) -> list[Launch]:
+        """Each child's config: up's own settings, and the environment for everything else.
+
+        So ``MARKETFEED_*`` variables set for ``up`` tune the children (a session timeout, a
+        log level). What up decides is passed as overrides, which ``build()`` applies before it
+        looks at the environment: where the broker and caches are, the sizes up was given
+        (up's ``MARKETFEED_TRADABLE`` and ``MARKETFEED_WATCHLIST`` are counts, the services'
+        are lists, and are never read as theirs), and no duration for the publisher (up's
+        ``--duration`` is up's own; a publisher stopping by itself would look like a death).
+        """
         cfg = self.config
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        self._tradable_file.write_text("\n".join(universe(min(cfg.tradable, cfg.symbols))) + "\n")
-        common = ["--bootstrap", servers.bootstrap, "--partitions", str(cfg.partitions)]
-        return {
-            "order_entry": [
-                *common,
-                "--redis-url",
-                servers.redis_url("order_entry"),
-                # Empty, so that an inherited MARKETFEED_TRADABLE (up's is a count) adds nothing.
-                "--tradable=",
-                "--tradable-file",
-                str(self._tradable_file),
-            ],
-            "portfolio": [
-                *common,
-                "--redis-url",
-                servers.redis_url("portfolio"),
-                "--watchlist",
-                ",".join(universe(min(cfg.watchlist, cfg.symbols))),
-            ],
+        env = os.environ
+        kafka: dict[str, Any] = {
+            "bootstrap": servers.bootstrap,
+            "topic_prefix": self.kafka.topic_prefix,
+            "partitions": cfg.partitions,
         }
-
-    @property
-    def _tradable_file(self) -> Path:
-        return self.log_dir / "tradable.txt"
-
-    def _order_flow_flags(self, servers: EmbeddedStack) -> list[str]:
-        """The order flow trades order_entry's tradable set, priced from order_entry's cache."""
-        cfg = self.config
-        flags = [
-            "--bootstrap",
-            servers.bootstrap,
-            "--partitions",
-            str(cfg.partitions),
-            "--orders-rate",
-            str(cfg.orders_rate),
-            "--accounts",
-            str(cfg.accounts),
-            "--tradable=",
-            "--tradable-file",
-            str(self._tradable_file),
-            "--redis-url",
-            servers.redis_url("order_entry"),
+        tradable_file = self._write_tradable_file()
+        watchlist = tuple(universe(min(cfg.watchlist, cfg.symbols)))
+        order_entry = build(
+            OrderEntryConfig,
+            environ=env,
+            **kafka,
+            redis_url=servers.redis_url("order_entry"),
+            tradable=(),
+            tradable_file=tradable_file,
+        )
+        launches = [
+            Launch(
+                "publisher",
+                "feed_publisher",
+                build(
+                    PublisherConfig,
+                    environ=env,
+                    **kafka,
+                    symbols=cfg.symbols,
+                    rate=cfg.rate,
+                    seed=cfg.seed,
+                    duration=None,
+                ),
+            ),
+            Launch("order_entry", "order_entry", order_entry),
+            Launch(
+                "portfolio",
+                "portfolio",
+                build(
+                    PortfolioConfig,
+                    environ=env,
+                    **kafka,
+                    redis_url=servers.redis_url("portfolio"),
+                    watchlist=watchlist,
+                    watchlist_file=None,
+                ),
+            ),
         ]
-        if cfg.seed is not None:
-            flags += ["--seed", str(cfg.seed)]
-        return flags
+        if cfg.orders_rate > 0:
+            # It trades order_entry's tradable set, priced from order_entry's cache, and its
+            # bad orders are bad by order_entry's own limits.
+            flow = build(
+                OrderFlowConfig,
+                environ=env,
+                **kafka,
+                orders_rate=cfg.orders_rate,
+                accounts=cfg.accounts,
+                seed=cfg.seed,
+                tradable=(),
+                tradable_file=tradable_file,
+                redis_url=order_entry.redis_url,
+                redis_prefix=order_entry.redis_prefix,
+                max_qty=order_entry.max_qty,
+                limit_band=order_entry.limit_band,
+            )
+            launches.append(Launch(ORDER_FLOW, "order_flow", flow))
+        return launches
 
-    async def _start_child(
-        self, stack: contextlib.AsyncExitStack, name: str, argv: Sequence[str]
-    ) -> None:
+    def _write_tradable_file(self) -> Path:
+        # A file rather than a flag: the list can be long, and order_entry and the order flow
+        # read the same one.
+        cfg = self.config
+        path = self.log_dir / "tradable.txt"
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(universe(min(cfg.tradable, cfg.symbols))) + "\n")
+        return path
+
+    async def _start_child(self, stack: contextlib.AsyncExitStack, launch: Launch) -> None:
         child = ChildProcess(
-            name=name,
-            argv=argv,
+            name=launch.name,
+            argv=[sys.executable, "-m", launch.module, *to_argv(launch.config)],
+            # Secrets go by environment, never on a command line others can read.
+            env={**os.environ, **to_env(launch.config)},
             ready=_alive,
-            log_path=self.log_dir / f"{name}.log",
+            log_path=self.log_dir / f"{launch.name}.log",
             stop_timeout=10.0,
         )
         await child.start()
         stack.push_async_callback(child.stop)
-        self.children[name] = child
+        self.children[launch.name] = child
 
     def _print_banner(self, servers: EmbeddedStack) -> None:
         lines = [
@@ -256,8 +286,7 @@ class Up:
                 return_when=asyncio.FIRST_COMPLETED,
             )
         finally:
-            for task in [*deaths, stopper]:
-                task.cancel()
+            await cancel_all([*deaths, stopper])
             await cancel_and_wait(status)
         if sys.stdout.isatty():
             print()
@@ -274,35 +303,19 @@ class Up:
         return EXIT_OK
 
     async def _status_loop(self) -> None:
-        topics = self.kafka.topics
-        market = topics.market_data
-        orders = (topics.orders_commands, topics.orders_events)
-        started = time.monotonic()
-        last_total, last_orders, last_t = 0, 0, started
+        status = StatusLine(self.kafka.topics, started=time.monotonic())
+        # A broker that stops answering pauses the line: one warning, one line when it is back.
+        broker = Retry(
+            f"the broker at {self.kafka.bootstrap}", errors=(MarketfeedError,), logger=log
+        )
         tty = sys.stdout.isatty()
         async with WatermarkReader(self.kafka.bootstrap) as reader:
             while True:
                 await asyncio.sleep(self.config.status_interval)
-                try:
-                    marks = await reader.high_watermarks([*market, *orders])
-                except MarketfeedError as exc:
-                    print(f"status unavailable: {exc}", file=sys.stderr)
-                    continue
-                hw = {
-                    t: sum(o for tp, o in marks.items() if tp.topic == t)
-                    for t in (*market, *orders)
-                }
-                total = sum(hw[t] for t in market)
-                now = time.monotonic()
-                rate = (total - last_total) / (now - last_t)
-                order_rate = (hw[orders[0]] - last_orders) / (now - last_t)
-                last_total, last_orders, last_t = total, hw[orders[0]], now
-                line = (
-                    f"[{now - started:6.0f}s] published {total:>12,}  {rate:>9,.0f} msg/s  | "
-                    + "  ".join(f"{t} hw {hw[t]:,}" for t in market)
-                    + f"  | {orders[0]} hw {hw[orders[0]]:,} ({order_rate:,.1f}/s)"
-                    + f"  {orders[1]} hw {hw[orders[1]]:,}"
+                marks = await broker.run(
+                    lambda: reader.high_watermarks(status.watched), what="the status line"
                 )
+                line = status.line(marks, time.monotonic())
                 print(("\r\x1b[K" + line) if tty else line, end="" if tty else "\n", flush=True)
 
 

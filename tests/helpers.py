@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 import time
@@ -14,6 +15,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from common.config import to_argv, to_env
 from common.kafka import KafkaSettings
 from common.runtime.process import die_with_parent
 from common.schema import NewOrder, decode
@@ -21,6 +23,7 @@ from common.schema.orders import TERMINAL_EVENTS, OrderEvent
 from common.topics import symbol_key
 from feed_publisher.config import PublisherConfig
 from feed_publisher.publisher import Publisher
+from order_entry.config import OrderEntryConfig
 
 
 @contextlib.asynccontextmanager
@@ -72,33 +75,28 @@ async def order_entry_process(
     redis_prefix: str,
     tradable: Sequence[str],
     log: Path,
-    extra: Sequence[str] = (),
+    **settings: Any,
 ) -> AsyncIterator[asyncio.subprocess.Process]:
-    """``python -m order_entry`` with test timings; SIGTERM (then SIGKILL) when the block ends."""
-    argv = [
-        sys.executable,
-        "-m",
-        "order_entry",
-        "--bootstrap",
-        kafka.bootstrap,
-        "--topic-prefix",
-        kafka.topic_prefix,
-        "--partitions",
-        str(kafka.partitions),
-        "--redis-url",
-        redis_url,
-        "--redis-prefix",
-        redis_prefix,
-        "--tradable",
-        ",".join(tradable),
-        "--session-timeout",
-        "2",  # a group join waits about half of it on the embedded broker
-        "--stale-after",
-        "300",
-        *extra,
-    ]
+    """``python -m order_entry`` launched from its config: test timings, ``settings`` on top.
+
+    SIGTERM (then SIGKILL) when the block ends.
+    """
+    config = OrderEntryConfig(
+        **{
+            "bootstrap": kafka.bootstrap,
+            "topic_prefix": kafka.topic_prefix,
+            "partitions": kafka.partitions,
+            "redis_url": redis_url,
+            "redis_prefix": redis_prefix,
+            "tradable": tuple(tradable),
+            "session_timeout": 2.0,  # a group join waits about half of it on the embedded broker
+            "stale_after": 300.0,
+            **settings,
+        }
+    )
+    argv = [sys.executable, "-m", "order_entry", *to_argv(config)]
     with log.open("ab") as out:
-        proc = await spawn(*argv, stdout=out, stderr=out)
+        proc = await spawn(*argv, stdout=out, stderr=out, env={**os.environ, **to_env(config)})
     try:
         yield proc
     finally:

@@ -70,7 +70,7 @@ async def up(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[UpRun]:
         **os.environ,
         "MARKETFEED_STATE_DIR": str(tmp / "state"),
         "MARKETFEED_SESSION_TIMEOUT": "2",  # the services' group joins take ~1 s, not ~3 s
-        # Read by the order flow child only (up passes its other settings as flags).
+        # Order flow settings `up` has no flag for: it builds the child's config from its own env.
         "MARKETFEED_LIMIT_RATIO": "0.4",
         "MARKETFEED_BAD_RATIO": "0.3",
     }
@@ -120,7 +120,7 @@ async def up(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[UpRun]:
             raise
     assert proc.returncode == 0, err.decode()
     pids = state["processes"]
-    assert set(pids) >= {"broker", "publisher", "order_entry", "portfolio", "orderflow"}
+    assert set(pids) >= {"broker", "publisher", "order_entry", "portfolio", "order_flow"}
     assert not [name for name, pid in pids.items() if _alive(pid)]
     assert not state_file.exists()
 
@@ -325,7 +325,7 @@ async def test_order_flow_rejects_bad_flags_with_one_line(flags: list[str], need
     proc = await spawn(
         sys.executable,
         "-m",
-        "marketfeed.orderflow",
+        "order_flow",
         *flags,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-import marketfeed.lag
 from common.cache import CacheSettings, CachingConsumer
 from common.cli import OneLineParser
 from common.errors import BrokerUnavailableError, CacheUnavailableError, StateNotFoundError
@@ -22,8 +21,10 @@ from common.runtime import EmbeddedStack
 from feed_publisher.config import PublisherConfig
 from feed_publisher.publisher import Publisher
 from feed_publisher.universe import universe
-from marketfeed.lag import LagMonitor, Report
-from marketfeed.lagcalc import DOWN, IDLE, LIVE, STALLED, Thresholds
+from marketfeed.lag import command
+from marketfeed.lag.monitor import LagMonitor, Report
+from marketfeed.lag.render import render
+from marketfeed.lag.rules import LagState, Thresholds
 from marketfeed.targets import Target
 
 SERVICE = "order_entry"
@@ -55,7 +56,7 @@ def cache_of(stack: EmbeddedStack, prefix: str) -> CachingConsumer:
 
 def lag_args(*flags: str) -> argparse.Namespace:
     parser = OneLineParser(prog="marketfeed lag")
-    marketfeed.lag.configure(parser)
+    command.configure(parser)
     return parser.parse_args(list(flags))
 
 
@@ -114,7 +115,7 @@ async def test_live_then_idle_then_stalled_then_down(
             await cache.start()
             await until(monitor, lambda r: r.lag.apply_rate is not None and r.lag.apply_rate > 0)
             (live,) = await monitor.measure(0.5)
-        assert live.lag.state == LIVE, live.lag
+        assert live.lag.state == LagState.LIVE, live.lag
         assert live.lag.partitions, "no partitions assigned"
         # 2,000 msg/s, 90 % quotes: a healthy cache is a few fetches behind, not a second.
         assert live.lag.offset_lag < 1800, live.lag
@@ -128,23 +129,23 @@ async def test_live_then_idle_then_stalled_then_down(
         # The feed stops: once the cache has caught up it is idle, with no time lag at all.
         await until(monitor, lambda r: r.lag.offset_lag == 0)
         (idle,) = await monitor.measure(0.5)
-        assert idle.lag.state == IDLE, idle.lag
+        assert idle.lag.state == LagState.IDLE, idle.lag
         assert idle.lag.reason == "caught up, feed quiet"
         assert [p.time_lag_s for p in idle.lag.partitions] == [0.0] * len(idle.lag.partitions)
-        assert all(p.state == IDLE for p in idle.lag.partitions)
+        assert all(p.state == LagState.IDLE for p in idle.lag.partitions)
         # Every record on the partitions is applied: the exact watermark is one past it.
         parts = idle.lag.partitions
         assert [p.applied_offset for p in parts] == [p.high_watermark - 1 for p in parts]
 
         # The command itself, one-shot JSON, against flags rather than a running `up`.
-        code = await marketfeed.lag.run(lag_args(*flags_for(target, "--json", "--interval", "0.3")))
+        code = await command.run(lag_args(*flags_for(target, "--json", "--interval", "0.3")))
         out = json.loads(capsys.readouterr().out)
         assert code == 0
         (service,) = out["services"]
-        assert (service["service"], service["state"], service["offset_lag"]) == (SERVICE, IDLE, 0)
+        assert (service["service"], service["state"], service["offset_lag"]) == (SERVICE, "idle", 0)
 
         # --watch when stdout is not a terminal: one block per refresh, until --duration.
-        code = await marketfeed.lag.run(
+        code = await command.run(
             lag_args(*flags_for(target, "--watch", "--duration", "1.3", "--interval", "0.5"))
         )
         text = capsys.readouterr().out
@@ -158,9 +159,9 @@ async def test_live_then_idle_then_stalled_then_down(
         async with publishing(publisher):
             await asyncio.sleep(0.3)
             (stalled,) = await monitor.measure(1.0)
-            code = await marketfeed.lag.run(lag_args(*flags_for(target, "--interval", "1")))
+            code = await command.run(lag_args(*flags_for(target, "--interval", "1")))
         text = capsys.readouterr().out
-        assert stalled.lag.state == STALLED, stalled.lag
+        assert stalled.lag.state == LagState.STALLED, stalled.lag
         assert stalled.lag.offset_lag > 0
         assert stalled.lag.apply_rate == 0.0
         assert code == 1, text
@@ -168,7 +169,7 @@ async def test_live_then_idle_then_stalled_then_down(
 
         # No heartbeat for longer than down_after: down.
         async with LagMonitor([target], thresholds=Thresholds(down_after_s=2.0)) as strict:
-            down = await until(strict, lambda r: r.lag.state == DOWN)
+            down = await until(strict, lambda r: r.lag.state == LagState.DOWN)
         assert "no heartbeat for" in down.lag.reason
 
 
@@ -177,7 +178,7 @@ async def test_an_empty_topic_is_idle_with_no_lag(stack: EmbeddedStack, prefix: 
     async with cache_of(stack, prefix), LagMonitor([target]) as monitor:
         (report,) = await monitor.measure(0.3)
     lag = report.lag
-    assert (lag.state, lag.offset_lag, lag.time_lag_s) == (IDLE, 0, 0.0), lag
+    assert (lag.state, lag.offset_lag, lag.time_lag_s) == (LagState.IDLE, 0, 0.0), lag
     assert lag.partitions
     assert all(p.high_watermark == 0 for p in lag.partitions)
     assert [s.age_s for s in lag.worst_fresh] == [None] * len(lag.worst_fresh)  # nothing cached
@@ -186,9 +187,9 @@ async def test_an_empty_topic_is_idle_with_no_lag(stack: EmbeddedStack, prefix: 
 async def test_a_consumer_that_never_started_is_down(stack: EmbeddedStack, prefix: str) -> None:
     async with LagMonitor([target_of(stack, prefix)]) as monitor:
         (report,) = await monitor.measure(0.1)
-    assert report.lag.state == DOWN
+    assert report.lag.state == LagState.DOWN
     assert "never started" in report.lag.reason
-    assert "never started" in marketfeed.lag.render([report])
+    assert "never started" in render([report])
 
 
 async def _one_line_error(run: Awaitable[int], kind: type[Exception]) -> str:
@@ -203,12 +204,12 @@ async def test_unreachable_redis_or_broker_is_one_line(stack: EmbeddedStack, pre
     target = target_of(stack, prefix)
     bad_redis = ["--bootstrap", stack.bootstrap, "--redis-url", "redis://127.0.0.1:1/0"]
     message = await _one_line_error(
-        marketfeed.lag.run(lag_args(*bad_redis, "--redis-prefix", prefix)), CacheUnavailableError
+        command.run(lag_args(*bad_redis, "--redis-prefix", prefix)), CacheUnavailableError
     )
     assert "cannot read the cache" in message
     bad_broker = ["--bootstrap", "127.0.0.1:1", "--redis-url", target.redis_url]
     message = await _one_line_error(
-        marketfeed.lag.run(lag_args(*bad_broker, "--connect-timeout", "0.5")),
+        command.run(lag_args(*bad_broker, "--connect-timeout", "0.5")),
         BrokerUnavailableError,
     )
     assert "127.0.0.1:1" in message
@@ -218,11 +219,12 @@ async def test_without_a_running_up_or_flags(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MARKETFEED_STATE_DIR", str(tmp_path))
-    message = await _one_line_error(marketfeed.lag.run(lag_args()), StateNotFoundError)
+    message = await _one_line_error(command.run(lag_args()), StateNotFoundError)
     assert "no running `marketfeed up`" in message
     # As a user sees it: one line on stderr, exit code 1.
     script = (
-        "import sys; from common.cli import OneLineParser, run_async; import marketfeed.lag as m; "
+        "import sys; from common.cli import OneLineParser, run_async; "
+        "import marketfeed.lag.command as m; "
         "p = OneLineParser(prog='marketfeed lag'); m.configure(p); a = p.parse_args([]); "
         "sys.exit(run_async('marketfeed lag', lambda: m.run(a)))"
     )
@@ -245,7 +247,7 @@ async def test_without_a_running_up_or_flags(
 def test_bad_flags_are_config_errors() -> None:
     from common.config import build
     from common.errors import ConfigError
-    from marketfeed.lag import LagSettings
+    from marketfeed.lag.command import LagSettings
 
     with pytest.raises(ConfigError, match="--service=nobody"):
         build(LagSettings, lag_args("--service", "nobody"))

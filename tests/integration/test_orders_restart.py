@@ -38,7 +38,7 @@ def order_entry(
         redis_prefix=f"{kafka.topic_prefix}mf:",
         tradable=[SYMBOL],
         log=log,
-        extra=["--snapshot-timeout", "0.5"],  # no publisher: replay the quote instead
+        snapshot_timeout=0.5,  # no publisher: replay the quote instead
     )
 
 

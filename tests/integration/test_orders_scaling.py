@@ -45,7 +45,7 @@ def order_entry(
         redis_prefix=f"{kafka.topic_prefix}{name}:",
         tradable=TRADABLE,
         log=log,
-        extra=["--ledger-prefix", f"{kafka.topic_prefix}ledger:"],
+        ledger_prefix=f"{kafka.topic_prefix}ledger:",
     )
 
 

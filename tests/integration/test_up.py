@@ -74,12 +74,12 @@ async def test_up_runs_for_duration_reports_and_leaves_nothing_behind(tmp_path: 
         "publisher",
         "order_entry",
         "portfolio",
-        "orderflow",
+        "order_flow",
     }
     assert not [name for name, pid in pids.items() if _alive(pid)]
     assert not (tmp_path / "state" / "up.json").exists()
     # The order flow stopped first and cleanly: everything it sent was acknowledged.
-    log = (tmp_path / "logs" / "orderflow.log").read_text()
+    log = (tmp_path / "logs" / "order_flow.log").read_text()
     stopped = [line for line in log.splitlines() if "stopped:" in line]
     assert stopped, log
     counts = re.search(r"stopped: (\d+) sent, (\d+) acked, 0 failed", stopped[-1])
@@ -97,7 +97,7 @@ async def test_up_stops_in_order_on_sigint(tmp_path: Path) -> None:
     assert "no simulated order flow (--orders-rate 0)" in out.decode()
     pids = state["processes"]
     assert isinstance(pids, dict)
-    assert "orderflow" not in pids
+    assert "order_flow" not in pids
     assert {"publisher", "order_entry", "portfolio"} <= set(pids)
     assert not [name for name, pid in pids.items() if _alive(pid)]
     # The publisher flushed before the broker went away: its log says everything was acked.

@@ -1,7 +1,9 @@
-"""The arithmetic of ``marketfeed lag``: samples of a cache and the broker in, lag and state out.
+"""The rules of ``marketfeed lag``: samples of a cache and the broker in, lag and state out.
 
-No I/O: ``marketfeed.lag`` takes the samples, this module judges them, so every rule below is
-unit-tested without servers.
+No I/O: ``marketfeed.lag.monitor`` takes the samples (``marketfeed.lag.sample``), this module
+judges them, so every rule below is unit-tested without servers. ``LagTracker.update`` does it
+in two steps: one pass over the partitions (:class:`PartitionPass`), then the service's verdict
+from that pass and the heartbeat (:func:`service_state`).
 
 Per assigned partition:
 
@@ -34,16 +36,23 @@ wait a second or two while the consumer as a whole makes progress).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import enum
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-LIVE = "live"
-IDLE = "idle"
-STALLED = "stalled"
-DOWN = "down"
+from marketfeed.lag.sample import CacheSample, PartitionSample, SymbolAge
 
 _NS = 1_000_000_000
+
+
+class LagState(enum.StrEnum):
+    """A partition's or a service's state; the value is what ``--json`` prints."""
+
+    LIVE = "live"
+    IDLE = "idle"
+    STALLED = "stalled"
+    DOWN = "down"  # a service only
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,61 +60,6 @@ class Thresholds:
     stale_after_s: float = 3.0  # heartbeat older than this: stalled (it beats about every 1 s)
     down_after_s: float = 5.0  # no heartbeat for this long: down
     stall_after_s: float = 1.0  # applied offset stuck this long with records waiting: stalled
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PartitionSample:
-    partition: int
-    high_watermark: int  # exact, from the broker (the offset the next record will get)
-    applied_offset: int | None  # offset of the last record the cache applied
-    quote_ts_ns: int | None = None  # publish time of the last quote applied
-    kafka_ts_ms: int | None = None  # Kafka timestamp of the last record applied
-
-    @property
-    def next_offset(self) -> int:
-        """Where the consumer stands: one past the last applied record (0 if none)."""
-        return 0 if self.applied_offset is None else self.applied_offset + 1
-
-    @property
-    def offset_lag(self) -> int:
-        return offset_lag(self.high_watermark, self.applied_offset)
-
-    @property
-    def position_ts_ns(self) -> int | None:
-        """Publish time of the last record applied, as well as the cache knows it."""
-        known = [
-            t
-            for t in (
-                self.quote_ts_ns,
-                None if self.kafka_ts_ms is None else self.kafka_ts_ms * 1_000_000,
-            )
-            if t is not None
-        ]
-        return max(known) if known else None
-
-
-@dataclass(frozen=True, slots=True)
-class SymbolAge:
-    symbol: str
-    age_s: float | None  # now - publish time of the cached quote; None: nothing cached
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CacheSample:
-    """One look at one service's cache and the broker, taken in that order's reverse.
-
-    The watermarks are read first (at ``began_ns``), the cache after (done at ``now_ns``), so an
-    offset lag is never inflated by records published while the cache was being read.
-    """
-
-    service: str
-    began_ns: int  # wall clock (time.time_ns(), the clock of publish times and heartbeats)
-    now_ns: int
-    has_meta: bool = True
-    heartbeat_ns: int | None = None  # last sign of life: heartbeat, else start time
-    partitions: Mapping[int, PartitionSample] = field(default_factory=dict)
-    interest_count: int = 0
-    worst_fresh: tuple[SymbolAge, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -117,7 +71,7 @@ class PartitionLag:
     time_lag_s: float | None  # None: behind, but no publish time known yet
     in_rate: float | None  # records/s arriving; None on the first sample
     apply_rate: float | None  # records/s the cache moved past
-    state: str  # live | idle | stalled
+    state: LagState  # live | idle | stalled
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -128,14 +82,14 @@ class PartitionLag:
             "time_lag_s": _round(self.time_lag_s),
             "in_rate": _round(self.in_rate, 1),
             "apply_rate": _round(self.apply_rate, 1),
-            "state": self.state,
+            "state": str(self.state),
         }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServiceLag:
     service: str
-    state: str  # live | idle | stalled | down
+    state: LagState
     reason: str
     heartbeat_age_s: float | None
     interest_count: int = 0
@@ -165,7 +119,7 @@ class ServiceLag:
     def as_dict(self) -> dict[str, Any]:
         return {
             "service": self.service,
-            "state": self.state,
+            "state": str(self.state),
             "reason": self.reason,
             "heartbeat_age_s": _round(self.heartbeat_age_s),
             "interest_count": self.interest_count,
@@ -181,12 +135,6 @@ class ServiceLag:
 
 
 # -- the rules ---------------------------------------------------------------------------------
-
-
-def offset_lag(high_watermark: int, applied_offset: int | None) -> int:
-    """Records on the broker the cache has not applied; never negative."""
-    position = 0 if applied_offset is None else applied_offset + 1
-    return max(0, high_watermark - position)
 
 
 def time_lag_s(
@@ -211,12 +159,45 @@ def rate(before: int | None, after: int | None, seconds: float) -> float | None:
     return (after - before) / seconds
 
 
-def worst_fresh(ages: Mapping[str, float | None], count: int) -> tuple[SymbolAge, ...]:
-    """The ``count`` symbols with the oldest cached quote; uncached ones first."""
-    ranked = sorted(
-        ages.items(), key=lambda item: (item[1] is not None, -(item[1] or 0.0), item[0])
-    )
-    return tuple(SymbolAge(symbol, age) for symbol, age in ranked[: max(0, count)])
+@dataclass(slots=True)
+class PartitionPass:
+    """What one pass over a sample's partitions found: the rows, and what the verdict needs."""
+
+    rows: list[PartitionLag] = field(default_factory=list)
+    stalled: list[str] = field(default_factory=list)  # why, for each stalled partition
+    quiet: bool = True  # no record arrived on any partition since the previous sample
+    moved: bool = False  # some partition's applied offset moved since the previous sample
+
+    @property
+    def offset_lag(self) -> int:
+        return sum(r.offset_lag for r in self.rows)
+
+
+def service_state(
+    heartbeat_age_s: float | None, found: PartitionPass, limits: Thresholds
+) -> tuple[LagState, str]:
+    """The service's state and why, from its heartbeat and its partitions (see the top)."""
+    lag = found.offset_lag
+    if heartbeat_age_s is None:
+        return LagState.DOWN, "no heartbeat yet"
+    if heartbeat_age_s > limits.down_after_s:
+        return LagState.DOWN, f"no heartbeat for {heartbeat_age_s:.1f}s"
+    if heartbeat_age_s > limits.stale_after_s:
+        return LagState.STALLED, f"heartbeat {heartbeat_age_s:.1f}s old"
+    if found.stalled and not found.moved:
+        return LagState.STALLED, "no progress: " + _some(found.stalled)
+    if not found.rows:
+        return LagState.IDLE, "no partitions assigned (no symbols of interest)"
+    if lag == 0:
+        return (
+            (LagState.IDLE, "caught up, feed quiet")
+            if found.quiet
+            else (LagState.LIVE, "caught up")
+        )
+    reason = f"{lag:,} records behind, applying"
+    if found.stalled:
+        reason += "; but " + _some(found.stalled)
+    return LagState.LIVE, reason
 
 
 @dataclass(slots=True)
@@ -233,6 +214,30 @@ class _History:
     caught_up_ns: dict[int, int] = field(default_factory=dict)
     stuck: dict[int, _Stuck] = field(default_factory=dict)
 
+    def keep_only(self, partitions: Iterable[int]) -> None:
+        """Forget partitions no longer assigned (all of them for an empty ``partitions``)."""
+        kept = set(partitions)
+        for memo in (self.caught_up_ns, self.stuck):
+            for gone in set(memo) - kept:
+                del memo[gone]
+
+
+@dataclass(frozen=True, slots=True)
+class _Interval:
+    """Seconds since the previous sample, by each clock: watermarks at the start of a sample,
+    the cache at its end."""
+
+    arrivals: float
+    applied: float
+
+    @classmethod
+    def between(cls, previous: CacheSample | None, sample: CacheSample) -> _Interval:
+        if previous is None:
+            return cls(0.0, 0.0)
+        return cls(
+            (sample.began_ns - previous.began_ns) / _NS, (sample.now_ns - previous.now_ns) / _NS
+        )
+
 
 class LagTracker:
     """Judges each new sample of a service against what it saw before (no I/O)."""
@@ -244,98 +249,88 @@ class LagTracker:
     def update(self, sample: CacheSample) -> ServiceLag:
         history = self._history.setdefault(sample.service, _History())
         previous, history.previous = history.previous, sample
-        limits = self.thresholds
-        heartbeat_age = (
-            max(0, sample.now_ns - sample.heartbeat_ns) / _NS
-            if sample.heartbeat_ns is not None
-            else None
-        )
         if not sample.has_meta:
-            history.caught_up_ns.clear()
-            history.stuck.clear()
+            history.keep_only(())
             return ServiceLag(
                 service=sample.service,
-                state=DOWN,
+                state=LagState.DOWN,
                 reason="consumer never started (its cache has no meta)",
                 heartbeat_age_s=None,
             )
-        # Watermarks are read at the start of a sample, the cache at its end.
-        in_seconds = (sample.began_ns - previous.began_ns) / _NS if previous else 0.0
-        applied_seconds = (sample.now_ns - previous.now_ns) / _NS if previous else 0.0
-        rows: list[PartitionLag] = []
-        stalled: list[str] = []
-        quiet = previous is not None
-        moved = False
-        for number, part in sorted(sample.partitions.items()):
-            before = previous.partitions.get(number) if previous else None
-            lag = part.offset_lag
-            timed = time_lag_s(
-                lag, part.position_ts_ns, sample.now_ns, history.caught_up_ns.get(number)
-            )
-            stuck = self._note_stuck(history, part, before, sample.began_ns)
-            arrived = before is None or part.high_watermark != before.high_watermark
-            quiet = quiet and not arrived
-            moved = moved or (before is not None and before.applied_offset != part.applied_offset)
-            if stuck is not None:
-                state = STALLED
-                stalled.append(
-                    f"partition {number} applied offset stuck at {part.applied_offset} for "
-                    f"{(sample.now_ns - stuck.since_ns) / _NS:.1f}s, offset lag "
-                    f"{stuck.first_lag:,} -> {lag:,}"
-                )
-            elif lag == 0 and not arrived:
-                state = IDLE
-            else:
-                state = LIVE
-            rows.append(
-                PartitionLag(
-                    partition=number,
-                    high_watermark=part.high_watermark,
-                    applied_offset=part.applied_offset,
-                    offset_lag=lag,
-                    time_lag_s=timed,
-                    in_rate=rate(
-                        before.high_watermark if before else None, part.high_watermark, in_seconds
-                    ),
-                    apply_rate=rate(_position(before), _position(part), applied_seconds),
-                    state=state,
-                )
-            )
-            if lag == 0:
-                history.caught_up_ns[number] = sample.began_ns
-        for gone in set(history.caught_up_ns) - set(sample.partitions):
-            del history.caught_up_ns[gone]
-        for gone in set(history.stuck) - set(sample.partitions):
-            del history.stuck[gone]
-
-        total_lag = sum(r.offset_lag for r in rows)
-        if heartbeat_age is None:
-            state, reason = DOWN, "no heartbeat yet"
-        elif heartbeat_age > limits.down_after_s:
-            state, reason = DOWN, f"no heartbeat for {heartbeat_age:.1f}s"
-        elif heartbeat_age > limits.stale_after_s:
-            state, reason = STALLED, f"heartbeat {heartbeat_age:.1f}s old"
-        elif stalled and not moved:
-            state, reason = STALLED, "no progress: " + _some(stalled)
-        elif not rows:
-            state, reason = IDLE, "no partitions assigned (no symbols of interest)"
-        elif total_lag == 0 and quiet:
-            state, reason = IDLE, "caught up, feed quiet"
-        elif total_lag == 0:
-            state, reason = LIVE, "caught up"
-        else:
-            state, reason = LIVE, f"{total_lag:,} records behind, applying"
-            if stalled:
-                reason += "; but " + _some(stalled)
+        found = self._partitions(history, sample, previous)
+        state, reason = service_state(sample.heartbeat_age_s, found, self.thresholds)
         return ServiceLag(
             service=sample.service,
             state=state,
             reason=reason,
-            heartbeat_age_s=heartbeat_age,
+            heartbeat_age_s=sample.heartbeat_age_s,
             interest_count=sample.interest_count,
-            partitions=tuple(rows),
+            partitions=tuple(found.rows),
             worst_fresh=sample.worst_fresh,
         )
+
+    def _partitions(
+        self, history: _History, sample: CacheSample, previous: CacheSample | None
+    ) -> PartitionPass:
+        """Judge each partition of ``sample``; note what the service's verdict needs."""
+        found = PartitionPass(quiet=previous is not None)
+        interval = _Interval.between(previous, sample)
+        for number, part in sorted(sample.partitions.items()):
+            before = previous.partitions.get(number) if previous else None
+            arrived = before is None or part.high_watermark != before.high_watermark
+            found.quiet = found.quiet and not arrived
+            found.moved = found.moved or (
+                before is not None and before.applied_offset != part.applied_offset
+            )
+            row, stall = self._partition(history, sample, part, before, arrived, interval)
+            found.rows.append(row)
+            if stall is not None:
+                found.stalled.append(stall)
+        history.keep_only(sample.partitions)
+        return found
+
+    def _partition(
+        self,
+        history: _History,
+        sample: CacheSample,
+        part: PartitionSample,
+        before: PartitionSample | None,
+        arrived: bool,
+        interval: _Interval,
+    ) -> tuple[PartitionLag, str | None]:
+        """One partition's lag and state; and why it is stalled, if it is."""
+        number, lag = part.partition, part.offset_lag
+        timed = time_lag_s(
+            lag, part.position_ts_ns, sample.now_ns, history.caught_up_ns.get(number)
+        )
+        stuck = self._note_stuck(history, part, before, sample.began_ns)
+        stall = None
+        if stuck is not None:
+            state = LagState.STALLED
+            stall = (
+                f"partition {number} applied offset stuck at {part.applied_offset} for "
+                f"{(sample.now_ns - stuck.since_ns) / _NS:.1f}s, offset lag "
+                f"{stuck.first_lag:,} -> {lag:,}"
+            )
+        elif lag == 0 and not arrived:
+            state = LagState.IDLE
+        else:
+            state = LagState.LIVE
+        if lag == 0:
+            history.caught_up_ns[number] = sample.began_ns
+        row = PartitionLag(
+            partition=number,
+            high_watermark=part.high_watermark,
+            applied_offset=part.applied_offset,
+            offset_lag=lag,
+            time_lag_s=timed,
+            in_rate=rate(
+                before.high_watermark if before else None, part.high_watermark, interval.arrivals
+            ),
+            apply_rate=rate(_position(before), _position(part), interval.applied),
+            state=state,
+        )
+        return row, stall
 
     def _note_stuck(
         self,

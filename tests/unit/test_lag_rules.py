@@ -1,23 +1,20 @@
-"""marketfeed.lagcalc: offset and time lag, rates, and live / idle / stalled / down from samples."""
+"""marketfeed.lag.rules: offset and time lag, rates, live / idle / stalled / down from samples."""
 
 from __future__ import annotations
 
 import pytest
 
-from marketfeed.lagcalc import (
-    DOWN,
-    IDLE,
-    LIVE,
-    STALLED,
-    CacheSample,
+from marketfeed.lag.rules import (
+    LagState,
     LagTracker,
-    PartitionSample,
+    PartitionLag,
+    PartitionPass,
     Thresholds,
-    offset_lag,
     rate,
+    service_state,
     time_lag_s,
-    worst_fresh,
 )
+from marketfeed.lag.sample import CacheSample, PartitionSample, offset_lag, worst_fresh
 
 S = 1_000_000_000
 T0 = 1_700_000_000 * S  # a wall-clock instant, ns
@@ -135,7 +132,7 @@ def test_live_when_applying_and_rates_from_two_samples() -> None:
     lag = tracker.update(
         sample(1, part(0, 2000, 1995, ts_ns=T0 + S), part(1, 700, 699, ts_ns=T0 + S))
     )
-    assert lag.state == LIVE
+    assert lag.state == LagState.LIVE
     assert lag.offset_lag == 4
     assert [p.offset_lag for p in lag.partitions] == [4, 0]
     assert lag.in_rate == pytest.approx(1000 + 200)
@@ -148,8 +145,8 @@ def test_caught_up_with_records_arriving_is_live_not_idle() -> None:
     tracker = LagTracker()
     tracker.update(sample(0, part(0, 1000, 999)))
     lag = tracker.update(sample(1, part(0, 2000, 1999)))
-    assert lag.state == LIVE
-    assert lag.partitions[0].state == LIVE
+    assert lag.state == LagState.LIVE
+    assert lag.partitions[0].state == LagState.LIVE
 
 
 def test_quiet_feed_is_idle_with_zero_time_lag() -> None:
@@ -157,26 +154,26 @@ def test_quiet_feed_is_idle_with_zero_time_lag() -> None:
     tracker = LagTracker()
     tracker.update(sample(0, part(0, 1000, 999, ts_ns=hours_ago)))
     lag = tracker.update(sample(1, part(0, 1000, 999, ts_ns=hours_ago)))
-    assert lag.state == IDLE
+    assert lag.state == LagState.IDLE
     assert lag.time_lag_s == 0.0
-    assert lag.partitions[0].state == IDLE
+    assert lag.partitions[0].state == LagState.IDLE
 
 
 def test_empty_topic_is_idle() -> None:
     tracker = LagTracker()
     tracker.update(sample(0, part(0, 0, None), part(1, 0, None)))
     lag = tracker.update(sample(1, part(0, 0, None), part(1, 0, None)))
-    assert (lag.state, lag.offset_lag, lag.time_lag_s) == (IDLE, 0, 0.0)
+    assert (lag.state, lag.offset_lag, lag.time_lag_s) == (LagState.IDLE, 0, 0.0)
 
 
 def test_stalled_when_lag_grows_and_applied_offsets_do_not_move() -> None:
     tracker = LagTracker()
     tracker.update(sample(0, part(0, 1000, 900, ts_ns=T0), part(1, 50, 49)))
     lag = tracker.update(sample(1, part(0, 1500, 900, ts_ns=T0), part(1, 50, 49)))
-    assert lag.state == STALLED
+    assert lag.state == LagState.STALLED
     assert "partition 0" in lag.reason
     assert "99 -> 599" in lag.reason
-    assert lag.partitions[0].state == STALLED
+    assert lag.partitions[0].state == LagState.STALLED
     assert lag.partitions[0].apply_rate == 0.0
 
 
@@ -184,7 +181,7 @@ def test_not_stalled_when_the_applied_offset_moves() -> None:
     tracker = LagTracker()
     tracker.update(sample(0, part(0, 1000, 900)))
     lag = tracker.update(sample(1, part(0, 1500, 901)))
-    assert lag.state == LIVE
+    assert lag.state == LagState.LIVE
 
 
 def test_not_stalled_by_records_that_just_arrived() -> None:
@@ -192,32 +189,32 @@ def test_not_stalled_by_records_that_just_arrived() -> None:
     # is not a stall.
     tracker = LagTracker()
     tracker.update(sample(0, part(0, 10, 9)))
-    assert tracker.update(sample(1, part(0, 11, 9))).state == LIVE
+    assert tracker.update(sample(1, part(0, 11, 9))).state == LagState.LIVE
     # Still not applied a second later: now it is.
-    assert tracker.update(sample(2, part(0, 11, 9))).state == STALLED
+    assert tracker.update(sample(2, part(0, 11, 9))).state == LagState.STALLED
 
 
 def test_not_stalled_before_stall_after_has_passed() -> None:
     tracker = LagTracker(Thresholds(stall_after_s=2.0))
     tracker.update(sample(0, part(0, 100, 50)))
-    assert tracker.update(sample(1, part(0, 200, 50))).state == LIVE
-    assert tracker.update(sample(2, part(0, 300, 50))).state == STALLED
+    assert tracker.update(sample(1, part(0, 200, 50))).state == LagState.LIVE
+    assert tracker.update(sample(2, part(0, 300, 50))).state == LagState.STALLED
 
 
 def test_one_partition_stalled_while_others_move_is_live_and_named() -> None:
     tracker = LagTracker()
     tracker.update(sample(0, part(0, 1000, 900), part(1, 1000, 900)))
     lag = tracker.update(sample(1, part(0, 1500, 900), part(1, 1500, 1400)))
-    assert lag.state == LIVE
+    assert lag.state == LagState.LIVE
     assert "partition 0" in lag.reason
-    assert [p.state for p in lag.partitions] == [STALLED, LIVE]
+    assert [p.state for p in lag.partitions] == [LagState.STALLED, LagState.LIVE]
 
 
 def test_stalled_when_heartbeat_is_stale() -> None:
     tracker = LagTracker(Thresholds(stale_after_s=3.0, down_after_s=5.0))
     tracker.update(sample(0, part(0, 10, 9), heartbeat_age_s=3.5))
     lag = tracker.update(sample(1, part(0, 10, 9), heartbeat_age_s=4.0))
-    assert lag.state == STALLED
+    assert lag.state == LagState.STALLED
     assert "heartbeat" in lag.reason
 
 
@@ -225,13 +222,13 @@ def test_down_when_heartbeat_is_older_than_down_after() -> None:
     tracker = LagTracker(Thresholds(down_after_s=5.0))
     tracker.update(sample(0, part(0, 10, 9), heartbeat_age_s=5.5))
     lag = tracker.update(sample(1, part(0, 10, 9), heartbeat_age_s=6.5))
-    assert lag.state == DOWN
+    assert lag.state == LagState.DOWN
     assert "no heartbeat for 6.5s" in lag.reason
 
 
 def test_down_and_never_started_without_meta() -> None:
     lag = LagTracker().update(sample(0, has_meta=False, heartbeat_age_s=None))
-    assert lag.state == DOWN
+    assert lag.state == LagState.DOWN
     assert "never started" in lag.reason
     assert lag.partitions == ()
 
@@ -239,7 +236,7 @@ def test_down_and_never_started_without_meta() -> None:
 def test_no_partitions_assigned_is_idle() -> None:
     tracker = LagTracker()
     tracker.update(sample(0))
-    assert tracker.update(sample(1)).state == IDLE
+    assert tracker.update(sample(1)).state == LagState.IDLE
 
 
 def test_services_are_tracked_apart() -> None:
@@ -248,14 +245,57 @@ def test_services_are_tracked_apart() -> None:
     tracker.update(sample(0, part(0, 100, 99), service="portfolio"))
     a = tracker.update(sample(1, part(0, 200, 50), service="order_entry"))
     b = tracker.update(sample(1, part(0, 200, 199), service="portfolio"))
-    assert (a.state, b.state) == (STALLED, LIVE)
+    assert (a.state, b.state) == (LagState.STALLED, LagState.LIVE)
 
 
 def test_as_dict_is_json_ready() -> None:
     tracker = LagTracker()
     tracker.update(sample(0, part(0, 100, 50, ts_ns=T0)))
     out = tracker.update(sample(1, part(0, 200, 150, ts_ns=T0))).as_dict()
-    assert out["state"] == LIVE
+    assert out["state"] == "live"  # the wire value of LagState.LIVE
+    assert type(out["state"]) is str
     assert out["offset_lag"] == 49
     assert out["partitions"][0]["apply_rate"] == pytest.approx(100.0)
     assert set(out) >= {"service", "reason", "heartbeat_age_s", "time_lag_s", "worst_fresh"}
+
+
+def _found(
+    *lags: int, stalled: bool = False, moved: bool = True, quiet: bool = False
+) -> PartitionPass:
+    rows = [
+        PartitionLag(
+            partition=i,
+            high_watermark=lag,
+            applied_offset=None,
+            offset_lag=lag,
+            time_lag_s=0.0,
+            in_rate=None,
+            apply_rate=None,
+            state=LagState.LIVE,
+        )
+        for i, lag in enumerate(lags)
+    ]
+    return PartitionPass(
+        rows=rows, stalled=["partition 0 stuck"] if stalled else [], quiet=quiet, moved=moved
+    )
+
+
+@pytest.mark.parametrize(
+    ("heartbeat_age_s", "found", "state", "reason"),
+    [
+        (None, _found(5), LagState.DOWN, "no heartbeat yet"),
+        (9.0, _found(5), LagState.DOWN, "no heartbeat for 9.0s"),
+        (4.0, _found(5), LagState.STALLED, "heartbeat 4.0s old"),
+        (0.1, _found(5, stalled=True, moved=False), LagState.STALLED, "no progress: "),
+        (0.1, _found(), LagState.IDLE, "no partitions assigned"),
+        (0.1, _found(0, 0, quiet=True), LagState.IDLE, "caught up, feed quiet"),
+        (0.1, _found(0, 0), LagState.LIVE, "caught up"),
+        (0.1, _found(5, 2, stalled=True), LagState.LIVE, "7 records behind, applying; but "),
+    ],
+)
+def test_service_state_rules_in_order(
+    heartbeat_age_s: float | None, found: PartitionPass, state: LagState, reason: str
+) -> None:
+    got_state, got_reason = service_state(heartbeat_age_s, found, Thresholds())
+    assert got_state is state
+    assert got_reason.startswith(reason)

@@ -1,9 +1,8 @@
-"""The simulated order flow: random orders from simulated accounts, paced, on ``orders.commands``.
+"""Sending the simulated order flow: the pacer, the producer, the quotes that price limits.
 
-``python -m marketfeed.orderflow`` (``marketfeed up`` runs it as a child process, like the
-publisher). What to send comes from :mod:`marketfeed.ordermix` (seeded, so ``--seed`` repeats
-the same orders); this module owns the sending: the pacer, the producer, the quotes that price
-limit orders, the counters and the lifecycle.
+What to send comes from :mod:`order_flow.mix` (seeded, so ``--seed`` repeats the same orders);
+this module owns the sending: the pacer, the producer, the quotes that price limit orders, the
+counters and the lifecycle.
 
 Pacing: order *i* is due at ``start + i / rate`` (``feed_publisher.pacer``), so a driver that
 stalls catches up rather than quietly sending fewer orders, and its lateness behind that
@@ -18,110 +17,34 @@ the order goes out as a market order, so the sequence of orders never depends on
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import logging
 import secrets
-import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from common.cache.reader import QuoteReader
-from common.cli import OneLineParser, run_async
-from common.config import (
-    add_arguments,
-    build,
-    in_range,
-    known_log_level,
-    positive,
-    redis_url,
-    setting,
-)
-from common.errors import CacheUnavailableError, ConfigError
-from common.kafka import KafkaSettings, TopicSpec, ensure_topics, with_backoff
+from common.errors import CacheUnavailableError
+from common.kafka import TopicSpec, ensure_topics, with_backoff
 from common.lifecycle import Lifecycle, cancel_and_wait
-from common.logs import setup_logging
 from common.metrics import LatencyHistogram
 from common.schema import NewOrder, Quote
-from common.service import serve
-from common.symbols import load_symbols
 from common.topics import symbol_key
 from feed_publisher.pacer import Pacer
-from marketfeed.ordermix import Intent, Kind, OrderMix, account_names, limit_price
+from order_flow.config import OrderFlowConfig
+from order_flow.mix import Intent, Kind, OrderMix, account_names, limit_price
 
-log = logging.getLogger("marketfeed.orderflow")
+log = logging.getLogger("order_flow")
 
-PROG = "marketfeed.orderflow"
-DESCRIPTION = (
-    "Send a paced stream of random orders from simulated accounts to orders.commands: mostly "
-    "market orders, some limit orders (marketable, and passive ones that are cancelled) and a "
-    "few bad ones that order_entry rejects. Every option can also be set by the MARKETFEED_* "
-    "environment variable named in its help."
-)
-MAX_ACCOUNTS = 999
 STATS_EVERY_S = 5.0
 # Orders released in one cycle when the driver is behind its schedule.
 MAX_BATCH = 100
-
-
-def _account_count(value: int) -> str | None:
-    return None if 0 < value <= MAX_ACCOUNTS else f"must be between 1 and {MAX_ACCOUNTS}"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class OrderFlowConfig(KafkaSettings):
-    orders_rate: float = setting(2.0, help="orders per second", check=positive)
-    accounts: int = setting(
-        10, help="number of simulated accounts, acct-01 .. acct-NN", check=_account_count
-    )
-    tradable: tuple[str, ...] = setting(
-        (), help="symbols to trade, comma-separated (order_entry's tradable set)"
-    )
-    tradable_file: Path | None = setting(None, help="file of symbols to trade, one per line")
-    seed: int | None = setting(
-        None, help="random seed; the same seed sends the same orders (default: random)"
-    )
-    limit_ratio: float = setting(
-        0.2,
-        help="share of orders with a limit: half marketable (filled), half passive (cancelled)",
-        check=in_range(0.0, 1.0),
-    )
-    bad_ratio: float = setting(
-        0.05,
-        help="share of deliberately bad orders (qty over --max-qty, a symbol that is not "
-        "tradable, a limit outside --limit-band), which order_entry rejects",
-        check=in_range(0.0, 1.0),
-    )
-    max_qty: int = setting(
-        100_000, help="order_entry's largest quantity (a bad order asks for more)", check=positive
-    )
-    limit_band: float = setting(
-        0.10,
-        help="order_entry's limit band, a fraction of the mid (a bad limit lies outside it)",
-        check=in_range(0.0001, 10.0),
-    )
-    redis_url: str | None = setting(
-        None,
-        help="order_entry's quote cache, to price limit orders (default: none, every order "
-        "goes out at market)",
-        check=redis_url,
-    )
-    redis_prefix: str = setting("mf:", help="key prefix of that cache")
-    log_level: str = setting("INFO", help="log level", check=known_log_level)
-
-    def __post_init__(self) -> None:
-        if self.limit_ratio + self.bad_ratio > 1.0:
-            raise ConfigError(
-                f"--limit-ratio={self.limit_ratio} and --bad-ratio={self.bad_ratio}: "
-                "must add up to at most 1"
-            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,18 +82,8 @@ class OrderFlow(Lifecycle):
         self._started_at = 0.0
         self._producer: AIOKafkaProducer | None = None
         self._quotes: QuoteReader | None = None
-        self._stack = contextlib.AsyncExitStack()
 
-    async def start(self) -> None:
-        if self._producer is not None:
-            return
-        try:
-            await self._open()
-        except BaseException:
-            await self.stop()
-            raise
-
-    async def _open(self) -> None:
+    async def _start(self) -> None:
         cfg = self.config
         topics = cfg.topics
         # Creates nothing when order_entry runs; refuses a partition count that breaks routing.
@@ -183,15 +96,15 @@ class OrderFlow(Lifecycle):
         )
         if cfg.redis_url is not None:
             quotes = QuoteReader.from_url(cfg.redis_url, prefix=cfg.redis_prefix)
-            self._stack.push_async_callback(quotes.aclose)
+            self.resources.push_async_callback(quotes.aclose)
             self._quotes = quotes
         producer = AIOKafkaProducer(
-            bootstrap_servers=cfg.bootstrap, client_id="marketfeed-orderflow", acks="all"
+            bootstrap_servers=cfg.bootstrap, client_id="marketfeed-order-flow", acks="all"
         )
         # Registered before start: a start that fails half-way still closes what it opened.
-        self._stack.push_async_callback(producer.stop)
+        self.resources.push_async_callback(producer.stop)
         await with_backoff(
-            "orderflow", producer.start, bootstrap=cfg.bootstrap, timeout=cfg.connect_timeout
+            "order_flow", producer.start, bootstrap=cfg.bootstrap, timeout=cfg.connect_timeout
         )
         self._producer = producer
         log.info(
@@ -212,7 +125,7 @@ class OrderFlow(Lifecycle):
                 await producer.flush()
             except KafkaError as exc:
                 log.warning("flush on stop failed: %s", exc)
-        await self._stack.aclose()
+        await super().stop()
         self._quotes = None
         if producer is not None:
             s = self.stats()
@@ -229,7 +142,7 @@ class OrderFlow(Lifecycle):
         stop = stop or asyncio.Event()
         pacer = Pacer(self.config.orders_rate, max_batch=MAX_BATCH)
         self._started_at = time.monotonic()
-        reporter = asyncio.create_task(self._report(), name="orderflow-stats")
+        reporter = asyncio.create_task(self._report(), name="order-flow-stats")
         try:
             while not stop.is_set():
                 n = pacer.due()
@@ -326,30 +239,3 @@ class OrderFlow(Lifecycle):
             elapsed_s=time.monotonic() - self._started_at if self._started_at else 0.0,
             lateness_p99_ms=self.lateness.percentiles().p99_ms,
         )
-
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    add_arguments(parser, OrderFlowConfig)
-
-
-async def run(args: argparse.Namespace) -> int:
-    config = build(OrderFlowConfig, args)
-    tradable = load_symbols(config.tradable, config.tradable_file, flag="--tradable")
-    if not tradable:
-        raise ConfigError("--tradable: no symbols to trade given (--tradable or --tradable-file)")
-    setup_logging(config.log_level)
-    flow = OrderFlow(config, tradable=sorted(tradable))
-    # serve(): SIGINT/SIGTERM stop it cleanly even during a slow start (a broker still coming
-    # up); the sending task is cancelled, then stop() flushes what was sent.
-    return await serve(flow, flow.run)
-
-
-def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
-    parser = OneLineParser(prog=prog, description=DESCRIPTION)
-    configure(parser)
-    args = parser.parse_args(argv)
-    return run_async(prog, lambda: run(args))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

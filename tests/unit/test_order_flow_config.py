@@ -10,8 +10,8 @@ import pytest
 from common.cli import OneLineParser
 from common.config import add_arguments, build
 from common.errors import ConfigError
-from marketfeed.orderflow import OrderFlowConfig
 from marketfeed.up import UpConfig
+from order_flow.config import OrderFlowConfig
 
 
 def _build(cls: type[Any], argv: Sequence[str] = (), env: Mapping[str, str] | None = None) -> Any:

@@ -1,4 +1,4 @@
-"""marketfeed.ordermix: the simulated order flow is seeded, has every kind, and prices limits right.
+"""order_flow.mix: the simulated order flow is seeded, has every kind, and prices limits right.
 
 A limit priced here must get the outcome its kind promises from order_entry's own decision
 (``order_entry.validate.decide``) against the same quote: that is the contract that makes every
@@ -21,7 +21,8 @@ from common.schema.orders import (
     REJECT_UNKNOWN_SYMBOL,
 )
 from feed_publisher.universe import universe
-from marketfeed.ordermix import (
+from order_entry.validate import Limits, decide
+from order_flow.mix import (
     BAD_KINDS,
     Intent,
     Kind,
@@ -30,7 +31,6 @@ from marketfeed.ordermix import (
     limit_price,
     unknown_symbols,
 )
-from order_entry.validate import Limits, decide
 
 TRADABLE = universe(20)
 TS = 1_700_000_000_000_000_000

@@ -1,0 +1,1 @@
+"""The simulated order flow: random orders from simulated accounts, paced, on orders.commands."""

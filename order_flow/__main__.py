@@ -1,0 +1,7 @@
+"""``python -m order_flow``."""
+
+import sys
+
+from order_flow.cli import main
+
+sys.exit(main())

@@ -1,0 +1,108 @@
+"""``marketfeed up`` launches each child from a config built from up's settings and environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import TopicPartition
+
+from common.cli import OneLineParser
+from common.config import add_arguments, build, to_argv
+from common.topics import Topics
+from feed_publisher.config import PublisherConfig
+from feed_publisher.universe import universe
+from marketfeed.status import StatusLine
+from marketfeed.up import Launch, Up, UpConfig
+from order_entry.config import OrderEntryConfig
+from order_flow.config import OrderFlowConfig
+from portfolio.config import PortfolioConfig
+
+
+class FakeServers:
+    bootstrap = "127.0.0.1:19092"
+
+    def redis_url(self, service: str) -> str:
+        return f"redis://127.0.0.1:1/{len(service)}"
+
+
+def launches(tmp_path: Path, **up: Any) -> dict[str, Launch]:
+    config = UpConfig(log_dir=tmp_path, **up)
+    return {launch.name: launch for launch in Up(config)._launches(FakeServers())}  # type: ignore[arg-type]
+
+
+def test_up_settings_and_environment_reach_the_children(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MARKETFEED_SESSION_TIMEOUT", "2")
+    monkeypatch.setenv("MARKETFEED_MAX_QTY", "500")
+    monkeypatch.setenv("MARKETFEED_BAD_RATIO", "0.3")
+    children = launches(tmp_path, symbols=50, rate=1000.0, seed=7, tradable=3, watchlist=2)
+    assert list(children) == ["publisher", "order_entry", "portfolio", "order_flow"]
+    publisher = children["publisher"].config
+    assert (publisher.bootstrap, publisher.symbols, publisher.rate, publisher.seed) == (
+        "127.0.0.1:19092",
+        50,
+        1000.0,
+        7,
+    )
+    entry, portfolio = children["order_entry"].config, children["portfolio"].config
+    assert entry.session_timeout == portfolio.session_timeout == 2.0
+    assert entry.redis_url != portfolio.redis_url
+    assert entry.tradable == ()
+    assert entry.tradable_file.read_text().split() == ["AAAA", "AAAB", "AAAC"]
+    assert portfolio.watchlist == ("AAAA", "AAAB")
+    flow = children["order_flow"].config
+    # The flow's bad orders are bad by order_entry's own limits, priced from its cache.
+    assert (flow.max_qty, flow.redis_url, flow.bad_ratio) == (500, entry.redis_url, 0.3)
+    assert flow.tradable_file == entry.tradable_file
+
+
+def test_up_counts_and_duration_are_never_read_as_the_childrens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Set for up: counts, and up's own duration. As a service setting each would be wrong.
+    monkeypatch.setenv("MARKETFEED_TRADABLE", "5")
+    monkeypatch.setenv("MARKETFEED_WATCHLIST", "4")
+    monkeypatch.setenv("MARKETFEED_DURATION", "8")
+    monkeypatch.setenv("MARKETFEED_TOPIC_PREFIX", "other.")
+    children = launches(tmp_path, orders_rate=0.0)
+    assert "order_flow" not in children
+    assert children["publisher"].config.duration is None
+    assert children["order_entry"].config.tradable == ()
+    assert children["portfolio"].config.watchlist == tuple(universe(10))  # up's default
+    assert {c.config.topic_prefix for c in children.values()} == {""}
+
+
+def test_child_argv_rebuilds_its_config_whatever_env_it_inherits(tmp_path: Path) -> None:
+    inherited = {"MARKETFEED_TRADABLE": "5", "MARKETFEED_SESSION_TIMEOUT": "99"}
+    for cls, launch in zip(
+        (PublisherConfig, OrderEntryConfig, PortfolioConfig, OrderFlowConfig),
+        launches(tmp_path).values(),
+        strict=True,
+    ):
+        parser = OneLineParser(prog=launch.module)
+        add_arguments(parser, cls)
+        args = parser.parse_args(to_argv(launch.config))
+        assert build(cls, args, environ=inherited) == launch.config
+
+
+def test_status_line_sums_partitions_and_rates_since_the_previous_line() -> None:
+    topics = Topics(prefix="")
+    status = StatusLine(topics, started=100.0)
+    marks = {
+        TopicPartition(topics.quotes, 0): 600,
+        TopicPartition(topics.quotes, 1): 300,
+        TopicPartition(topics.trades, 0): 100,
+        TopicPartition(topics.orders_commands, 3): 4,
+        TopicPartition(topics.orders_events, 3): 8,
+    }
+    first = status.line(marks, now=101.0)
+    assert "published        1,000      1,000 msg/s" in first
+    assert "md.quotes hw 900  md.trades hw 100" in first
+    assert "orders.commands hw 4 (4.0/s)  orders.events hw 8" in first
+    marks[TopicPartition(topics.quotes, 0)] = 1600
+    second = status.line(marks, now=103.0)
+    assert second.startswith("[     3s] published        2,000        500 msg/s")
+    assert "(0.0/s)" in second
