@@ -12,8 +12,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import feed_publisher.cli
-import marketfeed.bench.consumers
-import marketfeed.bench.orders
+import marketfeed.bench.consumers.command
+import marketfeed.bench.orders.command
 import marketfeed.bench.publisher
 import marketfeed.lag
 import marketfeed.order
@@ -94,15 +94,15 @@ BENCHES = [
         "consumers",
         "consumer lag, publish->readable latency and throughput: the caching consumer beside "
         "a naive one and a bare consume loop",
-        marketfeed.bench.consumers.configure,
-        marketfeed.bench.consumers.run,
+        marketfeed.bench.consumers.command.configure,
+        marketfeed.bench.consumers.command.run,
     ),
     Command(
         "orders",
         "orders/s and command->event latency through order_entry beside a bare echo consumer, "
         "with quotes flowing; join + warm time of a new order_entry",
-        marketfeed.bench.orders.configure,
-        marketfeed.bench.orders.run,
+        marketfeed.bench.orders.command.configure,
+        marketfeed.bench.orders.command.run,
     ),
     Command(
         "publisher",

@@ -23,7 +23,7 @@ from common.kafka import KafkaSettings, ensure_topics, market_data_topics
 from common.logs import setup_logging
 from feed_publisher.config import PublisherConfig
 from feed_publisher.publisher import Publisher
-from marketfeed.bench.common import bench_broker, run_prefix, table
+from marketfeed.bench.core.servers import bench_broker, run_prefix, table
 
 # Far above anything reachable here: the pacer then always has max_batch ticks due.
 _UNTHROTTLED = 1e9

@@ -7,9 +7,9 @@ import pytest
 from common.config import build
 from common.errors import ConfigError
 from common.schema import NewOrder, OrderFilled, decode
-from marketfeed.bench.order_echo import echo_of
-from marketfeed.bench.order_results import TargetStep, ratios
-from marketfeed.bench.order_settings import OrdersBenchConfig
+from marketfeed.bench.orders.echo import echo_of
+from marketfeed.bench.orders.results import TargetStep, ratios
+from marketfeed.bench.orders.settings import OrdersBenchConfig
 
 
 def test_echo_answers_a_command_with_a_fill_of_the_same_order() -> None:

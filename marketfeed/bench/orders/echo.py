@@ -1,6 +1,6 @@
 """The baseline of ``marketfeed bench orders``: a bare echo of ``orders.commands``.
 
-``python -m marketfeed.bench.order_echo --bootstrap HOST:PORT --topic-prefix P``: an aiokafka
+``python -m marketfeed.bench.orders.echo --bootstrap HOST:PORT --topic-prefix P``: an aiokafka
 consume -> produce loop that answers every command with an OrderFilled-shaped event on
 ``orders.events`` (same key, so the same partition), without Redis, validation, ledger or
 consumer group: every command partition is assigned manually, so it serves at once. What it
@@ -33,7 +33,7 @@ from common.schema.codec import SCHEMA_VERSION, pack, unpack
 from common.schema.orders import ORDER_FILLED_TYPE
 from common.service import serve
 
-PROG = "marketfeed.bench.order_echo"
+PROG = "marketfeed.bench.orders.echo"
 log = logging.getLogger(__name__)
 
 # The fill price of every echo: the figure is the round trip, not a price.

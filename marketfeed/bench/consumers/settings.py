@@ -23,8 +23,8 @@ from common.config import (
 )
 from common.errors import ConfigError
 from feed_publisher.universe import MAX_SYMBOLS
-from marketfeed.bench.params import CONSUMERS
-from marketfeed.bench.schedule import Plan
+from marketfeed.bench.consumers.params import CONSUMERS
+from marketfeed.bench.consumers.step import Plan
 
 # What --smoke sets: a run of seconds that exercises every figure (CI runs it).
 SMOKE = {

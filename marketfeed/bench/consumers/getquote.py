@@ -23,7 +23,7 @@ from common.cache.keys import CacheKeys
 from common.cache.reader import QuoteReader
 from common.errors import CacheUnavailableError
 from common.metrics import LatencyHistogram
-from marketfeed.bench.results import GetQuote, LatencyPair
+from marketfeed.bench.consumers.results import GetQuote, LatencyPair
 
 _WARMUP_CALLS = 100
 

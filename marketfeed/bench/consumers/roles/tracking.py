@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from common.metrics import LatencyHistogram
-from marketfeed.bench.params import WorkerParams
+from marketfeed.bench.consumers.params import WorkerParams
 
 
 class ConsumerTracker:

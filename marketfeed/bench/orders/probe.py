@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from common.lifecycle import Lifecycle, cancel_and_wait
 from common.schema.orders import ORDER_FILLED_TYPE
-from marketfeed.bench.order_driver import OrderDriver
+from marketfeed.bench.orders.driver import OrderDriver
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from marketfeed.bench.results import Results, Timeline
+from marketfeed.bench.consumers.results import Results, Timeline
 
 COLOURS = {"caching": "tab:blue", "naive": "tab:red", "bare": "tab:green"}
 

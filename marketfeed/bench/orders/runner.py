@@ -1,7 +1,7 @@
 """Runs the orders benchmark: servers once, the join phase, then the rate steps.
 
 The embedded broker and Redis (or the given ones) serve the whole run. The join phase gets
-topics of its own with a publisher and order_entry processes (marketfeed.bench.order_join).
+topics of its own with a publisher and order_entry processes (marketfeed.bench.orders.join).
 Then every rate step gets fresh topics and freshly started processes: a publisher, one
 order_entry and the echo baseline (on topics of its own). Why: above what order_entry answers,
 an open-loop step leaves a backlog of commands that would otherwise be answered during the
@@ -27,15 +27,15 @@ import redis
 
 from common.runtime import EmbeddedStack
 from feed_publisher.universe import universe
-from marketfeed.bench.common import run_prefix
-from marketfeed.bench.order_join import measure_join, start_serving
-from marketfeed.bench.order_procs import ECHO, ORDER_ENTRY, OrderEnv, RunContext
-from marketfeed.bench.order_results import OrdersResults, RateStep, TargetStep, ratios
-from marketfeed.bench.order_settings import OrdersBenchConfig
-from marketfeed.bench.order_steps import measure_target
-from marketfeed.bench.progress import StepProgress
-from marketfeed.bench.runner import check_redis, forget_keys
-from marketfeed.bench.schedule import rate_label
+from marketfeed.bench.consumers.runner import check_redis, forget_keys
+from marketfeed.bench.consumers.step import rate_label
+from marketfeed.bench.core.progress import StepProgress
+from marketfeed.bench.core.servers import run_prefix
+from marketfeed.bench.orders.env import ECHO, ORDER_ENTRY, OrderEnv, RunContext
+from marketfeed.bench.orders.join import measure_join, start_serving
+from marketfeed.bench.orders.results import OrdersResults, RateStep, TargetStep, ratios
+from marketfeed.bench.orders.settings import OrdersBenchConfig
+from marketfeed.bench.orders.steps import measure_target
 
 SHARED = "shared with the join phase"
 

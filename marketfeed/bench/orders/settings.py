@@ -19,7 +19,7 @@ from common.config import (
 )
 from common.errors import ConfigError
 from feed_publisher.universe import MAX_SYMBOLS
-from marketfeed.bench.settings import parse_rates
+from marketfeed.bench.consumers.settings import parse_rates
 
 # What --smoke sets: a run of seconds that produces every figure (the test suite runs it).
 # Its steps share the join phase's topics and processes: starting fresh ones per step would

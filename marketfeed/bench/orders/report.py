@@ -7,16 +7,16 @@ import statistics
 from dataclasses import asdict
 from pathlib import Path
 
-from marketfeed.bench.common import table
-from marketfeed.bench.order_procs import ECHO, ORDER_ENTRY
-from marketfeed.bench.order_results import (
+from marketfeed.bench.consumers.report import finite
+from marketfeed.bench.core.servers import table
+from marketfeed.bench.orders.env import ECHO, ORDER_ENTRY
+from marketfeed.bench.orders.results import (
     JoinResults,
     OrdersResults,
     ProcessJoin,
     RateStep,
     TargetStep,
 )
-from marketfeed.bench.report import finite
 
 DASH = "—"
 PERCENTILES = ("p50_ms", "p90_ms", "p99_ms", "p99.9_ms", "max_ms")

@@ -16,7 +16,7 @@ from typing import Any
 
 from feed_publisher.config import PublisherConfig
 from feed_publisher.publisher import Publisher
-from marketfeed.bench.params import UNTHROTTLED, WorkerParams
+from marketfeed.bench.consumers.params import UNTHROTTLED, WorkerParams
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from marketfeed.bench.order_driver import Tally
-from marketfeed.bench.order_procs import FIRST, OrderEnv
-from marketfeed.bench.order_results import TargetStep
-from marketfeed.bench.schedule import rate_label
+from marketfeed.bench.consumers.step import rate_label
+from marketfeed.bench.orders.driver import Tally
+from marketfeed.bench.orders.env import FIRST, OrderEnv
+from marketfeed.bench.orders.results import TargetStep
 
 Progress = Callable[[str], None]
 

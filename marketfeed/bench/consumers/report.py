@@ -8,9 +8,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from marketfeed.bench.common import table
-from marketfeed.bench.plots import write_plots
-from marketfeed.bench.results import ConsumerStep, Results
+from marketfeed.bench.consumers.plots import write_plots
+from marketfeed.bench.consumers.results import ConsumerStep, Results
+from marketfeed.bench.core.servers import table
 
 DASH = "—"
 

@@ -16,8 +16,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from common.kafka import with_backoff
 from common.lifecycle import cancel_and_wait
 from common.topics import Topics
-from marketfeed.bench.params import WorkerParams
-from marketfeed.bench.tracking import ConsumerRole, ConsumerTracker
+from marketfeed.bench.consumers.params import WorkerParams
+from marketfeed.bench.consumers.roles.tracking import ConsumerRole, ConsumerTracker
 
 
 async def open_at_end(

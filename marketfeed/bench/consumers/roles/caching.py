@@ -17,8 +17,8 @@ from common.cache.batch import PreparedBatch
 from common.cache.reader import QuoteReader
 from common.lifecycle import cancel_and_wait
 from feed_publisher.universe import universe
-from marketfeed.bench.params import WorkerParams
-from marketfeed.bench.tracking import ConsumerRole
+from marketfeed.bench.consumers.params import WorkerParams
+from marketfeed.bench.consumers.roles.tracking import ConsumerRole
 
 SERVICE = "bench_caching"
 

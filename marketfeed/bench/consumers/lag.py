@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from common.watermarks import WatermarkReader
-from marketfeed.bench.workers import Worker
+from marketfeed.bench.consumers.workers import Worker
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,19 +5,19 @@ its own), in one run:
 
 - join and warm: the time from spawning order_entry to its first order answered FILLED; then
   a second order_entry joining the same consumer group, until the group has rebalanced and it
-  serves its share (marketfeed.bench.order_join), and the first taking everything back when
+  serves its share (marketfeed.bench.orders.join), and the first taking everything back when
   the second stops;
 - rate steps (``--order-rates 100,500,1000,max``): an open-loop order driver
-  (marketfeed.bench.order_driver) sends order *i* at ``start + i / rate`` and times it from
+  (marketfeed.bench.orders.driver) sends order *i* at ``start + i / rate`` and times it from
   that intended time to its terminal event on ``orders.events`` (HdrHistogram); "max" is a
   closed loop with ``--window`` orders outstanding. Per step: achieved orders/s (terminal
   events/s), p50/p90/p99/p99.9/max, orders with no answer, the publisher's quote rate;
 - the baseline, measured in the same run at the same rates: the same driver against a bare
-  echo consumer (marketfeed.bench.order_echo) on topics of its own; every step is also given
+  echo consumer (marketfeed.bench.orders.echo) on topics of its own; every step is also given
   as a ratio against it, because these machines are shared and noisy.
 
 Everything it starts (embedded broker and Redis unless ``--bootstrap`` / ``--redis-url``, and
-every child process) is stopped at the end, also on Ctrl-C. See marketfeed.bench.order_runner
+every child process) is stopped at the end, also on Ctrl-C. See marketfeed.bench.orders.runner
 for the order of things.
 """
 
@@ -30,11 +30,11 @@ from collections.abc import Sequence
 from common.cli import EXIT_OK, OneLineParser, run_async
 from common.config import add_arguments, build
 from common.logs import setup_logging
-from marketfeed.bench.order_report import render_markdown, write_results
-from marketfeed.bench.order_runner import measure
-from marketfeed.bench.order_settings import OrdersBenchConfig
-from marketfeed.bench.progress import StepProgress
-from marketfeed.bench.settings import prepare_out
+from marketfeed.bench.consumers.settings import prepare_out
+from marketfeed.bench.core.progress import StepProgress
+from marketfeed.bench.orders.report import render_markdown, write_results
+from marketfeed.bench.orders.runner import measure
+from marketfeed.bench.orders.settings import OrdersBenchConfig
 
 PROG = "marketfeed bench orders"
 DESCRIPTION = (
@@ -70,7 +70,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure(parser)
     args = parser.parse_args(argv)
     return run_async(PROG, lambda: run(args))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

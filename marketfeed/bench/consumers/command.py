@@ -18,7 +18,7 @@ time on every fetch in proportion to the record batches a partition holds, and t
 sends small batches at moderate rates, so a topic gets slower to read the longer it is written
 (measured here: one bare consumer at 10k msg/s falls behind within about ten seconds on one
 topic, while a fresh topic beside it starts fast). On one topic for the whole run, each step
-would measure how much the steps before it had published. See marketfeed.bench.schedule for
+would measure how much the steps before it had published. See marketfeed.bench.consumers.step for
 a step's phases, and _retire for which consumers are not run at higher rates.
 """
 
@@ -31,10 +31,10 @@ from collections.abc import Sequence
 from common.cli import EXIT_OK, OneLineParser, run_async
 from common.config import add_arguments, build
 from common.logs import setup_logging
-from marketfeed.bench.progress import StepProgress
-from marketfeed.bench.report import render_markdown, write_outputs
-from marketfeed.bench.runner import measure
-from marketfeed.bench.settings import ConsumersBenchConfig, prepare_out
+from marketfeed.bench.consumers.report import render_markdown, write_outputs
+from marketfeed.bench.consumers.runner import measure
+from marketfeed.bench.consumers.settings import ConsumersBenchConfig, prepare_out
+from marketfeed.bench.core.progress import StepProgress
 
 PROG = "marketfeed bench consumers"
 DESCRIPTION = (
@@ -69,7 +69,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure(parser)
     args = parser.parse_args(argv)
     return run_async(PROG, lambda: run(args))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

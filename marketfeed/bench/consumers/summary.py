@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marketfeed.bench.results import Results, Step
+from marketfeed.bench.consumers.results import Results, Step
 
 # Issue 5, on this 2-core machine: 1,000 symbols, 16 partitions, 10% interest.
 TARGET_RATIO = 5.0

@@ -4,7 +4,7 @@ An OrderEnv owns a topic prefix (``md.*`` and ``orders.*`` of order_entry, ``ech
 the baseline) and, as child processes (``common.runtime.ChildProcess``: a log file each, killed
 by the kernel if the benchmark dies): the publisher (``python -m feed_publisher``), the
 order_entry processes (``python -m order_entry``) and the echo baseline
-(``python -m marketfeed.bench.order_echo``). It also owns the two order drivers and a watermark
+(``python -m marketfeed.bench.orders.echo``). It also owns the two order drivers and a watermark
 reader of the quote topic. ``stop()`` stops all of it in reverse order; it is safe to call twice.
 
 Children get the environment without ``MARKETFEED_*``: every setting of theirs is a flag built
@@ -29,9 +29,9 @@ from common.kafka import KafkaSettings, TopicSpec, ensure_topics, market_data_to
 from common.lifecycle import Lifecycle
 from common.runtime import ChildProcess
 from common.watermarks import WatermarkReader
-from marketfeed.bench.order_driver import OrderDriver
-from marketfeed.bench.order_settings import OrdersBenchConfig
-from marketfeed.bench.workers import cpu_seconds
+from marketfeed.bench.consumers.workers import cpu_seconds
+from marketfeed.bench.orders.driver import OrderDriver
+from marketfeed.bench.orders.settings import OrdersBenchConfig
 
 ORDER_ENTRY = "order_entry"
 ECHO = "echo"
@@ -247,7 +247,7 @@ class OrderEnv(Lifecycle):
         proc = await self._spawn(
             ECHO,
             [
-                "marketfeed.bench.order_echo",
+                "marketfeed.bench.orders.echo",
                 *self._kafka_flags(self.echo_kafka),
                 "--fetch-max-wait-ms",
                 str(self.ctx.config.fetch_max_wait_ms),

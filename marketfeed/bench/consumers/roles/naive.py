@@ -20,9 +20,9 @@ from common.cache.keys import CacheKeys
 from common.errors import CacheUnavailableError, SchemaError
 from common.lifecycle import cancel_and_wait
 from common.schema import decode_quote
-from marketfeed.bench.bare import open_at_end
-from marketfeed.bench.params import WorkerParams
-from marketfeed.bench.tracking import ConsumerRole
+from marketfeed.bench.consumers.params import WorkerParams
+from marketfeed.bench.consumers.roles.bare import open_at_end
+from marketfeed.bench.consumers.roles.tracking import ConsumerRole
 
 
 class NaiveRole(ConsumerRole):

@@ -30,9 +30,9 @@ from typing import TypeVar
 
 from common.errors import RuntimeStartError
 from common.partitioner import partitions_for
-from marketfeed.bench.order_probe import ProbeAnswer, Prober
-from marketfeed.bench.order_procs import FIRST, ORDER_ENTRY, SECOND, OrderEnv, Spawned
-from marketfeed.bench.order_results import JoinResults, ProcessJoin, SecondJoin
+from marketfeed.bench.orders.env import FIRST, ORDER_ENTRY, SECOND, OrderEnv, Spawned
+from marketfeed.bench.orders.probe import ProbeAnswer, Prober
+from marketfeed.bench.orders.results import JoinResults, ProcessJoin, SecondJoin
 
 T = TypeVar("T")
 Progress = Callable[[str], None]

@@ -1,4 +1,4 @@
-"""``python -m marketfeed.bench.worker ROLE PARAMS``: one process of the consumer benchmark.
+"""``python -m marketfeed.bench.consumers.worker ROLE PARAMS``: one benchmark process.
 
 ROLE is ``publisher``, ``caching``, ``naive`` or ``bare``; PARAMS is a WorkerParams as JSON.
 The benchmark drives it over stdin/stdout, one line of JSON each way, one request at a time:
@@ -26,11 +26,11 @@ from typing import Any, Protocol, TextIO
 from common.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, install_stop_signals
 from common.errors import MarketfeedError
 from common.logs import setup_logging
-from marketfeed.bench.bare import BareRole
-from marketfeed.bench.caching import CachingRole
-from marketfeed.bench.feed import FeedRole
-from marketfeed.bench.naive import NaiveRole
-from marketfeed.bench.params import WorkerParams
+from marketfeed.bench.consumers.params import WorkerParams
+from marketfeed.bench.consumers.roles.bare import BareRole
+from marketfeed.bench.consumers.roles.caching import CachingRole
+from marketfeed.bench.consumers.roles.feed import FeedRole
+from marketfeed.bench.consumers.roles.naive import NaiveRole
 
 
 class Role(Protocol):
@@ -107,7 +107,8 @@ async def serve(role: Role, channel: _Channel) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 2 or args[0] not in ROLE_TYPES:
-        print(f"usage: python -m marketfeed.bench.worker {{{','.join(ROLE_TYPES)}}} PARAMS_JSON")
+        roles = ",".join(ROLE_TYPES)
+        print(f"usage: python -m marketfeed.bench.consumers.worker {{{roles}}} PARAMS_JSON")
         return EXIT_USAGE
     params = WorkerParams.from_json(args[1])
     setup_logging(params.log_level)

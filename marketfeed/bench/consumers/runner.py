@@ -25,16 +25,16 @@ from common.kafka import KafkaSettings, ensure_topics, market_data_topics
 from common.runtime import EmbeddedStack
 from common.watermarks import WatermarkReader
 from feed_publisher.universe import universe
-from marketfeed.bench.common import run_prefix
-from marketfeed.bench.getquote import measure_get_quote, redis_benchmark_binary
-from marketfeed.bench.lag import LagSampler
-from marketfeed.bench.params import WorkerParams
-from marketfeed.bench.progress import StepProgress
-from marketfeed.bench.results import ConsumerStep, Results, Step
-from marketfeed.bench.schedule import Plan, StepRun, rate_label
-from marketfeed.bench.settings import ConsumersBenchConfig
-from marketfeed.bench.summary import summarise
-from marketfeed.bench.workers import Worker
+from marketfeed.bench.consumers.getquote import measure_get_quote, redis_benchmark_binary
+from marketfeed.bench.consumers.lag import LagSampler
+from marketfeed.bench.consumers.params import WorkerParams
+from marketfeed.bench.consumers.results import ConsumerStep, Results, Step
+from marketfeed.bench.consumers.settings import ConsumersBenchConfig
+from marketfeed.bench.consumers.step import Plan, StepRun, rate_label
+from marketfeed.bench.consumers.summary import summarise
+from marketfeed.bench.consumers.workers import Worker
+from marketfeed.bench.core.progress import StepProgress
+from marketfeed.bench.core.servers import run_prefix
 
 # Seconds a worker may take to start beyond the broker's connect timeout (imports, topic
 # creation, the caching consumer's snapshot request).

@@ -4,7 +4,7 @@ Why processes: on a 2-core machine the publisher at full speed is a core's worth
 and so is a consumer that has fallen behind. In one process they would share one event loop
 and one GIL, and each would measure the others' batch sizes; as processes, the kernel spreads
 them (and the broker) over both cores, and what is left of the contention is what any
-deployment on two cores would see. See marketfeed.bench.worker for the protocol.
+deployment on two cores would see. See marketfeed.bench.consumers.worker for the protocol.
 
 A consumer's "pause" is SIGSTOP: it stops pulling at once and entirely (its prefetching too)
 while the feed goes on, and SIGCONT resumes it exactly where it was. Its connections stay
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from common.errors import MarketfeedError, RuntimeStartError
-from marketfeed.bench.params import WorkerParams
+from marketfeed.bench.consumers.params import WorkerParams
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class Worker:
         self._proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "marketfeed.bench.worker",
+            "marketfeed.bench.consumers.worker",
             self.role,
             self.params.to_json(),
             stdin=asyncio.subprocess.PIPE,

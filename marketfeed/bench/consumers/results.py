@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from marketfeed.bench.lag import LagStats
+from marketfeed.bench.consumers.lag import LagStats
 
 
 @dataclass(slots=True)

@@ -25,9 +25,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from marketfeed.bench.lag import Lag, LagSampler, Sample, caught_up_level, lag_stats
-from marketfeed.bench.results import CatchUp, ConsumerStep, PublisherStep, Step, Timeline
-from marketfeed.bench.workers import Worker, cpu_seconds
+from marketfeed.bench.consumers.lag import Lag, LagSampler, Sample, caught_up_level, lag_stats
+from marketfeed.bench.consumers.results import CatchUp, ConsumerStep, PublisherStep, Step, Timeline
+from marketfeed.bench.consumers.workers import Worker, cpu_seconds
 
 Progress = Callable[[str], None]
 
