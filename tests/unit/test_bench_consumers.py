@@ -23,8 +23,9 @@ from marketfeed.bench.consumers.results import (
     Step,
     Timeline,
 )
-from marketfeed.bench.consumers.settings import ConsumersBenchConfig, parse_rates
+from marketfeed.bench.consumers.settings import ConsumersBenchConfig
 from marketfeed.bench.consumers.summary import summarise
+from marketfeed.bench.core.settings import parse_rates
 
 
 def _lags(offsets: list[int]) -> list[Lag]:

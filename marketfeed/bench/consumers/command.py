@@ -18,8 +18,8 @@ time on every fetch in proportion to the record batches a partition holds, and t
 sends small batches at moderate rates, so a topic gets slower to read the longer it is written
 (measured here: one bare consumer at 10k msg/s falls behind within about ten seconds on one
 topic, while a fresh topic beside it starts fast). On one topic for the whole run, each step
-would measure how much the steps before it had published. See marketfeed.bench.consumers.step for
-a step's phases, and _retire for which consumers are not run at higher rates.
+would measure how much the steps before it had published. See marketfeed.bench.consumers.step
+for a step's phases, and runner._retire for which consumers are not run at higher rates.
 """
 
 from __future__ import annotations
@@ -28,12 +28,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from common.cli import EXIT_OK, OneLineParser, run_async
-from common.config import add_arguments, build
-from common.logs import setup_logging
-from marketfeed.bench.consumers.report import render_markdown, write_outputs
-from marketfeed.bench.consumers.runner import measure
-from marketfeed.bench.consumers.settings import ConsumersBenchConfig, prepare_out
+from common.cli import EXIT_OK
+from common.config import add_arguments
+from marketfeed.bench.consumers.settings import ConsumersBenchConfig
+from marketfeed.bench.core import command
 from marketfeed.bench.core.progress import StepProgress
 
 PROG = "marketfeed bench consumers"
@@ -48,24 +46,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 async def run(args: argparse.Namespace) -> int:
-    config = build(ConsumersBenchConfig, args).effective()
-    setup_logging(config.log_level)
+    config = command.settings_of(ConsumersBenchConfig, args)
+    # Only now: they bring numpy, aiokafka, redis and the worker machinery.
+    from marketfeed.bench.consumers import report, runner  # noqa: PLC0415
+
+    with StepProgress(len(config.rates), desc="bench consumers") as progress:
+        results = await runner.measure(config, progress)
+    print(report.render_markdown(results), end="", flush=True)
     if config.out is not None:
-        prepare_out(config.out)
-    progress = StepProgress(len(config.rates))
-    try:
-        results = await measure(config, progress)
-    finally:
-        progress.close()
-    print(render_markdown(results), end="", flush=True)
-    if config.out is not None:
-        for note in write_outputs(results, config.out):
+        for note in report.write_outputs(results, config.out):
             print(note, file=sys.stderr)
     return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = OneLineParser(prog=PROG, description=DESCRIPTION)
-    configure(parser)
-    args = parser.parse_args(argv)
-    return run_async(PROG, lambda: run(args))
+    return command.main(PROG, DESCRIPTION, configure, run, argv)

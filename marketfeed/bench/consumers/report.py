@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import math
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from marketfeed.bench.consumers.plots import write_plots
 from marketfeed.bench.consumers.results import ConsumerStep, Results
-from marketfeed.bench.core.servers import table
-
-DASH = "—"
-
+from marketfeed.bench.core.report import DASH, ms, shown, table, write_json
 
 # -- Markdown ------------------------------------------------------------------------------
 
@@ -23,13 +17,11 @@ def _at_least(entry: dict[str, Any]) -> str:
 
 
 def _num(value: float | None, digits: int = 0) -> str:
-    return DASH if value is None else f"{value:,.{digits}f}"
+    return shown(value, f",.{digits}f")
 
 
 def _ms(value: float | None) -> str:
-    if value is None:
-        return DASH
-    return f"{value:.2f}" if value < 100 else f"{value:,.0f}"
+    return ms(value, 2)
 
 
 def _share(value: float | None) -> str:
@@ -260,20 +252,9 @@ def render_markdown(results: Results) -> str:
 # -- files ---------------------------------------------------------------------------------
 
 
-def finite(value: Any) -> Any:
-    """JSON has no NaN or infinity: such a figure becomes null."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite(v) for v in value]
-    return value
-
-
 def write_outputs(results: Results, out: Path) -> list[str]:
     """Write results.json, report.md and the plots; return lines to tell the user."""
-    (out / "results.json").write_text(json.dumps(finite(asdict(results)), indent=1) + "\n")
+    write_json(results, out)
     (out / "report.md").write_text(render_markdown(results))
     written = ["results.json", "report.md"]
     notes = []

@@ -1,68 +1,17 @@
-"""Settings of ``marketfeed bench consumers``: flags and ``MARKETFEED_*`` variables, checked.
+"""Settings of ``marketfeed bench consumers`` beyond every benchmark's, and its step plan.
 
-Every bad value is refused before anything starts, with one line naming the flag (exit 2),
-including an output directory that could not be written at the end of a long run.
+Light on purpose, like the base: the command line imports this to build its parser.
 """
 
 from __future__ import annotations
 
-import math
-import tempfile
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
-from common.config import (
-    bootstrap_servers,
-    known_log_level,
-    non_negative,
-    positive,
-    redis_url,
-    setting,
-)
-from common.errors import ConfigError
-from feed_publisher.universe import MAX_SYMBOLS
-from marketfeed.bench.consumers.params import CONSUMERS
-from marketfeed.bench.consumers.step import Plan
+from common.config import non_negative, positive, setting
+from marketfeed.bench.core.settings import BenchSettings, parse_rates, rate_list
 
-# What --smoke sets: a run of seconds that exercises every figure (CI runs it).
-SMOKE = {
-    "symbols": 200,
-    "rates": ("500", "2000"),
-    "duration": 2.0,
-    "pause": 1.0,
-    "warmup": 1.0,
-    "get_samples": 200,
-}
-
-
-def parse_rates(values: Sequence[str]) -> tuple[float | None, ...]:
-    """``("1000", "max")`` -> ``(1000.0, None)``; None is unthrottled."""
-    rates: list[float | None] = []
-    for value in values:
-        text = value.strip().lower()
-        if text == "max":
-            rates.append(None)
-            continue
-        try:
-            rate = float(text.replace("_", ""))
-        except ValueError:
-            raise ConfigError(f"--rates: {value!r} is not a number or max") from None
-        if not math.isfinite(rate) or rate <= 0:
-            raise ConfigError(f"--rates: {value!r}: every rate must be > 0 (or max)")
-        rates.append(rate)
-    return tuple(rates)
-
-
-def _rates(values: Any) -> str | None:
-    if not values:
-        return "must list at least one rate"
-    try:
-        parse_rates(values)
-    except ConfigError as exc:
-        return str(exc).removeprefix("--rates: ")
-    return None
+CONSUMERS = ("caching", "naive", "bare")
 
 
 def _pause(value: Any) -> str | None:
@@ -75,10 +24,6 @@ def _fraction(value: Any) -> str | None:
     return None if 0 < value <= 1 else "must be in (0, 1]: a share of the symbols"
 
 
-def _symbol_count(value: Any) -> str | None:
-    return None if 0 < value <= MAX_SYMBOLS else f"must be between 1 and {MAX_SYMBOLS}"
-
-
 def _known_consumers(values: Any) -> str | None:
     unknown = sorted(set(values) - set(CONSUMERS))
     if unknown or not values:
@@ -87,35 +32,41 @@ def _known_consumers(values: Any) -> str | None:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ConsumersBenchConfig:
-    symbols: int = setting(1000, help="number of simulated symbols", check=_symbol_count)
-    partitions: int = setting(16, help="partitions of the quote topic", check=positive)
+class Plan:
+    """What a rate step does, and when; see marketfeed.bench.consumers.step."""
+
+    rates: tuple[float | None, ...]  # None: unthrottled
+    duration: float
+    pause: float
+    warmup: float
+    lag_bound: float
+    sample_every: float = 0.2
+    # Catch-up is timed by sampling: finer gives a finer time, but every sample is a fetch
+    # of each partition's tail, which costs the broker too.
+    catch_up_sample_every: float = 0.1
+
+    @property
+    def catch_up_timeout(self) -> float:
+        return max(5.0, 3 * self.pause)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConsumersBenchConfig(BenchSettings):
     interest: float = setting(
         0.1, help="the caching consumer follows the first F x symbols, 0 < F <= 1", check=_fraction
     )
     rates: tuple[str, ...] = setting(
         ("1000", "10000", "50000", "max"),
         help="publisher rates to step through, msg/s (quotes + trades); max = unthrottled",
-        check=_rates,
+        check=rate_list,
     )
-    duration: float = setting(10.0, help="seconds each rate step is measured", check=positive)
     pause: float = setting(
         10.0,
         help="seconds the consumers are paused after a step while the feed goes on (0: none)",
         check=_pause,
     )
-    warmup: float = setting(
-        3.0,
-        help="seconds each step runs (processes started, feed at its rate) before it is measured",
-        check=non_negative,
-    )
     consumers: tuple[str, ...] = setting(
         CONSUMERS, help="consumers under test: caching, naive, bare", check=_known_consumers
-    )
-    fetch_max_wait_ms: int = setting(
-        5,
-        help="fetch_max_wait_ms of every consumer under test (CacheSettings.fetch_max_wait_ms)",
-        check=positive,
     )
     linger_ms: int = setting(2, help="the publisher's producer linger", check=non_negative)
     lag_bound: float = setting(
@@ -127,33 +78,18 @@ class ConsumersBenchConfig:
     get_samples: int = setting(
         2000, help="get-quote calls timed, each beside a raw GET", check=positive
     )
-    out: Path | None = setting(
-        None, help="write results.json, report.md and PNG plots (and logs) to this directory"
-    )
-    bootstrap: str | None = setting(
-        None,
-        help="use this broker instead of an embedded one",
-        check=bootstrap_servers,
-        metavar="HOST:PORT",
-    )
-    redis_url: str | None = setting(
-        None,
-        help="use this Redis (a key prefix per consumer, removed after) instead of embedded ones",
-        check=redis_url,
-    )
-    seed: int = setting(1, help="random seed of the simulated market")
-    connect_timeout: float = setting(
-        10.0, help="seconds to keep retrying an unreachable broker", check=positive
-    )
-    smoke: bool = setting(
-        False,
-        help="a run of seconds for CI: 200 symbols, rates 500,2000, 2 s steps, 1 s pauses "
-        "(these override the flags)",
-    )
-    log_level: str = setting("WARNING", help="log level", check=known_log_level)
 
-    def effective(self) -> ConsumersBenchConfig:
-        return replace(self, **SMOKE) if self.smoke else self  # type: ignore[arg-type]
+    def smoke_preset(self) -> Self:
+        # A run of seconds that exercises every figure (CI runs it).
+        return replace(
+            self,
+            symbols=200,
+            rates=("500", "2000"),
+            duration=2.0,
+            pause=1.0,
+            warmup=1.0,
+            get_samples=200,
+        )
 
     @property
     def interest_count(self) -> int:
@@ -167,13 +103,3 @@ class ConsumersBenchConfig:
             warmup=self.warmup,
             lag_bound=self.lag_bound,
         )
-
-
-def prepare_out(path: Path) -> None:
-    """Fail now, with one line, if the results could not be written at the end."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
-            pass
-    except OSError as exc:
-        raise ConfigError(f"--out {path}: cannot write there: {exc.strerror or exc}") from None

@@ -1,7 +1,7 @@
 """One rate step of the consumer benchmark: warm up, measure side by side, pause, catch up.
 
 Every step runs on topics of its own, with a publisher and consumers started for it (see
-marketfeed.bench.consumers for why). Within a step, every consumer under test runs side by
+marketfeed.bench.consumers.command for why). Within a step, every consumer under test runs side by
 side on the same records throughout:
 
 - warm-up: the processes have started and the feed runs at the step's rate; nothing counted;
@@ -21,36 +21,21 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from marketfeed.bench.consumers.lag import Lag, LagSampler, Sample, caught_up_level, lag_stats
-from marketfeed.bench.consumers.results import CatchUp, ConsumerStep, PublisherStep, Step, Timeline
-from marketfeed.bench.consumers.workers import Worker, cpu_seconds
-
-Progress = Callable[[str], None]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Plan:
-    rates: tuple[float | None, ...]  # None: unthrottled
-    duration: float
-    pause: float
-    warmup: float
-    lag_bound: float
-    sample_every: float = 0.2
-    # Catch-up is timed by sampling: finer gives a finer time, but every sample is a fetch
-    # of each partition's tail, which costs the broker too.
-    catch_up_sample_every: float = 0.1
-
-    @property
-    def catch_up_timeout(self) -> float:
-        return max(5.0, 3 * self.pause)
-
-
-def rate_label(rate: float | None) -> str:
-    return "max" if rate is None else f"{rate:,.0f}"
+from marketfeed.bench.consumers.results import (
+    CatchUp,
+    ConsumerStep,
+    PublisherStep,
+    Step,
+    Timeline,
+)
+from marketfeed.bench.consumers.settings import Plan
+from marketfeed.bench.consumers.workers import Worker
+from marketfeed.bench.core.children import cores, cpu_now
+from marketfeed.bench.core.progress import Progress
+from marketfeed.bench.core.settings import rate_label
 
 
 class StepRun:
@@ -113,17 +98,17 @@ class StepRun:
             **self.servers,
             **{n: w.pid for n, w in active.items()},
         }
-        cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        cpu0 = cpu_now(pids)
         window = [await self._sample("measure")]
         window += await self._sample_for(plan.duration, "measure")
         window.append(await self._sample("measure"))
         ends = await asyncio.gather(
             self.publisher.call("end"), *(w.call("end") for w in active.values())
         )
-        cpu1 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        cpu1 = cpu_now(pids)
 
         elapsed = window[-1].t - window[0].t
-        cores = {name: _cores(cpu0[name], cpu1[name], elapsed) for name in pids}
+        used = cores(cpu0, cpu1, elapsed)
         published = window[-1].published - window[0].published
         pub_end = ends[0]
         publisher = PublisherStep(
@@ -131,13 +116,13 @@ class StepRun:
             quote_rate=published / elapsed,
             lateness_ms=pub_end["lateness"],
             failed=pub_end["failed"],
-            cpu=cores["publisher"],
+            cpu=used["publisher"],
         )
         results: dict[str, ConsumerStep] = {}
         for (name, worker), end in zip(active.items(), ends[1:], strict=True):
             lags = [sample.lags[name] for sample in window]
             results[name] = _consumer_step(
-                name, worker, end, lags, elapsed, published, cores[name], plan.lag_bound
+                name, worker, end, lags, elapsed, published, used[name], plan.lag_bound
             )
         bounded = [n for n, r in results.items() if r.lag is not None and r.lag.bounded]
         if bounded and plan.pause > 0:
@@ -151,7 +136,7 @@ class StepRun:
             target_rate=self.rate,
             duration_s=elapsed,
             publisher=publisher,
-            servers_cpu={name: cores[name] for name in self.servers},
+            servers_cpu={name: used[name] for name in self.servers},
             consumers=results,
             timeline=self.timeline,
         )
@@ -204,12 +189,6 @@ class StepRun:
                 feed_rate_during=feed_during,
             )
         return out
-
-
-def _cores(before: float | None, after: float | None, elapsed: float) -> float | None:
-    if before is None or after is None or elapsed <= 0:
-        return None
-    return (after - before) / elapsed
 
 
 def _consumer_step(

@@ -1,7 +1,8 @@
-"""``python -m marketfeed.bench.consumers.worker ROLE PARAMS``: one benchmark process.
+"""``python -m marketfeed.bench.consumers.worker ROLE --flag=VALUE...``: one benchmark process.
 
-ROLE is ``publisher``, ``caching``, ``naive`` or ``bare``; PARAMS is a WorkerParams as JSON.
-The benchmark drives it over stdin/stdout, one line of JSON each way, one request at a time:
+ROLE is ``publisher``, ``caching``, ``naive`` or ``bare``; the flags are a WorkerParams
+(``common.config.to_argv``). The benchmark drives it over stdin/stdout, one line of JSON each
+way, one request at a time:
 
 - once started, the worker prints ``{"ready": true, ...}``, or ``{"ready": false, "error": ...}``
   and exits 1 (broker or Redis unreachable);
@@ -21,23 +22,20 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol, TextIO
+from typing import Any, TextIO
 
-from common.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, install_stop_signals
+from common.cli import EXIT_FAILURE, EXIT_OK, OneLineParser, install_stop_signals
+from common.config import add_arguments, build
 from common.errors import MarketfeedError
+from common.lifecycle import cancel_all
 from common.logs import setup_logging
-from marketfeed.bench.consumers.params import WorkerParams
 from marketfeed.bench.consumers.roles.bare import BareRole
+from marketfeed.bench.consumers.roles.base import Role, WorkerParams
 from marketfeed.bench.consumers.roles.caching import CachingRole
 from marketfeed.bench.consumers.roles.feed import FeedRole
 from marketfeed.bench.consumers.roles.naive import NaiveRole
 
-
-class Role(Protocol):
-    async def start(self) -> dict[str, Any]: ...
-    async def handle(self, cmd: str, args: dict[str, Any]) -> dict[str, Any]: ...
-    async def stop(self) -> None: ...
-
+PROG = "marketfeed.bench.consumers.worker"
 
 ROLE_TYPES: dict[str, Callable[[WorkerParams], Role]] = {
     "publisher": FeedRole,
@@ -68,8 +66,7 @@ async def _next_line(reader: asyncio.StreamReader, stop: asyncio.Event) -> bytes
     read = asyncio.ensure_future(reader.readline())
     stopped = asyncio.ensure_future(stop.wait())
     done, pending = await asyncio.wait({read, stopped}, return_when=asyncio.FIRST_COMPLETED)
-    for task in pending:
-        task.cancel()
+    await cancel_all(pending)
     if read in done and read.result():
         return read.result()
     return None
@@ -80,11 +77,11 @@ async def serve(role: Role, channel: _Channel) -> int:
     install_stop_signals(stop)
     try:
         try:
-            info = await role.start()
+            await role.start()
         except MarketfeedError as exc:
             channel.say({"ready": False, "error": str(exc)})
             return EXIT_FAILURE
-        channel.say({"ready": True, **info})
+        channel.say({"ready": True, **role.info})
         requests = await _stdin()
         while (line := await _next_line(requests, stop)) is not None:
             request = json.loads(line)
@@ -105,17 +102,18 @@ async def serve(role: Role, channel: _Channel) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 2 or args[0] not in ROLE_TYPES:
-        roles = ",".join(ROLE_TYPES)
-        print(f"usage: python -m marketfeed.bench.consumers.worker {{{roles}}} PARAMS_JSON")
-        return EXIT_USAGE
-    params = WorkerParams.from_json(args[1])
+    parser = OneLineParser(prog=PROG, description="One process of marketfeed bench consumers.")
+    parser.add_argument("role", choices=sorted(ROLE_TYPES))
+    add_arguments(parser, WorkerParams)
+    args = parser.parse_args(argv)
+    # Every setting is a flag: the environment has no say (see WorkerParams).
+    params = build(WorkerParams, args, environ={})
     setup_logging(params.log_level)
     # The protocol gets stdout to itself: anything else printed goes to stderr.
     channel = _Channel(os.fdopen(os.dup(1), "w", buffering=1))
     os.dup2(2, 1)
-    return asyncio.run(serve(ROLE_TYPES[args[0]](params), channel))
+    # A role that fails exits with its traceback: the benchmark points at this worker's log.
+    return asyncio.run(serve(ROLE_TYPES[args.role](params), channel))
 
 
 if __name__ == "__main__":

@@ -18,55 +18,44 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import json
 import logging
-import os
 import signal
-import sys
 import time
 from pathlib import Path
 from typing import IO, Any
 
 from common.errors import MarketfeedError, RuntimeStartError
-from marketfeed.bench.consumers.params import WorkerParams
+from common.lifecycle import Lifecycle
+from common.runtime.process import die_with_parent
+from marketfeed.bench.consumers.roles.base import WorkerParams
+from marketfeed.bench.core.children import child_env, module_argv
 
 log = logging.getLogger(__name__)
 
+WORKER_MODULE = "marketfeed.bench.consumers.worker"
 _CALL_TIMEOUT_S = 60.0
-_PR_SET_PDEATHSIG = 1
-# Loaded now, not in the child: between fork and exec only async-signal-safe work is safe.
-_libc = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
-
-
-def die_with_parent() -> None:
-    """Runs in the child between fork and exec: the kernel kills it if the benchmark dies
-    (SIGKILL, a crash), as the embedded servers are, so no worker is ever left behind."""
-    if _libc is not None:
-        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+_STOP_TIMEOUT_S = 15.0
 
 
 class WorkerError(MarketfeedError):
     """A benchmark worker died or could not do what it was asked."""
 
 
-def cpu_seconds(pid: int | None) -> float | None:
-    """CPU time (user + system) a process has used so far; None where /proc cannot tell."""
-    if pid is None:
-        return None
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-class Worker:
-    def __init__(self, role: str, params: WorkerParams, *, log_path: Path | None = None) -> None:
+class Worker(Lifecycle):
+    def __init__(
+        self,
+        role: str,
+        params: WorkerParams,
+        *,
+        start_timeout: float,
+        log_path: Path | None = None,
+    ) -> None:
         self.role = role
         self.params = params
+        self.start_timeout = start_timeout
         self.log_path = log_path
+        # What it said when ready.
         self.info: dict[str, Any] = {}
         self.suspended = False
         self._proc: asyncio.subprocess.Process | None = None
@@ -78,18 +67,15 @@ class Worker:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
-    async def start(self, timeout: float) -> dict[str, Any]:
-        """Start the worker; return what it said when ready."""
+    async def _start(self) -> None:
+        """Start the worker and wait until it says it is ready (``info``)."""
         err: int | IO[bytes] | None = None  # inherit: a worker's traceback reaches the user
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log = err = self.log_path.open("ab")
         self._proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "marketfeed.bench.consumers.worker",
-            self.role,
-            self.params.to_json(),
+            *module_argv(WORKER_MODULE, self.params, self.role),
+            env=child_env(self.params),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=err,
@@ -98,6 +84,7 @@ class Worker:
             start_new_session=True,
             limit=1 << 20,
         )
+        timeout = self.start_timeout
         try:
             ready = await asyncio.wait_for(self._read(), timeout)
         except TimeoutError:
@@ -107,7 +94,6 @@ class Worker:
         if not ready.get("ready"):
             raise RuntimeStartError(f"{self.role}: {ready.get('error', 'did not start')}")
         self.info = ready
-        return ready
 
     async def call(
         self, cmd: str, *, timeout: float = _CALL_TIMEOUT_S, **args: Any
@@ -157,11 +143,9 @@ class Worker:
             self._proc.send_signal(signal.SIGCONT)
         self.suspended = False
 
-    def cpu_seconds(self) -> float | None:
-        return cpu_seconds(self.pid)
-
-    async def stop(self, timeout: float = 15.0) -> None:
+    async def stop(self) -> None:
         """Ask the worker to stop, then terminate, then kill. Safe to call twice."""
+        timeout = _STOP_TIMEOUT_S
         proc = self._proc
         if proc is None:
             self._close_log()

@@ -1,4 +1,4 @@
-"""A progress bar for the benchmark's steps on stderr: tqdm when installed, else plain lines.
+"""A progress bar for a benchmark's steps on stderr: tqdm when installed, else plain lines.
 
 stdout carries only the report, so that ``marketfeed bench consumers > report.md`` works.
 """
@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Any, TextIO
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, Self, TextIO
+
+# What a part of a benchmark is given to say what it is doing now (StepProgress.phase).
+Progress = Callable[[str], None]
 
 
 class StepProgress:
-    def __init__(
-        self, total: int, *, desc: str = "bench consumers", stream: TextIO = sys.stderr
-    ) -> None:
+    """``with StepProgress(steps, desc=...) as progress``: the bar is closed however it ends."""
+
+    def __init__(self, total: int, *, desc: str, stream: TextIO = sys.stderr) -> None:
         self.total = total
         self.desc = desc
         self.done = 0
@@ -42,3 +47,14 @@ class StepProgress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -27,13 +27,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from common.cli import EXIT_OK, OneLineParser, run_async
-from common.config import add_arguments, build
-from common.logs import setup_logging
-from marketfeed.bench.consumers.settings import prepare_out
+from common.cli import EXIT_OK
+from common.config import add_arguments
+from marketfeed.bench.core import command
 from marketfeed.bench.core.progress import StepProgress
-from marketfeed.bench.orders.report import render_markdown, write_results
-from marketfeed.bench.orders.runner import measure
 from marketfeed.bench.orders.settings import OrdersBenchConfig
 
 PROG = "marketfeed bench orders"
@@ -49,24 +46,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 async def run(args: argparse.Namespace) -> int:
-    config = build(OrdersBenchConfig, args).effective()
-    setup_logging(config.log_level)
-    if config.out is not None:
-        prepare_out(config.out)
+    config = command.settings_of(OrdersBenchConfig, args)
+    # Only now: they bring aiokafka, faust, numpy and the child processes' machinery.
+    from marketfeed.bench.orders import report, runner  # noqa: PLC0415
+
     # The join phase, then each rate step.
-    progress = StepProgress(1 + len(config.rates), desc="bench orders")
-    try:
-        results = await measure(config, progress)
-    finally:
-        progress.close()
-    print(render_markdown(results), end="", flush=True)
+    with StepProgress(1 + len(config.rates), desc="bench orders") as progress:
+        results = await runner.measure(config, progress)
+    print(report.render_markdown(results), end="", flush=True)
     if config.out is not None:
-        print(write_results(results, config.out), file=sys.stderr)
+        print(report.write_results(results, config.out), file=sys.stderr)
     return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = OneLineParser(prog=PROG, description=DESCRIPTION)
-    configure(parser)
-    args = parser.parse_args(argv)
-    return run_async(PROG, lambda: run(args))
+    return command.main(PROG, DESCRIPTION, configure, run, argv)

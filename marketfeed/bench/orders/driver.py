@@ -7,7 +7,8 @@ every partition of ``orders.events`` from the end it had when it started; each t
 
 - Open loop (a rate): order *i* is due at ``start + i / rate`` whatever happened before, and
   its latency is counted from that *intended* time, so a driver or a system that falls behind
-  shows up as latency instead of quietly sending less (coordinated omission).
+  shows up as latency instead of quietly sending less (coordinated omission); see
+  marketfeed.bench.orders.openloop.
 - Closed loop ("max"): at most ``window`` orders outstanding; a new one is sent as soon as one
   is answered, timed from when it was sent.
 
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import time
 import uuid
 from collections import Counter
@@ -41,6 +41,7 @@ from common.schema import NewOrder
 from common.schema.codec import unpack
 from common.schema.orders import ORDER_CANCELLED_TYPE, ORDER_FILLED_TYPE, ORDER_REJECTED_TYPE
 from common.topics import Topics, symbol_key
+from marketfeed.bench.orders.openloop import OpenLoop
 
 TERMINAL_KINDS = frozenset({ORDER_FILLED_TYPE, ORDER_CANCELLED_TYPE, ORDER_REJECTED_TYPE})
 
@@ -111,45 +112,39 @@ class OrderDriver(Lifecycle):
         self._reader: asyncio.Task[None] | None = None
         self._tps = [TopicPartition(topics.orders_events, p) for p in range(partitions)]
 
-    async def start(self) -> None:
-        self._producer = AIOKafkaProducer(
+    async def _start(self) -> None:
+        producer = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap, acks="all", linger_ms=1, client_id="bench-orders"
         )
-        self._consumer = AIOKafkaConsumer(
+        consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap,
             enable_auto_commit=False,
             fetch_max_wait_ms=self._fetch_max_wait_ms,
             client_id="bench-orders",
         )
-        try:
-            for client in (self._producer, self._consumer):
-                await with_backoff(
-                    "order driver",
-                    client.start,
-                    bootstrap=self.bootstrap,
-                    timeout=self._connect_timeout,
-                )
-            consumer = self._consumer
-            consumer.assign(self._tps)
-            await consumer.seek_to_end(*self._tps)
-            # Resolved now, before any order exists, so that no answer can be missed. (On the
-            # embedded broker the end may be a little early; older events match no order.)
-            for tp in self._tps:
-                await consumer.position(tp)
-        except BaseException:
-            await self.stop()
-            raise
+        self._producer, self._consumer = producer, consumer
+        for client in (producer, consumer):
+            # Before its start: a client whose start failed half-way is stopped too.
+            self.resources.push_async_callback(client.stop)
+            await with_backoff(
+                "order driver",
+                client.start,
+                bootstrap=self.bootstrap,
+                timeout=self._connect_timeout,
+            )
+        consumer.assign(self._tps)
+        await consumer.seek_to_end(*self._tps)
+        # Resolved now, before any order exists, so that no answer can be missed. (On the
+        # embedded broker the end may be a little early; older events match no order.)
+        for tp in self._tps:
+            await consumer.position(tp)
         self._reader = asyncio.create_task(self._read(), name="order-driver-reader")
+        self.resources.push_async_callback(cancel_and_wait, self._reader)
 
     async def stop(self) -> None:
         """Stop reading, then close both clients. Safe to call twice."""
-        reader, self._reader = self._reader, None
-        await cancel_and_wait(reader)
-        for name in ("_consumer", "_producer"):
-            client = getattr(self, name)
-            setattr(self, name, None)
-            if client is not None:
-                await client.stop()
+        await super().stop()
+        self._reader = self._consumer = self._producer = None
 
     def check(self) -> None:
         """Raise what stopped the reader, if it stopped."""
@@ -216,27 +211,18 @@ class OrderDriver(Lifecycle):
     async def run_open(self, rate: float, *, warmup: float, duration: float) -> Tally:
         """Send at ``rate`` for ``warmup`` then ``duration`` seconds; measure the latter."""
         tally = Tally()
-        start = time.monotonic()
-        window_at, end = start + warmup, start + warmup + duration
-        # Orders 0..total-1 are due before the end; all of them are sent, however late.
-        total = math.ceil((end - start) * rate)
-        i = 0
+        schedule = OpenLoop(rate, warmup=warmup, duration=duration)
         while True:
             now = time.monotonic()
-            if tally.opened is None and now >= window_at:
+            if tally.opened is None and now >= schedule.window_at:
                 self._open(tally)
-            due = min(math.floor((now - start) * rate) + 1, total) - i
-            for _ in range(due):
-                intended = start + i / rate
-                await self.send(
-                    self._next_symbol(), intended, tally=tally if intended >= window_at else None
-                )
-                i += 1
-            if now >= end:
+            for intended in schedule.take_due():
+                measured = tally if schedule.measured(intended) else None
+                await self.send(self._next_symbol(), intended, tally=measured)
+            if now >= schedule.end:
                 break
             self.check()
-            boundary = window_at if tally.opened is None else end
-            await asyncio.sleep(max(0.0, min(start + i / rate, boundary) - time.monotonic()))
+            await asyncio.sleep(schedule.wait_time(window_open=tally.opened is not None))
         self._close(tally)
         return tally
 

@@ -81,7 +81,7 @@ class EchoService(Lifecycle):
         self._producer: AIOKafkaProducer | None = None
         self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
+    async def _start(self) -> None:
         c = self.config
         await ensure_topics(
             c,
@@ -90,29 +90,29 @@ class EchoService(Lifecycle):
                 TopicSpec(self.topics.orders_events, c.partitions),
             ],
         )
-        self._producer = AIOKafkaProducer(
+        producer = AIOKafkaProducer(
             bootstrap_servers=c.bootstrap, acks="all", linger_ms=1, client_id="bench-echo"
         )
-        self._consumer = AIOKafkaConsumer(
+        consumer = AIOKafkaConsumer(
             bootstrap_servers=c.bootstrap,
             enable_auto_commit=False,
             fetch_max_wait_ms=c.fetch_max_wait_ms,
             client_id="bench-echo",
         )
-        try:
-            for client in (self._producer, self._consumer):
-                await with_backoff(
-                    "echo", client.start, bootstrap=c.bootstrap, timeout=c.connect_timeout
-                )
-        except BaseException:
-            await self.stop()
-            raise
+        self._producer, self._consumer = producer, consumer
+        for client in (producer, consumer):
+            # Before its start: a client whose start failed half-way is stopped too.
+            self.resources.push_async_callback(client.stop)
+            await with_backoff(
+                "echo", client.start, bootstrap=c.bootstrap, timeout=c.connect_timeout
+            )
         tps = [TopicPartition(self.topics.orders_commands, p) for p in range(c.partitions)]
-        self._consumer.assign(tps)
+        consumer.assign(tps)
         # From the beginning, as order_entry's group starts: commands sent before it was up
         # are answered too.
-        await self._consumer.seek_to_beginning(*tps)
+        await consumer.seek_to_beginning(*tps)
         self._task = asyncio.create_task(self._run(), name="echo")
+        self.resources.push_async_callback(cancel_and_wait, self._task)
 
     async def _run(self) -> None:
         consumer, producer = self._consumer, self._producer
@@ -138,13 +138,8 @@ class EchoService(Lifecycle):
 
     async def stop(self) -> None:
         """Stop the loop, then the clients. Safe to call twice."""
-        task, self._task = self._task, None
-        await cancel_and_wait(task)
-        for name in ("_consumer", "_producer"):
-            client = getattr(self, name)
-            setattr(self, name, None)
-            if client is not None:
-                await client.stop()
+        await super().stop()
+        self._task = self._consumer = self._producer = None
         log.info("echo stopped after %d answers", self.answered)
 
 

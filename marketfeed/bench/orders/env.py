@@ -7,34 +7,37 @@ order_entry processes (``python -m order_entry``) and the echo baseline
 (``python -m marketfeed.bench.orders.echo``). It also owns the two order drivers and a watermark
 reader of the quote topic. ``stop()`` stops all of it in reverse order; it is safe to call twice.
 
-Children get the environment without ``MARKETFEED_*``: every setting of theirs is a flag built
-here, so that nothing in the user's shell quietly changes what is measured.
+Each child is launched from its config (PublisherConfig, OrderEntryConfig, EchoConfig) built
+here, every setting a flag, with the environment without ``MARKETFEED_*``, so that nothing in
+the user's shell quietly changes what is measured (marketfeed.bench.core.children).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import redis.asyncio as aioredis
 
-from common.config import ENV_PREFIX
 from common.errors import RuntimeStartError
-from common.kafka import KafkaSettings, TopicSpec, ensure_topics, market_data_topics
+from common.kafka import TopicSpec, ensure_topics, market_data_topics
 from common.lifecycle import Lifecycle
 from common.runtime import ChildProcess
 from common.watermarks import WatermarkReader
-from marketfeed.bench.consumers.workers import cpu_seconds
+from marketfeed.bench.core.children import child_env, cpu_now, module_argv
+from marketfeed.bench.core.servers import feed_config, kafka_settings
 from marketfeed.bench.orders.driver import OrderDriver
+from marketfeed.bench.orders.echo import EchoConfig
 from marketfeed.bench.orders.settings import OrdersBenchConfig
+from order_entry.config import OrderEntryConfig
 
 ORDER_ENTRY = "order_entry"
 ECHO = "echo"
+ECHO_MODULE = "marketfeed.bench.orders.echo"
 # The order_entry processes: the one every step runs on, and the one that joins it.
 FIRST, SECOND = "oe1", "oe2"
 # A clean stop of order_entry takes about a second (faust leaves the group), of the publisher
@@ -73,28 +76,14 @@ async def _alive() -> bool:
     return True
 
 
-def _child_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
-
-
 class OrderEnv(Lifecycle):
     def __init__(self, ctx: RunContext, prefix: str, name: str) -> None:
         c = ctx.config
         self.ctx = ctx
         self.prefix = prefix
         self.name = name
-        self.kafka = KafkaSettings(
-            bootstrap=ctx.bootstrap,
-            topic_prefix=prefix,
-            partitions=c.partitions,
-            connect_timeout=c.connect_timeout,
-        )
-        self.echo_kafka = KafkaSettings(
-            bootstrap=ctx.bootstrap,
-            topic_prefix=f"{prefix}echo.",
-            partitions=c.partitions,
-            connect_timeout=c.connect_timeout,
-        )
+        self.kafka = kafka_settings(c, ctx.bootstrap, prefix)
+        self.echo_kafka = kafka_settings(c, ctx.bootstrap, f"{prefix}echo.")
         self.drivers = {
             target: OrderDriver(
                 bootstrap=ctx.bootstrap,
@@ -110,19 +99,11 @@ class OrderEnv(Lifecycle):
         self.redis = aioredis.Redis.from_url(ctx.redis_url, socket_connect_timeout=2)
         self.publisher: ChildProcess | None = None
         self.processes: dict[str, ChildProcess] = {}
-        self._stack = contextlib.AsyncExitStack()
 
     def redis_prefix(self, process: str) -> str:
         return f"{self.prefix}{process}:"
 
-    async def start(self) -> None:
-        try:
-            await self._open()
-        except BaseException:
-            await self.stop()
-            raise
-
-    async def _open(self) -> None:
+    async def _start(self) -> None:
         specs = list(market_data_topics(self.kafka))
         for kafka in (self.kafka, self.echo_kafka):
             topics = kafka.topics
@@ -131,54 +112,33 @@ class OrderEnv(Lifecycle):
                 TopicSpec(topics.orders_events, kafka.partitions),
             ]
         await ensure_topics(self.kafka, specs)
-        self._stack.push_async_callback(self.redis.aclose)
-        await self._stack.enter_async_context(self.watermarks)
+        self.resources.push_async_callback(self.redis.aclose)
+        await self.resources.enter_async_context(self.watermarks)
         for driver in self.drivers.values():
-            await self._stack.enter_async_context(driver)
+            await self.resources.enter_async_context(driver)
             driver.pause()
+        c = self.ctx.config
+        feed = feed_config(
+            self.kafka, symbols=c.symbols, rate=c.quote_rate, seed=c.seed, log_level=c.log_level
+        )
         self.publisher = await self._spawn(
-            "publisher",
-            [
-                "feed_publisher",
-                *self._kafka_flags(self.kafka),
-                "--symbols",
-                str(self.ctx.config.symbols),
-                "--rate",
-                str(self.ctx.config.quote_rate),
-                "--seed",
-                str(self.ctx.config.seed),
-            ],
-            stop_timeout=_QUICK_STOP_S,
+            "publisher", "feed_publisher", feed, stop_timeout=_QUICK_STOP_S
         )
         await self._wait_for_quotes(self.publisher)
 
-    def _kafka_flags(self, kafka: KafkaSettings) -> list[str]:
-        c = self.ctx.config
-        return [
-            "--bootstrap",
-            kafka.bootstrap,
-            "--topic-prefix",
-            kafka.topic_prefix,
-            "--partitions",
-            str(kafka.partitions),
-            "--connect-timeout",
-            str(c.connect_timeout),
-            "--log-level",
-            c.log_level,
-        ]
-
     async def _spawn(
-        self, role: str, module_argv: list[str], *, stop_timeout: float = _STOP_TIMEOUT_S
+        self, role: str, module: str, config: Any, *, stop_timeout: float = _STOP_TIMEOUT_S
     ) -> ChildProcess:
+        """Start ``python -m module`` with ``config``; it is stopped with this env."""
         proc = ChildProcess(
             name=f"{role} ({self.name})",
-            argv=[sys.executable, "-m", *module_argv],
+            argv=module_argv(module, config),
             ready=_alive,
             log_path=self.ctx.log_dir / f"{self.name}-{role}.log",
-            env=_child_env(),
+            env=child_env(config),
             stop_timeout=stop_timeout,
         )
-        self._stack.push_async_callback(proc.stop)
+        self.resources.push_async_callback(proc.stop)
         await proc.start()
         return proc
 
@@ -219,41 +179,37 @@ class OrderEnv(Lifecycle):
 
     async def spawn_order_entry(self, process: str, *, ledger: str) -> Spawned:
         """Start an order_entry process with its own quote cache, sharing ``ledger``'s."""
-        c = self.ctx.config
-        wall, at = time.time_ns(), time.monotonic()
-        proc = await self._spawn(
-            process,
-            [
-                "order_entry",
-                *self._kafka_flags(self.kafka),
-                "--redis-url",
-                self.ctx.redis_url,
-                "--redis-prefix",
-                self.redis_prefix(process),
-                # One ledger for the group: a duplicate is recognised whichever process owns it.
-                "--ledger-prefix",
-                self.redis_prefix(ledger),
-                "--tradable-file",
-                str(self.ctx.tradable_file),
-                "--rebalance-timeout",
-                str(c.rebalance_timeout),
-            ],
+        c, k = self.ctx.config, self.kafka
+        config = OrderEntryConfig(
+            bootstrap=k.bootstrap,
+            topic_prefix=k.topic_prefix,
+            partitions=k.partitions,
+            connect_timeout=k.connect_timeout,
+            log_level=c.log_level,
+            redis_url=self.ctx.redis_url,
+            redis_prefix=self.redis_prefix(process),
+            # One ledger for the group: a duplicate is recognised whichever process owns it.
+            ledger_prefix=self.redis_prefix(ledger),
+            tradable_file=self.ctx.tradable_file,
+            rebalance_timeout=c.rebalance_timeout,
         )
+        wall, at = time.time_ns(), time.monotonic()
+        proc = await self._spawn(process, "order_entry", config)
         self.processes[process] = proc
         return Spawned(proc, wall, at)
 
     async def spawn_echo(self) -> Spawned:
-        wall, at = time.time_ns(), time.monotonic()
-        proc = await self._spawn(
-            ECHO,
-            [
-                "marketfeed.bench.orders.echo",
-                *self._kafka_flags(self.echo_kafka),
-                "--fetch-max-wait-ms",
-                str(self.ctx.config.fetch_max_wait_ms),
-            ],
-            stop_timeout=_QUICK_STOP_S,
+        c, k = self.ctx.config, self.echo_kafka
+        config = EchoConfig(
+            bootstrap=k.bootstrap,
+            topic_prefix=k.topic_prefix,
+            partitions=k.partitions,
+            connect_timeout=k.connect_timeout,
+            fetch_max_wait_ms=c.fetch_max_wait_ms,
+            log_level=c.log_level,
         )
+        wall, at = time.time_ns(), time.monotonic()
+        proc = await self._spawn(ECHO, ECHO_MODULE, config, stop_timeout=_QUICK_STOP_S)
         self.processes[ECHO] = proc
         return Spawned(proc, wall, at)
 
@@ -276,12 +232,12 @@ class OrderEnv(Lifecycle):
         if self.publisher is not None:
             pids["publisher"] = self.publisher.pid
         pids.update({name: proc.pid for name, proc in self.processes.items()})
-        return {name: cpu_seconds(pid) for name, pid in pids.items()}
+        return cpu_now(pids)
 
     async def stop(self) -> None:
         """Stop the children, drivers and clients in reverse order. Safe to call twice."""
         # The consumers of orders first and together: each takes about a second to leave.
         await asyncio.gather(*(proc.stop() for proc in self.processes.values()))
-        await self._stack.aclose()
+        await super().stop()
         self.processes.clear()
         self.publisher = None

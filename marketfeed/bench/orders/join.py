@@ -30,12 +30,12 @@ from typing import TypeVar
 
 from common.errors import RuntimeStartError
 from common.partitioner import partitions_for
+from marketfeed.bench.core.progress import Progress
 from marketfeed.bench.orders.env import FIRST, ORDER_ENTRY, SECOND, OrderEnv, Spawned
 from marketfeed.bench.orders.probe import ProbeAnswer, Prober
 from marketfeed.bench.orders.results import JoinResults, ProcessJoin, SecondJoin
 
 T = TypeVar("T")
-Progress = Callable[[str], None]
 
 _POLL_S = 0.05
 # How long meta may lag the first fill (it is written right after the cache is warm).

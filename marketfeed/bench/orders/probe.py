@@ -49,13 +49,13 @@ class Prober(Lifecycle):
         self._new = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="order-prober")
+    async def _start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="order-prober")
+        self.resources.push_async_callback(cancel_and_wait, self._task)
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        await cancel_and_wait(task)
+        await super().stop()
+        self._task = None
 
     async def _run(self) -> None:
         next_at = time.monotonic()
@@ -105,9 +105,6 @@ class Prober(Lifecycle):
             self._new.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._new.wait(), min(left, 0.5))
-
-    def first_fill(self, *, sent_after: float = 0.0) -> ProbeAnswer | None:
-        return next((a for a in self.answers if a.filled and a.sent >= sent_after), None)
 
     def median_s(self, *, sent_after: float = 0.0) -> float:
         """The median latency of the answers so far to probes sent after ``sent_after``."""

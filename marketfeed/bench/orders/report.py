@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import statistics
-from dataclasses import asdict
 from pathlib import Path
 
-from marketfeed.bench.consumers.report import finite
-from marketfeed.bench.core.servers import table
+from marketfeed.bench.core.report import DASH, ms, shown, table, write_json
 from marketfeed.bench.orders.env import ECHO, ORDER_ENTRY
 from marketfeed.bench.orders.results import (
     JoinResults,
@@ -18,7 +15,6 @@ from marketfeed.bench.orders.results import (
     TargetStep,
 )
 
-DASH = "—"
 PERCENTILES = ("p50_ms", "p90_ms", "p99_ms", "p99.9_ms", "max_ms")
 OUTCOMES = ("order.filled", "order.cancelled", "order.rejected")
 
@@ -28,9 +24,7 @@ def _s(value: float | None) -> str:
 
 
 def _ms(value: float | None) -> str:
-    if value is None:
-        return DASH
-    return f"{value:.1f}" if value < 100 else f"{value:,.0f}"
+    return ms(value, 1)
 
 
 def _x(value: float | None) -> str:
@@ -202,7 +196,7 @@ def _cpu_table(steps: list[RateStep]) -> str:
 
 
 def _cores(value: float | None) -> str:
-    return DASH if value is None else f"{value:.2f}"
+    return shown(value, ".2f")
 
 
 def render_markdown(results: OrdersResults) -> str:
@@ -218,5 +212,5 @@ def render_markdown(results: OrdersResults) -> str:
 
 
 def write_results(results: OrdersResults, out: Path) -> str:
-    (out / "results.json").write_text(json.dumps(finite(asdict(results)), indent=1) + "\n")
+    write_json(results, out)
     return f"wrote results.json to {out}"

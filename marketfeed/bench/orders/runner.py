@@ -16,21 +16,16 @@ backlog after its window, which would take CPU from a baseline run after it.
 from __future__ import annotations
 
 import contextlib
-import os
-import platform
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
-import redis
+import faust
 
-from common.runtime import EmbeddedStack
 from feed_publisher.universe import universe
-from marketfeed.bench.consumers.runner import check_redis, forget_keys
-from marketfeed.bench.consumers.step import rate_label
 from marketfeed.bench.core.progress import StepProgress
-from marketfeed.bench.core.servers import run_prefix
+from marketfeed.bench.core.servers import Servers, bench_servers, environment, run_prefix
+from marketfeed.bench.core.settings import rate_label
 from marketfeed.bench.orders.env import ECHO, ORDER_ENTRY, OrderEnv, RunContext
 from marketfeed.bench.orders.join import measure_join, start_serving
 from marketfeed.bench.orders.results import OrdersResults, RateStep, TargetStep, ratios
@@ -38,22 +33,6 @@ from marketfeed.bench.orders.settings import OrdersBenchConfig
 from marketfeed.bench.orders.steps import measure_target
 
 SHARED = "shared with the join phase"
-
-
-def _environment(config: OrdersBenchConfig) -> dict[str, Any]:
-    import aiokafka  # noqa: PLC0415 - only for their versions
-    import faust  # noqa: PLC0415
-
-    return {
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "aiokafka": aiokafka.__version__,
-        "faust": faust.__version__,
-        "redis_py": redis.__version__,
-        "broker": config.bootstrap or "embedded Tansu (memory engine)",
-        "redis": config.redis_url or "embedded redis-server",
-    }
 
 
 def _notes(config: OrdersBenchConfig) -> list[str]:
@@ -90,8 +69,25 @@ async def _run_step(
     )
 
 
+def _context(config: OrdersBenchConfig, servers: Servers, log_dir: Path) -> RunContext:
+    tradable = tuple(universe(config.symbols)[: config.tradable])
+    tradable_file = log_dir / "tradable.txt"
+    tradable_file.write_text("\n".join(tradable) + "\n")
+    return RunContext(
+        config=config,
+        bootstrap=servers.bootstrap,
+        redis_url=servers.redis_urls[ORDER_ENTRY],
+        log_dir=log_dir,
+        tradable=tradable,
+        tradable_file=tradable_file,
+        servers=servers.pids(lambda _: "redis"),  # order_entry's, the only one
+    )
+
+
 async def measure(config: OrdersBenchConfig, progress: StepProgress) -> OrdersResults:
-    results = OrdersResults(config=asdict(config), environment=_environment(config))
+    env_info = environment(config, embedded_redis="embedded redis-server")
+    results = OrdersResults(config=asdict(config), environment=env_info)
+    results.environment["faust"] = faust.__version__
     results.config["out"] = str(config.out) if config.out else None
     results.notes = _notes(config)
     prefix = run_prefix("orders")
@@ -101,38 +97,22 @@ async def measure(config: OrdersBenchConfig, progress: StepProgress) -> OrdersRe
             log_dir.mkdir(parents=True, exist_ok=True)
         else:
             log_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-orders-")))
-        servers: dict[str, int | None] = {}
-        embedded: EmbeddedStack | None = None
-        if config.bootstrap is None or config.redis_url is None:
-            progress.phase("starting the embedded servers")
-            embedded = EmbeddedStack(
-                services=() if config.redis_url else (ORDER_ENTRY,),
+        servers = await stack.enter_async_context(
+            bench_servers(
+                bootstrap=config.bootstrap,
+                redis_url=config.redis_url,
+                services=(ORDER_ENTRY,),
+                prefix=prefix,
                 log_dir=log_dir,
-                with_broker=config.bootstrap is None,
+                progress=progress.phase,
             )
-            await stack.enter_async_context(embedded)
-            if embedded.broker is not None:
-                servers["broker"] = embedded.broker.pid
-            if ORDER_ENTRY in embedded.redis:
-                servers["redis"] = embedded.redis[ORDER_ENTRY].pid
-        bootstrap = config.bootstrap or (embedded.bootstrap if embedded else "")
-        redis_url = config.redis_url or (embedded.redis_url(ORDER_ENTRY) if embedded else "")
-        if config.redis_url:
-            await check_redis(config.redis_url)
-            stack.push_async_callback(forget_keys, config.redis_url, [prefix])
-        results.environment.update(bootstrap=bootstrap, topic_prefix=prefix, redis_url=redis_url)
-        tradable = tuple(universe(config.symbols)[: config.tradable])
-        tradable_file = log_dir / "tradable.txt"
-        tradable_file.write_text("\n".join(tradable) + "\n")
-        ctx = RunContext(
-            config=config,
-            bootstrap=bootstrap,
-            redis_url=redis_url,
-            log_dir=log_dir,
-            tradable=tradable,
-            tradable_file=tradable_file,
-            servers=servers,
         )
+        results.environment.update(
+            bootstrap=servers.bootstrap,
+            topic_prefix=prefix,
+            redis_url=servers.redis_urls[ORDER_ENTRY],
+        )
+        ctx = _context(config, servers, log_dir)
         progress.phase("join: starting the publisher")
         env = OrderEnv(ctx, f"{prefix}join.", "join")
         # Whichever env is current when the run ends (each step may replace it).

@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from marketfeed.bench.consumers.step import rate_label
+from common.lifecycle import cancel_all
+from marketfeed.bench.core.children import cores
+from marketfeed.bench.core.progress import Progress
+from marketfeed.bench.core.settings import rate_label
 from marketfeed.bench.orders.driver import Tally
 from marketfeed.bench.orders.env import FIRST, OrderEnv
 from marketfeed.bench.orders.results import TargetStep
-
-Progress = Callable[[str], None]
 
 
 @dataclass(slots=True)
@@ -39,12 +39,8 @@ async def _sample_window(env: OrderEnv, warmup: float, duration: float) -> _Wind
     marks1, cpu1, t1 = await env.quote_watermarks(), env.cpu(), time.monotonic()
     lag = await env.cache_lag(FIRST, marks1)
     elapsed = max(t1 - t0, 1e-9)
-    cores: dict[str, float | None] = {}
-    for name, before in cpu0.items():
-        after = cpu1.get(name)
-        cores[name] = None if before is None or after is None else (after - before) / elapsed
     published = sum(marks1.values()) - sum(marks0.values())
-    return _Window(published / elapsed, cores, lag)
+    return _Window(published / elapsed, cores(cpu0, cpu1, elapsed), lag)
 
 
 async def measure_target(
@@ -66,7 +62,8 @@ async def measure_target(
                 tally = await driver.run_open(rate, warmup=config.warmup, duration=config.duration)
             sampled = await sampler
         finally:
-            sampler.cancel()
+            # Ended already, unless the driver failed: then it has nothing left to say.
+            await cancel_all([sampler])
         progress(f"{label} orders/s: {target}, waiting for the last answers")
         await driver.settle(tally, config.answer_timeout)
     finally:

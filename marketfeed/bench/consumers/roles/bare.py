@@ -7,29 +7,35 @@ timestamp (millisecond resolution, so it reads up to 1 ms high), since it decode
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import time
 
 import numpy as np
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from common.kafka import with_backoff
-from common.lifecycle import cancel_and_wait
 from common.topics import Topics
-from marketfeed.bench.consumers.params import WorkerParams
-from marketfeed.bench.consumers.roles.tracking import ConsumerRole, ConsumerTracker
+from marketfeed.bench.consumers.roles.base import ConsumerRole, WorkerParams
+from marketfeed.bench.consumers.roles.tracking import ConsumerTracker
 
 
 async def open_at_end(
-    params: WorkerParams, client_id: str, tracker: ConsumerTracker
+    params: WorkerParams,
+    client_id: str,
+    tracker: ConsumerTracker,
+    resources: contextlib.AsyncExitStack,
 ) -> AIOKafkaConsumer:
-    """A consumer of every quote partition, positioned at the end (no group: nothing to join)."""
+    """A consumer of every quote partition, positioned at the end (no group: nothing to join).
+
+    Its stop goes in ``resources`` before it starts: a failed start is stopped too.
+    """
     consumer = AIOKafkaConsumer(
         bootstrap_servers=params.bootstrap,
         enable_auto_commit=False,
         fetch_max_wait_ms=params.fetch_max_wait_ms,
         client_id=client_id,
     )
+    resources.push_async_callback(consumer.stop)
     await with_backoff(
         client_id, consumer.start, bootstrap=params.bootstrap, timeout=params.connect_timeout
     )
@@ -45,14 +51,9 @@ async def open_at_end(
 
 
 class BareRole(ConsumerRole):
-    def __init__(self, params: WorkerParams) -> None:
-        super().__init__(params)
-        self._consumer: AIOKafkaConsumer | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    async def _start(self) -> list[int]:
-        self._consumer = await open_at_end(self.params, "bench-bare", self.tracker)
-        self._task = asyncio.create_task(self._run(self._consumer), name="bare")
+    async def _consume(self) -> list[int]:
+        consumer = await open_at_end(self.params, "bench-bare", self.tracker, self.resources)
+        self._run_loop(self._run(consumer), "bare")
         return list(range(self.params.partitions))
 
     async def _run(self, consumer: AIOKafkaConsumer) -> None:
@@ -66,15 +67,3 @@ class BareRole(ConsumerRole):
                 tracker.counts["received"] += len(records)
                 stamps = np.fromiter((r.timestamp for r in records), np.int64, len(records))
                 tracker.latencies_ns(now_ns, stamps * 1_000_000)
-
-    def check(self) -> None:
-        if self._task is not None and self._task.done():
-            self._task.result()
-            raise RuntimeError("the consume loop ended")
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        await cancel_and_wait(task)
-        consumer, self._consumer = self._consumer, None
-        if consumer is not None:
-            await consumer.stop()

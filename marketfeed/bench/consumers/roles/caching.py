@@ -8,29 +8,19 @@ record done, filtered records included.
 
 from __future__ import annotations
 
-import asyncio
-
 import numpy as np
 
 from common.cache import CacheSettings, CachingConsumer
 from common.cache.batch import PreparedBatch
 from common.cache.reader import QuoteReader
-from common.lifecycle import cancel_and_wait
 from feed_publisher.universe import universe
-from marketfeed.bench.consumers.params import WorkerParams
-from marketfeed.bench.consumers.roles.tracking import ConsumerRole
+from marketfeed.bench.consumers.roles.base import ConsumerRole
 
 SERVICE = "bench_caching"
 
 
 class CachingRole(ConsumerRole):
-    def __init__(self, params: WorkerParams) -> None:
-        super().__init__(params)
-        self._consumer: CachingConsumer | None = None
-        # Ends with the consumer's own task: how a request learns that the consumer died.
-        self._watch: asyncio.Task[None] | None = None
-
-    async def _start(self) -> list[int]:
+    async def _consume(self) -> list[int]:
         p = self.params
         settings = CacheSettings(
             bootstrap=p.bootstrap,
@@ -47,9 +37,9 @@ class CachingRole(ConsumerRole):
             interest=universe(p.symbols)[: p.interest],
             on_applied=self._applied,
         )
-        await consumer.start()
-        self._consumer = consumer
-        self._watch = asyncio.create_task(consumer.wait(), name="caching-watch")
+        await self.resources.enter_async_context(consumer)
+        # Ends with the consumer's own task: how a request learns that the consumer died.
+        self._run_loop(consumer.wait(), "caching-watch")
         partitions = sorted(consumer.assigned_partitions)
         # Where it starts: the offsets its snapshot (or replay) left in Redis.
         async with QuoteReader.from_url(p.redis_url, prefix=p.redis_prefix) as reader:
@@ -73,15 +63,3 @@ class CachingRole(ConsumerRole):
         tracker.counts["applied"] += len(batch.quotes)
         tracker.counts["conflated"] += batch.conflated
         tracker.counts["batches"] += 1
-
-    def check(self) -> None:
-        if self._watch is not None and self._watch.done():
-            self._watch.result()
-            raise RuntimeError("the caching consumer's loop ended")
-
-    async def stop(self) -> None:
-        watch, self._watch = self._watch, None
-        await cancel_and_wait(watch)
-        consumer, self._consumer = self._consumer, None
-        if consumer is not None:
-            await consumer.stop()

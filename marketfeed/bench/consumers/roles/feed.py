@@ -14,16 +14,21 @@ import logging
 import time
 from typing import Any
 
-from feed_publisher.config import PublisherConfig
+from common.lifecycle import cancel_all
 from feed_publisher.publisher import Publisher
-from marketfeed.bench.consumers.params import UNTHROTTLED, WorkerParams
+from marketfeed.bench.consumers.roles.base import Role, WorkerParams
+from marketfeed.bench.core.servers import feed_config
 
 log = logging.getLogger(__name__)
 
+# The publisher's loop ends on its stop event after the cycle in hand; one that does not by
+# then is cancelled, so that a stuck publisher cannot hold the worker's stop for good.
+_STOP_GRACE_S = 5.0
 
-class FeedRole:
+
+class FeedRole(Role):
     def __init__(self, params: WorkerParams) -> None:
-        self.params = params
+        super().__init__(params)
         self.paced = params.rate is not None
         self._publisher: Publisher | None = None
         self._task: asyncio.Task[None] | None = None
@@ -33,24 +38,29 @@ class FeedRole:
         self._t0 = time.monotonic()
         self._cpu0 = time.process_time()
 
-    async def start(self) -> dict[str, Any]:
+    async def _start(self) -> None:
         p = self.params
-        config = PublisherConfig(
-            bootstrap=p.bootstrap,
-            topic_prefix=p.topic_prefix,
-            partitions=p.partitions,
-            connect_timeout=p.connect_timeout,
+        # The params are the publisher's Kafka settings too: its topics are the run's.
+        config = feed_config(
+            p,
             symbols=p.symbols,
-            rate=p.rate or UNTHROTTLED,
+            rate=p.rate,
             seed=p.seed,
             linger_ms=p.linger_ms,
             log_level=p.log_level,
         )
-        publisher = Publisher(config)
-        await publisher.start()
+        publisher = await self.resources.enter_async_context(Publisher(config))
         self._publisher = publisher
         self._task = asyncio.create_task(publisher.run(self._stop), name="publisher")
-        return {"epoch": publisher.epoch}
+        self.resources.push_async_callback(self._end_run, self._task)
+        self.info = {"epoch": publisher.epoch}
+
+    async def _end_run(self, task: asyncio.Task[None]) -> None:
+        self._stop.set()
+        await asyncio.wait([task], timeout=_STOP_GRACE_S)
+        await cancel_all([task])
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("the publisher had stopped: %r", task.exception())
 
     def _running(self) -> Publisher:
         task, publisher = self._task, self._publisher
@@ -82,14 +92,3 @@ class FeedRole:
                 "lateness": lateness,
             }
         raise ValueError(f"unknown request {cmd!r}")
-
-    async def stop(self) -> None:
-        self._stop.set()
-        task, self._task = self._task, None
-        if task is not None:
-            await asyncio.wait([task])
-            if not task.cancelled() and task.exception() is not None:
-                log.warning("the publisher had stopped: %r", task.exception())
-        publisher, self._publisher = self._publisher, None
-        if publisher is not None:
-            await publisher.stop()

@@ -8,7 +8,6 @@ writes into its own Redis (or its own key prefix), under the same key layout as 
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import numpy as np
@@ -18,36 +17,30 @@ from aiokafka import AIOKafkaConsumer
 
 from common.cache.keys import CacheKeys
 from common.errors import CacheUnavailableError, SchemaError
-from common.lifecycle import cancel_and_wait
 from common.schema import decode_quote
-from marketfeed.bench.consumers.params import WorkerParams
 from marketfeed.bench.consumers.roles.bare import open_at_end
-from marketfeed.bench.consumers.roles.tracking import ConsumerRole
+from marketfeed.bench.consumers.roles.base import ConsumerRole, WorkerParams
 
 
 class NaiveRole(ConsumerRole):
     def __init__(self, params: WorkerParams) -> None:
         super().__init__(params)
         self.keys = CacheKeys(params.redis_prefix)
-        self._redis: aioredis.Redis | None = None
-        self._consumer: AIOKafkaConsumer | None = None
-        self._task: asyncio.Task[None] | None = None
 
-    async def _start(self) -> list[int]:
+    async def _consume(self) -> list[int]:
         p = self.params
         # No read timeout: a SET in flight when the benchmark freezes this process (its pause)
         # must complete on resume, not time out because the wall clock jumped meanwhile.
-        self._redis = aioredis.Redis.from_url(
-            p.redis_url, socket_connect_timeout=2, socket_timeout=None
-        )
+        client = aioredis.Redis.from_url(p.redis_url, socket_connect_timeout=2, socket_timeout=None)
+        self.resources.push_async_callback(client.aclose)
         try:
-            await self._redis.ping()
+            await client.ping()
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
             raise CacheUnavailableError(
                 f"naive consumer: cannot reach {p.redis_url}: {exc}"
             ) from None
-        self._consumer = await open_at_end(p, "bench-naive", self.tracker)
-        self._task = asyncio.create_task(self._run(self._consumer, self._redis), name="naive")
+        consumer = await open_at_end(p, "bench-naive", self.tracker, self.resources)
+        self._run_loop(self._run(consumer, client), "naive")
         return list(range(p.partitions))
 
     async def _run(self, consumer: AIOKafkaConsumer, client: aioredis.Redis) -> None:
@@ -73,18 +66,3 @@ class NaiveRole(ConsumerRole):
                 tracker.counts["decoded"] += len(published)
                 tracker.counts["applied"] += len(published)
                 tracker.latencies_ns(np.asarray(readable, dtype=np.int64), published)
-
-    def check(self) -> None:
-        if self._task is not None and self._task.done():
-            self._task.result()
-            raise RuntimeError("the consume loop ended")
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        await cancel_and_wait(task)
-        consumer, self._consumer = self._consumer, None
-        if consumer is not None:
-            await consumer.stop()
-        client, self._redis = self._redis, None
-        if client is not None:
-            await client.aclose()

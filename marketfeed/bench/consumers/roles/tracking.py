@@ -8,13 +8,12 @@
 - publish -> readable latency samples, in an HdrHistogram per measurement window;
 - counts (received, decoded, applied, conflated, ...) and the process's CPU time per window.
 
-A role (caching, naive, bare) owns its consumer and feeds this; the worker loop answers the
-benchmark's ``status``/``begin``/``end`` requests from it.
+A consumer role (caching, naive, bare) owns its consumer and feeds this; it answers the
+benchmark's ``status``/``begin``/``end`` requests from it (marketfeed.bench.consumers.roles.base).
 """
 
 from __future__ import annotations
 
-import abc
 import time
 from collections import Counter
 from typing import Any
@@ -23,7 +22,6 @@ import numpy as np
 import numpy.typing as npt
 
 from common.metrics import LatencyHistogram
-from marketfeed.bench.consumers.params import WorkerParams
 
 
 class ConsumerTracker:
@@ -64,38 +62,3 @@ class ConsumerTracker:
             "elapsed_s": time.monotonic() - self._began,
             "cpu_s": time.process_time() - self._cpu0,
         }
-
-
-class ConsumerRole(abc.ABC):
-    """A consumer under test, run by a worker process."""
-
-    def __init__(self, params: WorkerParams) -> None:
-        self.params = params
-        self.tracker = ConsumerTracker()
-
-    async def start(self) -> dict[str, Any]:
-        """Connect and start consuming; say which partitions it consumes."""
-        return {"partitions": await self._start()}
-
-    @abc.abstractmethod
-    async def _start(self) -> list[int]:
-        """Connect and start consuming; return the partitions it consumes."""
-
-    @abc.abstractmethod
-    async def stop(self) -> None:
-        """Stop consuming and close every connection. Safe to call twice."""
-
-    @abc.abstractmethod
-    def check(self) -> None:
-        """Raise if the consuming task died (so that a request reports it, not a silence)."""
-
-    async def handle(self, cmd: str, args: dict[str, Any]) -> dict[str, Any]:
-        self.check()
-        if cmd == "status":
-            return self.tracker.status()
-        if cmd == "begin":
-            self.tracker.begin()
-            return {}
-        if cmd == "end":
-            return self.tracker.end()
-        raise ValueError(f"unknown request {cmd!r}")
