@@ -25,10 +25,8 @@ for a step's phases, and runner._retire for which consumers are not run at highe
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 
-from common.cli import EXIT_OK
 from common.config import add_arguments
 from marketfeed.bench.consumers.settings import ConsumersBenchConfig
 from marketfeed.bench.core import command
@@ -50,13 +48,10 @@ async def run(args: argparse.Namespace) -> int:
     # Only now: they bring numpy, aiokafka, redis and the worker machinery.
     from marketfeed.bench.consumers import report, runner  # noqa: PLC0415
 
-    with StepProgress(len(config.rates), desc="bench consumers") as progress:
-        results = await runner.measure(config, progress)
-    print(report.render_markdown(results), end="", flush=True)
-    if config.out is not None:
-        for note in report.write_outputs(results, config.out):
-            print(note, file=sys.stderr)
-    return EXIT_OK
+    progress = StepProgress(len(config.rates), desc="bench consumers")
+    return await command.measure_and_report(
+        config, progress, runner.measure, report.render_markdown, report.write_outputs
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

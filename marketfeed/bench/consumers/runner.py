@@ -25,11 +25,11 @@ from marketfeed.bench.consumers.settings import ConsumersBenchConfig, Plan
 from marketfeed.bench.consumers.step import StepRun
 from marketfeed.bench.consumers.summary import summarise
 from marketfeed.bench.consumers.workers import Worker
+from marketfeed.bench.core.clients import kafka_fields, kafka_settings
 from marketfeed.bench.core.progress import StepProgress
 from marketfeed.bench.core.servers import (
     bench_servers,
     environment,
-    kafka_settings,
     run_prefix,
 )
 from marketfeed.bench.core.settings import rate_label
@@ -140,10 +140,7 @@ def _retire(step: Step, retired: dict[str, str]) -> None:
 def _worker_params(config: ConsumersBenchConfig, bootstrap: str, prefix: str) -> WorkerParams:
     """What every worker of the run is given; each step and role replaces what is its own."""
     return WorkerParams(
-        bootstrap=bootstrap,
-        topic_prefix=prefix,
-        partitions=config.partitions,
-        connect_timeout=config.connect_timeout,
+        **kafka_fields(kafka_settings(config, bootstrap, prefix)),
         symbols=config.symbols,
         seed=config.seed,
         log_level=config.log_level,

@@ -26,6 +26,7 @@ from common.errors import CacheUnavailableError
 from common.kafka import KafkaSettings
 from common.runtime import EmbeddedStack
 from feed_publisher.config import PublisherConfig
+from marketfeed.bench.core.clients import kafka_fields
 from marketfeed.bench.core.progress import Progress
 from marketfeed.bench.core.settings import BenchSettings
 
@@ -37,16 +38,6 @@ UNTHROTTLED = 1e9
 def run_prefix(name: str) -> str:
     """A topic prefix of its own for each run, so runs on a shared broker never mix."""
     return f"bench.{name}.{uuid.uuid4().hex[:8]}."
-
-
-def kafka_settings(config: BenchSettings, bootstrap: str, prefix: str) -> KafkaSettings:
-    """Where the topics under ``prefix`` live, laid out as the benchmark is configured."""
-    return KafkaSettings(
-        bootstrap=bootstrap,
-        topic_prefix=prefix,
-        partitions=config.partitions,
-        connect_timeout=config.connect_timeout,
-    )
 
 
 def feed_config(
@@ -61,10 +52,7 @@ def feed_config(
 ) -> PublisherConfig:
     """The publisher on ``kafka``'s topics at ``rate`` msg/s (None: unthrottled)."""
     return PublisherConfig(
-        bootstrap=kafka.bootstrap,
-        topic_prefix=kafka.topic_prefix,
-        partitions=kafka.partitions,
-        connect_timeout=kafka.connect_timeout,
+        **kafka_fields(kafka),
         symbols=symbols,
         rate=UNTHROTTLED if rate is None else rate,
         seed=seed,

@@ -24,10 +24,8 @@ for the order of things.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 
-from common.cli import EXIT_OK
 from common.config import add_arguments
 from marketfeed.bench.core import command
 from marketfeed.bench.core.progress import StepProgress
@@ -51,12 +49,10 @@ async def run(args: argparse.Namespace) -> int:
     from marketfeed.bench.orders import report, runner  # noqa: PLC0415
 
     # The join phase, then each rate step.
-    with StepProgress(1 + len(config.rates), desc="bench orders") as progress:
-        results = await runner.measure(config, progress)
-    print(report.render_markdown(results), end="", flush=True)
-    if config.out is not None:
-        print(report.write_results(results, config.out), file=sys.stderr)
-    return EXIT_OK
+    progress = StepProgress(1 + len(config.rates), desc="bench orders")
+    return await command.measure_and_report(
+        config, progress, runner.measure, report.render_markdown, report.write_outputs
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -34,13 +34,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from common.errors import SchemaError
-from common.kafka import with_backoff
 from common.lifecycle import Lifecycle, cancel_and_wait
 from common.metrics import LatencyHistogram
 from common.schema import NewOrder
 from common.schema.codec import unpack
 from common.schema.orders import ORDER_CANCELLED_TYPE, ORDER_FILLED_TYPE, ORDER_REJECTED_TYPE
 from common.topics import Topics, symbol_key
+from marketfeed.bench.core.clients import open_consumer, open_producer
 from marketfeed.bench.orders.openloop import OpenLoop
 
 TERMINAL_KINDS = frozenset({ORDER_FILLED_TYPE, ORDER_CANCELLED_TYPE, ORDER_REJECTED_TYPE})
@@ -113,25 +113,19 @@ class OrderDriver(Lifecycle):
         self._tps = [TopicPartition(topics.orders_events, p) for p in range(partitions)]
 
     async def _start(self) -> None:
-        producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap, acks="all", linger_ms=1, client_id="bench-orders"
-        )
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
-            enable_auto_commit=False,
-            fetch_max_wait_ms=self._fetch_max_wait_ms,
+        self._producer = await open_producer(
+            self.resources,
+            bootstrap=self.bootstrap,
             client_id="bench-orders",
+            connect_timeout=self._connect_timeout,
         )
-        self._producer, self._consumer = producer, consumer
-        for client in (producer, consumer):
-            # Before its start: a client whose start failed half-way is stopped too.
-            self.resources.push_async_callback(client.stop)
-            await with_backoff(
-                "order driver",
-                client.start,
-                bootstrap=self.bootstrap,
-                timeout=self._connect_timeout,
-            )
+        self._consumer = consumer = await open_consumer(
+            self.resources,
+            bootstrap=self.bootstrap,
+            client_id="bench-orders",
+            fetch_max_wait_ms=self._fetch_max_wait_ms,
+            connect_timeout=self._connect_timeout,
+        )
         consumer.assign(self._tps)
         await consumer.seek_to_end(*self._tps)
         # Resolved now, before any order exists, so that no answer can be missed. (On the

@@ -26,12 +26,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from common.cli import OneLineParser, run_async
 from common.config import add_arguments, build, known_log_level, positive, setting
 from common.errors import SchemaError
-from common.kafka import KafkaSettings, TopicSpec, ensure_topics, with_backoff
+from common.kafka import KafkaSettings, TopicSpec, ensure_topics
 from common.lifecycle import Lifecycle, cancel_and_wait
 from common.logs import setup_logging
 from common.schema.codec import SCHEMA_VERSION, pack, unpack
 from common.schema.orders import ORDER_FILLED_TYPE
 from common.service import serve
+from marketfeed.bench.core.clients import open_consumer, open_producer
 
 PROG = "marketfeed.bench.orders.echo"
 log = logging.getLogger(__name__)
@@ -90,22 +91,19 @@ class EchoService(Lifecycle):
                 TopicSpec(self.topics.orders_events, c.partitions),
             ],
         )
-        producer = AIOKafkaProducer(
-            bootstrap_servers=c.bootstrap, acks="all", linger_ms=1, client_id="bench-echo"
-        )
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=c.bootstrap,
-            enable_auto_commit=False,
-            fetch_max_wait_ms=c.fetch_max_wait_ms,
+        self._producer = await open_producer(
+            self.resources,
+            bootstrap=c.bootstrap,
             client_id="bench-echo",
+            connect_timeout=c.connect_timeout,
         )
-        self._producer, self._consumer = producer, consumer
-        for client in (producer, consumer):
-            # Before its start: a client whose start failed half-way is stopped too.
-            self.resources.push_async_callback(client.stop)
-            await with_backoff(
-                "echo", client.start, bootstrap=c.bootstrap, timeout=c.connect_timeout
-            )
+        self._consumer = consumer = await open_consumer(
+            self.resources,
+            bootstrap=c.bootstrap,
+            client_id="bench-echo",
+            fetch_max_wait_ms=c.fetch_max_wait_ms,
+            connect_timeout=c.connect_timeout,
+        )
         tps = [TopicPartition(self.topics.orders_commands, p) for p in range(c.partitions)]
         consumer.assign(tps)
         # From the beginning, as order_entry's group starts: commands sent before it was up

@@ -29,7 +29,8 @@ from common.lifecycle import Lifecycle
 from common.runtime import ChildProcess
 from common.watermarks import WatermarkReader
 from marketfeed.bench.core.children import child_env, cpu_now, module_argv
-from marketfeed.bench.core.servers import feed_config, kafka_settings
+from marketfeed.bench.core.clients import kafka_fields, kafka_settings
+from marketfeed.bench.core.servers import feed_config
 from marketfeed.bench.orders.driver import OrderDriver
 from marketfeed.bench.orders.echo import EchoConfig
 from marketfeed.bench.orders.settings import OrdersBenchConfig
@@ -179,12 +180,9 @@ class OrderEnv(Lifecycle):
 
     async def spawn_order_entry(self, process: str, *, ledger: str) -> Spawned:
         """Start an order_entry process with its own quote cache, sharing ``ledger``'s."""
-        c, k = self.ctx.config, self.kafka
+        c = self.ctx.config
         config = OrderEntryConfig(
-            bootstrap=k.bootstrap,
-            topic_prefix=k.topic_prefix,
-            partitions=k.partitions,
-            connect_timeout=k.connect_timeout,
+            **kafka_fields(self.kafka),
             log_level=c.log_level,
             redis_url=self.ctx.redis_url,
             redis_prefix=self.redis_prefix(process),
@@ -199,12 +197,9 @@ class OrderEnv(Lifecycle):
         return Spawned(proc, wall, at)
 
     async def spawn_echo(self) -> Spawned:
-        c, k = self.ctx.config, self.echo_kafka
+        c = self.ctx.config
         config = EchoConfig(
-            bootstrap=k.bootstrap,
-            topic_prefix=k.topic_prefix,
-            partitions=k.partitions,
-            connect_timeout=k.connect_timeout,
+            **kafka_fields(self.echo_kafka),
             fetch_max_wait_ms=c.fetch_max_wait_ms,
             log_level=c.log_level,
         )

@@ -211,6 +211,7 @@ def render_markdown(results: OrdersResults) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def write_results(results: OrdersResults, out: Path) -> str:
+def write_outputs(results: OrdersResults, out: Path) -> list[str]:
+    """Write results.json; return lines to tell the user."""
     write_json(results, out)
-    return f"wrote results.json to {out}"
+    return [f"wrote results.json to {out}"]

@@ -13,10 +13,10 @@ import time
 import numpy as np
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from common.kafka import with_backoff
 from common.topics import Topics
 from marketfeed.bench.consumers.roles.base import ConsumerRole, WorkerParams
 from marketfeed.bench.consumers.roles.tracking import ConsumerTracker
+from marketfeed.bench.core.clients import open_consumer
 
 
 async def open_at_end(
@@ -27,17 +27,14 @@ async def open_at_end(
 ) -> AIOKafkaConsumer:
     """A consumer of every quote partition, positioned at the end (no group: nothing to join).
 
-    Its stop goes in ``resources`` before it starts: a failed start is stopped too.
+    Its stop goes in ``resources``.
     """
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=params.bootstrap,
-        enable_auto_commit=False,
-        fetch_max_wait_ms=params.fetch_max_wait_ms,
+    consumer = await open_consumer(
+        resources,
+        bootstrap=params.bootstrap,
         client_id=client_id,
-    )
-    resources.push_async_callback(consumer.stop)
-    await with_backoff(
-        client_id, consumer.start, bootstrap=params.bootstrap, timeout=params.connect_timeout
+        fetch_max_wait_ms=params.fetch_max_wait_ms,
+        connect_timeout=params.connect_timeout,
     )
     topic = Topics(prefix=params.topic_prefix).quotes
     tps = [TopicPartition(topic, p) for p in range(params.partitions)]

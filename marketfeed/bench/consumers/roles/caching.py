@@ -15,6 +15,7 @@ from common.cache.batch import PreparedBatch
 from common.cache.reader import QuoteReader
 from feed_publisher.universe import universe
 from marketfeed.bench.consumers.roles.base import ConsumerRole
+from marketfeed.bench.core.clients import kafka_fields
 
 SERVICE = "bench_caching"
 
@@ -23,10 +24,7 @@ class CachingRole(ConsumerRole):
     async def _consume(self) -> list[int]:
         p = self.params
         settings = CacheSettings(
-            bootstrap=p.bootstrap,
-            topic_prefix=p.topic_prefix,
-            partitions=p.partitions,
-            connect_timeout=p.connect_timeout,
+            **kafka_fields(p),
             redis_url=p.redis_url,
             redis_prefix=p.redis_prefix,
             fetch_max_wait_ms=p.fetch_max_wait_ms,
