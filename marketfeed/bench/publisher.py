@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -68,11 +69,16 @@ def _prebuilt_payloads(
 async def _baseline(
     settings: KafkaSettings, payloads: list[tuple[bytes, bytes]], duration: float
 ) -> float:
-    from aiokafka import AIOKafkaProducer  # noqa: PLC0415 - see the docstring
+    from marketfeed.bench.core.clients import open_producer  # noqa: PLC0415 - see the docstring
 
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all", linger_ms=2)
-    await producer.start()
-    try:
+    async with contextlib.AsyncExitStack() as stack:
+        producer = await open_producer(
+            stack,
+            bootstrap=settings.bootstrap,
+            client_id="bench-publisher-baseline",
+            connect_timeout=settings.connect_timeout,
+            linger_ms=2,
+        )
         topic = settings.topics.quotes
         futures = []
         started = time.monotonic()
@@ -83,8 +89,6 @@ async def _baseline(
             i += 1
         results = await asyncio.gather(*futures, return_exceptions=True)
         elapsed = time.monotonic() - started
-    finally:
-        await producer.stop()
     acked = sum(1 for r in results if not isinstance(r, BaseException))
     return acked / elapsed
 
