@@ -7,26 +7,27 @@ For each symbol count, two runs against the same broker in the same invocation:
 - publisher: the real publisher, unthrottled, generating, encoding and sending as it runs.
 
 The figure is the ratio publisher / baseline of acknowledged messages per second.
+
+The command line imports this module to build its parser: what measuring needs (aiokafka, the
+publisher, numpy) is imported by the functions that measure, when the benchmark runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from aiokafka import AIOKafkaProducer
-
+from common.cli import EXIT_OK
 from common.config import add_arguments, all_positive, build, known_log_level, positive, setting
-from common.kafka import KafkaSettings, ensure_topics, market_data_topics
 from common.logs import setup_logging
-from feed_publisher.config import PublisherConfig
-from feed_publisher.publisher import Publisher
-from marketfeed.bench.common import bench_broker, run_prefix, table
+from marketfeed.bench.core.report import table
 
-# Far above anything reachable here: the pacer then always has max_batch ticks due.
-_UNTHROTTLED = 1e9
+if TYPE_CHECKING:
+    from common.kafka import KafkaSettings
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -56,6 +57,9 @@ def _prebuilt_payloads(
     settings: KafkaSettings, symbols: int, count: int
 ) -> list[tuple[bytes, bytes]]:
     """``count`` encoded quotes exactly as the publisher would build them."""
+    from feed_publisher.config import PublisherConfig  # noqa: PLC0415 - see the docstring
+    from feed_publisher.publisher import Publisher  # noqa: PLC0415
+
     pub = Publisher(PublisherConfig(bootstrap=settings.bootstrap, symbols=symbols, seed=1))
     ticks = pub.market.step(count)
     records = pub.encoder.quotes(ticks.quotes, time.time_ns())
@@ -65,9 +69,16 @@ def _prebuilt_payloads(
 async def _baseline(
     settings: KafkaSettings, payloads: list[tuple[bytes, bytes]], duration: float
 ) -> float:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all", linger_ms=2)
-    await producer.start()
-    try:
+    from marketfeed.bench.core.clients import open_producer  # noqa: PLC0415 - see the docstring
+
+    async with contextlib.AsyncExitStack() as stack:
+        producer = await open_producer(
+            stack,
+            bootstrap=settings.bootstrap,
+            client_id="bench-publisher-baseline",
+            connect_timeout=settings.connect_timeout,
+            linger_ms=2,
+        )
         topic = settings.topics.quotes
         futures = []
         started = time.monotonic()
@@ -78,22 +89,15 @@ async def _baseline(
             i += 1
         results = await asyncio.gather(*futures, return_exceptions=True)
         elapsed = time.monotonic() - started
-    finally:
-        await producer.stop()
     acked = sum(1 for r in results if not isinstance(r, BaseException))
     return acked / elapsed
 
 
 async def _publisher(settings: KafkaSettings, symbols: int, duration: float) -> tuple[float, int]:
-    config = PublisherConfig(
-        bootstrap=settings.bootstrap,
-        topic_prefix=settings.topic_prefix,
-        partitions=settings.partitions,
-        symbols=symbols,
-        rate=_UNTHROTTLED,
-        seed=1,
-        duration=duration,
-    )
+    from feed_publisher.publisher import Publisher  # noqa: PLC0415 - see the docstring
+    from marketfeed.bench.core.servers import feed_config  # noqa: PLC0415
+
+    config = feed_config(settings, symbols=symbols, rate=None, seed=1, duration=duration)
     async with Publisher(config) as publisher:
         started = time.monotonic()
         await publisher.run(asyncio.Event())
@@ -104,14 +108,19 @@ async def _publisher(settings: KafkaSettings, symbols: int, duration: float) -> 
 
 
 async def measure(config: PublisherBenchConfig) -> list[Result]:
+    from common.kafka import KafkaSettings, ensure_topics, market_data_topics  # noqa: PLC0415
+    from marketfeed.bench.core.servers import bench_servers, run_prefix  # noqa: PLC0415
+
     results = []
-    async with bench_broker(config.bootstrap) as (bootstrap, _):
+    async with bench_servers(bootstrap=config.bootstrap, prefix="") as servers:
         for symbols in config.symbols:
-            base = KafkaSettings(
-                bootstrap=bootstrap, partitions=config.partitions, topic_prefix=run_prefix("base")
-            )
-            pub = KafkaSettings(
-                bootstrap=bootstrap, partitions=config.partitions, topic_prefix=run_prefix("pub")
+            base, pub = (
+                KafkaSettings(
+                    bootstrap=servers.bootstrap,
+                    partitions=config.partitions,
+                    topic_prefix=run_prefix(name),
+                )
+                for name in ("base", "pub")
             )
             await ensure_topics(base, market_data_topics(base))
             payloads = _prebuilt_payloads(base, symbols, 200_000)
@@ -149,4 +158,4 @@ async def run(args: argparse.Namespace) -> int:
     config = build(PublisherBenchConfig, args)
     setup_logging(config.log_level)
     print(render(await measure(config), config))
-    return 0
+    return EXIT_OK

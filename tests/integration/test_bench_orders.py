@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from marketfeed.bench import orders
+from marketfeed.bench.orders import command
 
 PERCENTILES = ["p50_ms", "p90_ms", "p99_ms", "p99.9_ms", "max_ms"]
 TARGETS = {"order_entry", "echo"}
@@ -155,5 +155,5 @@ async def test_bad_flag_is_one_line_and_exit_2(flag: str, value: str) -> None:
     assert proc.returncode == 2
     lines = stderr.decode().strip().splitlines()
     assert len(lines) == 1, lines
-    assert lines[0].startswith(f"{orders.PROG}: {flag}=")
+    assert lines[0].startswith(f"{command.PROG}: {flag}=")
     assert not stdout

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from marketfeed.bench import consumers
+from marketfeed.bench.consumers import command
 
 CONSUMERS = {"caching", "naive", "bare"}
 PERCENTILES = ["p50_ms", "p90_ms", "p99_ms", "p99.9_ms", "max_ms"]
@@ -170,7 +170,7 @@ async def test_unreachable_broker_is_one_line_and_exit_1(tmp_path: Path) -> None
     stdout, stderr = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 1
     lines = stderr.decode().strip().splitlines()
-    assert lines[-1].startswith(f"{consumers.PROG}: ")
+    assert lines[-1].startswith(f"{command.PROG}: ")
     assert "127.0.0.1:1" in lines[-1]
     assert "Traceback" not in stderr.decode()
     assert not stdout

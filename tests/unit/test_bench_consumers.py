@@ -8,12 +8,12 @@ import pytest
 
 from common.config import build
 from common.errors import ConfigError
-from marketfeed.bench import consumers
-from marketfeed.bench.getquote import parse_redis_benchmark_csv
-from marketfeed.bench.lag import Lag, caught_up_level, lag_stats
-from marketfeed.bench.plots import _pauses
-from marketfeed.bench.report import render_markdown
-from marketfeed.bench.results import (
+from marketfeed.bench.consumers import command
+from marketfeed.bench.consumers.getquote import parse_redis_benchmark_csv
+from marketfeed.bench.consumers.lag import Lag, caught_up_level, lag_stats
+from marketfeed.bench.consumers.plots import _pauses
+from marketfeed.bench.consumers.report import render_markdown
+from marketfeed.bench.consumers.results import (
     CatchUp,
     ConsumerStep,
     GetQuote,
@@ -23,8 +23,9 @@ from marketfeed.bench.results import (
     Step,
     Timeline,
 )
-from marketfeed.bench.settings import ConsumersBenchConfig, parse_rates
-from marketfeed.bench.summary import summarise
+from marketfeed.bench.consumers.settings import ConsumersBenchConfig
+from marketfeed.bench.consumers.summary import summarise
+from marketfeed.bench.core.settings import parse_rates
 
 
 def _lags(offsets: list[int]) -> list[Lag]:
@@ -56,10 +57,10 @@ def test_a_bad_rate_is_a_config_error(bad: str) -> None:
 def test_bad_flags_give_one_line_and_exit_2(
     flags: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert consumers.main(flags) == 2
+    assert command.main(flags) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
-    assert err[0].startswith(f"{consumers.PROG}: {message}")
+    assert err[0].startswith(f"{command.PROG}: {message}")
 
 
 def test_an_out_dir_that_cannot_be_written_is_refused_before_anything_runs(
@@ -67,7 +68,7 @@ def test_an_out_dir_that_cannot_be_written_is_refused_before_anything_runs(
 ) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    assert consumers.main(["--out", str(blocker / "results")]) == 2
+    assert command.main(["--out", str(blocker / "results")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert "--out" in err[0]

@@ -1,4 +1,5 @@
-"""The pure parts of ``marketfeed bench orders``: the echo's answer, settings, ratios."""
+"""The pure parts of ``marketfeed bench orders``: the echo's answer, settings, ratios, and the
+open-loop schedule (on a fake clock; times and rates exact in binary floating point)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import pytest
 from common.config import build
 from common.errors import ConfigError
 from common.schema import NewOrder, OrderFilled, decode
-from marketfeed.bench.order_echo import echo_of
-from marketfeed.bench.order_results import TargetStep, ratios
-from marketfeed.bench.order_settings import OrdersBenchConfig
+from marketfeed.bench.orders.echo import echo_of
+from marketfeed.bench.orders.openloop import OpenLoop
+from marketfeed.bench.orders.results import TargetStep, ratios
+from marketfeed.bench.orders.settings import OrdersBenchConfig
 
 
 def test_echo_answers_a_command_with_a_fill_of_the_same_order() -> None:
@@ -87,3 +89,46 @@ def test_ratios_against_the_baseline() -> None:
     }
     # No latency measured (no order answered): no ratio, rather than a made-up one.
     assert ratios(_step(10, 40, 50), _step(0, 0, 0, count=0))["p50"] is None
+
+
+class FakeClock:
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_open_loop_orders_are_due_on_a_fixed_schedule_and_measured_in_the_window() -> None:
+    clock = FakeClock()
+    loop = OpenLoop(4.0, warmup=0.5, duration=1.0, clock=clock)
+    assert (loop.total, loop.window_at, loop.end) == (6, 1000.5, 1001.5)
+    assert loop.take_due() == [1000.0]  # the first is due at the start
+    assert loop.take_due() == []
+    # Asleep until the next is due, unless the window opens first.
+    assert loop.wait_time(window_open=False) == 0.25
+    clock.now = 1000.625
+    due = loop.take_due()
+    assert due == [1000.25, 1000.5]
+    assert [loop.measured(t) for t in due] == [False, True]
+    assert loop.wait_time(window_open=True) == 0.125
+
+
+def test_open_loop_sends_every_order_of_the_run_however_late_and_no_more() -> None:
+    clock = FakeClock()
+    loop = OpenLoop(4.0, warmup=0.5, duration=1.0, clock=clock)
+    loop.take_due()
+    # A stall past the end: what was due is all due at once, from its intended times, so the
+    # stall shows up as latency (coordinated omission); nothing due after the end is sent.
+    clock.now = 1003.0
+    assert loop.take_due() == [1000.25, 1000.5, 1000.75, 1001.0, 1001.25]
+    assert loop.take_due() == []
+    assert loop.wait_time(window_open=True) == 0.0
+
+
+def test_open_loop_wakes_for_the_window_to_open() -> None:
+    clock = FakeClock()
+    loop = OpenLoop(1.0, warmup=0.25, duration=2.0, clock=clock)
+    loop.take_due()
+    assert loop.wait_time(window_open=False) == 0.25
+    assert loop.wait_time(window_open=True) == 1.0

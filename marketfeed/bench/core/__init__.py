@@ -1,0 +1,1 @@
+"""What the benchmarks share: servers, the settings base, child processes, reports, progress."""

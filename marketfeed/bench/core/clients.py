@@ -1,0 +1,86 @@
+"""The Kafka clients a benchmark measures with, and the Kafka settings of what it starts.
+
+Its own clients assign partitions themselves (no consumer group, so nothing to join or time
+out while a consumer is frozen) and produce with ``acks=all``, as the services do. Each is
+started with backoff (an unreachable broker is retried for ``connect_timeout``) and its stop
+goes into the owner's ``resources`` *before* it starts, so a start that failed half-way is
+stopped too.
+
+The config of each thing a benchmark starts (a child's, a worker's) is a KafkaSettings: it
+is laid on the run's broker and topics with ``**kafka_fields(kafka)``, a TypedDict that mypy
+checks like the keywords beside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TypedDict
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from common.kafka import KafkaSettings, with_backoff
+from marketfeed.bench.core.settings import BenchSettings
+
+
+class KafkaFields(TypedDict):
+    bootstrap: str
+    topic_prefix: str
+    partitions: int
+    connect_timeout: float
+
+
+def kafka_fields(kafka: KafkaSettings) -> KafkaFields:
+    """``kafka``'s settings as keywords of another config (a KafkaSettings too)."""
+    return KafkaFields(
+        bootstrap=kafka.bootstrap,
+        topic_prefix=kafka.topic_prefix,
+        partitions=kafka.partitions,
+        connect_timeout=kafka.connect_timeout,
+    )
+
+
+def kafka_settings(config: BenchSettings, bootstrap: str, prefix: str) -> KafkaSettings:
+    """Where the topics under ``prefix`` live, laid out as the benchmark is configured."""
+    return KafkaSettings(
+        bootstrap=bootstrap,
+        topic_prefix=prefix,
+        partitions=config.partitions,
+        connect_timeout=config.connect_timeout,
+    )
+
+
+async def open_consumer(
+    resources: contextlib.AsyncExitStack,
+    *,
+    bootstrap: str,
+    client_id: str,
+    fetch_max_wait_ms: int,
+    connect_timeout: float,
+) -> AIOKafkaConsumer:
+    """A started consumer with no group and no auto-commit; it is assigned by the caller."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=fetch_max_wait_ms,
+        client_id=client_id,
+    )
+    resources.push_async_callback(consumer.stop)
+    await with_backoff(client_id, consumer.start, bootstrap=bootstrap, timeout=connect_timeout)
+    return consumer
+
+
+async def open_producer(
+    resources: contextlib.AsyncExitStack,
+    *,
+    bootstrap: str,
+    client_id: str,
+    connect_timeout: float,
+    linger_ms: int = 1,
+) -> AIOKafkaProducer:
+    """A started ``acks=all`` producer."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=linger_ms, client_id=client_id
+    )
+    resources.push_async_callback(producer.stop)
+    await with_backoff(client_id, producer.start, bootstrap=bootstrap, timeout=connect_timeout)
+    return producer
