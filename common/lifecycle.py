@@ -60,7 +60,7 @@ class Lifecycle:
         await self.stop()
 
 
-async def first_of(*waits: Awaitable[None]) -> None:
+async def first_of(*waits: Awaitable[object]) -> None:
     """Until the first of ``waits`` ends (its error raised); the others are cancelled.
 
     A service is alive while all its children are: the first to end ends it.

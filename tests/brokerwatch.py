@@ -59,7 +59,7 @@ def broker_answers(host: str, port: int, *, timeout: float = 3.0) -> bool:
             (correlation_id,) = struct.unpack(">i", _read_exactly(sock, min(size, 4)))
     except (OSError, struct.error):
         return False
-    return correlation_id == _CORRELATION_ID
+    return bool(correlation_id == _CORRELATION_ID)
 
 
 class BrokerWatch:

@@ -44,7 +44,8 @@ class RunningTest:
         self.interruptions = 0  # in the whole session
 
     def begin(self, item: pytest.Item) -> None:
-        function = inspect.unwrap(getattr(item, "obj", None))
+        obj = getattr(item, "obj", None)
+        function = inspect.unwrap(obj) if callable(obj) else None
         self._code = getattr(function, "__code__", None)
         self._fired = 0
         self.nodeid = item.nodeid

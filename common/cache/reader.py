@@ -8,13 +8,13 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 
 from common.cache.keys import CacheKeys
 from common.errors import CacheUnavailableError, SchemaError
+from common.lifecycle import Lifecycle
 from common.redisconn import UNAVAILABLE
 from common.schema import Quote, decode_quote
 
@@ -42,7 +42,7 @@ def _int(value: bytes | str | None) -> int | None:
     return int(value) if value is not None else None
 
 
-class QuoteReader:
+class QuoteReader(Lifecycle):
     def __init__(
         self, client: aioredis.Redis, keys: CacheKeys, *, stale_after: float = 5.0
     ) -> None:
@@ -55,19 +55,13 @@ class QuoteReader:
         client = aioredis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
         return cls(client, CacheKeys(prefix), stale_after=stale_after)
 
-    async def aclose(self) -> None:
+    async def _start(self) -> None:
+        """Nothing to open: redis-py connects on the first command."""
+
+    async def stop(self) -> None:
         await self.client.aclose()
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
+    aclose = stop
 
     async def get(self, symbol: str) -> CachedQuote | None:
         return (await self.get_many([symbol]))[symbol]

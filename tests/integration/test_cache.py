@@ -46,9 +46,10 @@ async def cached_raw(redis_url: str, prefix: str) -> dict[str, bytes]:
     """Every quote key in the cache: symbol -> raw bytes."""
     client = aioredis.Redis.from_url(redis_url)
     try:
-        out = {}
+        out: dict[str, bytes] = {}
         async for key in client.scan_iter(match=f"{prefix}q:*", count=1000):
             value = await client.get(key)
+            assert isinstance(value, bytes)
             out[key.decode().removeprefix(f"{prefix}q:")] = value
         return out
     finally:

@@ -57,7 +57,8 @@ def load_compose() -> dict[str, Any]:
 
 
 def services() -> dict[str, dict[str, Any]]:
-    return load_compose()["services"]
+    found: dict[str, dict[str, Any]] = load_compose()["services"]
+    return found
 
 
 def environment(service: Mapping[str, Any]) -> dict[str, str]:
@@ -301,7 +302,7 @@ def test_partitions_are_the_same_everywhere() -> None:
 
 
 def _dockerfile_copies() -> set[str]:
-    sources = set()
+    sources: set[str] = set()
     for line in DOCKERFILE.read_text(encoding="utf-8").splitlines():
         words = line.split()
         if words and words[0].upper() == "COPY":

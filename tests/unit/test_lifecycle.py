@@ -16,11 +16,8 @@ class _Part(Lifecycle):
         self.hang = hang
 
     async def _start(self) -> None:
-        for name in ("producer", "consumer", "task"):
-            if (
-                self.fail_after is not None
-                and len(self.resources._exit_callbacks) == self.fail_after
-            ):
+        for opened, name in enumerate(("producer", "consumer", "task")):
+            if opened == self.fail_after:
                 raise OSError(f"cannot open the {name}")
             self.resources.callback(self.closed.append, name)
         if self.hang:

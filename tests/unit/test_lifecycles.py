@@ -42,7 +42,7 @@ PARTS: dict[str, Callable[[], Lifecycle]] = {
     "ChildProcess": lambda: ChildProcess(name="x", argv=["true"], ready=_never_ready),
     "EmbeddedStack": EmbeddedStack,
     "WatermarkReader": lambda: WatermarkReader("127.0.0.1:9"),
-    "SnapshotClient": lambda: SnapshotClient(KafkaSettings(), None, service="x"),  # type: ignore[arg-type]
+    "SnapshotClient": lambda: SnapshotClient(KafkaSettings(), None, service="x"),
     "CachingConsumer": lambda: CachingConsumer(CacheSettings(), service="x", interest=["A"]),
     "PeriodicReport": lambda: PeriodicReport(str, logger=logging.getLogger()),
     "SnapshotResponder": lambda: SnapshotResponder(KafkaSettings(), epoch=1),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 
 import pytest
 
@@ -25,7 +26,9 @@ async def test_window_acks_in_arrival_order_after_settling() -> None:
     async with Window(size=4, settle=settle) as window:
         for name in ("a", "b"):
             await window.put(
-                Pending(ack=lambda n=name: order.append(f"ack {n}"), partition=0, order_id=name)
+                Pending(
+                    ack=functools.partial(order.append, f"ack {name}"), partition=0, order_id=name
+                )
             )
         release["b"].set()  # b's events are stored first, but a was first in line
         await asyncio.sleep(0.01)
@@ -63,7 +66,9 @@ async def test_a_failing_settle_is_reported_and_nothing_more_is_acked() -> None:
     await window.start()
     window.on_failure(failures.append)
     for partition in (0, 1, 2):
-        await window.put(Pending(ack=lambda p=partition: acked.append(p), partition=partition))
+        await window.put(
+            Pending(ack=functools.partial(acked.append, partition), partition=partition)
+        )
     await asyncio.sleep(0.05)
     await window.stop()
     assert acked == [0]
@@ -96,7 +101,7 @@ async def test_first_of_ends_with_the_first_and_cancels_the_rest() -> None:
 
 
 def test_dead_letter_of_a_huge_value_is_truncated_and_says_where_the_original_is() -> None:
-    sink = DeadLetterSink(None, topic="dlq.x", service="x")  # type: ignore[arg-type]
+    sink = DeadLetterSink(None, topic="dlq.x", service="x")
     letter = sink.letter(
         source_topic="orders.commands",
         partition=3,
