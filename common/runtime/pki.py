@@ -1,0 +1,153 @@
+"""A throw-away certificate authority for one run: a CA, a server certificate, client certificates.
+
+``marketfeed up --tls`` puts a TLS terminator in front of the embedded broker, which has no
+working TLS of its own (see the research notes on Tansu 0.6.0). Every client, the services
+included, must then present a certificate signed by this run's CA. The CA's private key never
+leaves the run directory and every private key file is readable by its owner only (0600), so
+another user of the machine can neither connect nor mint a certificate.
+
+Keys are ECDSA P-256: quick to generate (milliseconds) and cheap in handshakes.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+# A run lasts hours, not years; a certificate that outlives it is only a liability.
+_VALIDITY = datetime.timedelta(days=7)
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """A certificate and its private key, as PEM files."""
+
+    cert: Path
+    key: Path
+
+
+@dataclass(frozen=True, slots=True)
+class Pki:
+    """Where the files of one run's authority are."""
+
+    ca: Path  # the CA certificate clients and the server trust
+    server: Identity  # the terminator's certificate (for 127.0.0.1 and localhost)
+    client: Identity  # the certificate every marketfeed client of the run presents
+
+
+def issue_pki(directory: Path, *, host: str = "127.0.0.1", common_name: str = "marketfeed") -> Pki:
+    """Create a CA and a server and a client identity signed by it, in ``directory`` (0700)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o700)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{common_name} run CA")])
+    ca_cert = (
+        _builder(ca_name, ca_name, ca_key.public_key())
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    ca_path = directory / "ca.pem"
+    ca_path.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    server = _issue(
+        directory / "server",
+        ca_cert,
+        ca_key,
+        common_name=f"{common_name} broker",
+        usage=ExtendedKeyUsageOID.SERVER_AUTH,
+        san=[x509.IPAddress(ipaddress.ip_address(host)), x509.DNSName("localhost")],
+    )
+    client = issue_client(
+        directory / "client", ca_cert, ca_key, common_name=f"{common_name} client"
+    )
+    return Pki(ca=ca_path, server=server, client=client)
+
+
+def issue_client(
+    stem: Path,
+    ca_cert: x509.Certificate,
+    ca_key: ec.EllipticCurvePrivateKey,
+    *,
+    common_name: str,
+) -> Identity:
+    """A client identity (``stem``.pem / ``stem``.key) signed by the CA."""
+    return _issue(
+        stem, ca_cert, ca_key, common_name=common_name, usage=ExtendedKeyUsageOID.CLIENT_AUTH
+    )
+
+
+def _issue(
+    stem: Path,
+    ca_cert: x509.Certificate,
+    ca_key: ec.EllipticCurvePrivateKey,
+    *,
+    common_name: str,
+    usage: x509.ObjectIdentifier,
+    san: list[x509.GeneralName] | None = None,
+) -> Identity:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    builder = (
+        _builder(name, ca_cert.subject, key.public_key())
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+    )
+    if san:
+        builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
+    cert = builder.sign(ca_key, hashes.SHA256())
+    identity = Identity(cert=stem.with_suffix(".pem"), key=stem.with_suffix(".key"))
+    identity.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _write_private(
+        identity.key,
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+    )
+    return identity
+
+
+def _builder(
+    subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey
+) -> x509.CertificateBuilder:
+    now = datetime.datetime.now(datetime.UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        # A minute of slack for clocks that disagree a little.
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + _VALIDITY)
+    )
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to a file that is never readable by anyone but its owner, not even briefly."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+    path.chmod(0o600)  # an existing file keeps its mode through O_CREAT
