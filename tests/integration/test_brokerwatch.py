@@ -70,6 +70,10 @@ def test_a_hung_broker_and_a_slow_test_fail_fast_clean_up_and_rerun(
         str(pytester.path),
         "-p",
         "no:cacheprovider",
+        # One process: the watch's and the interruption's lines must reach this output, and
+        # the two inner tests must share (and replace) one broker, as in a plain run.
+        "-n",
+        "0",
         "--log-cli-level=WARNING",
         "-rR",
         timeout=120,
