@@ -10,7 +10,7 @@ import argparse
 import asyncio
 import signal
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, NoReturn
 
 from common.errors import ConfigError, MarketfeedError
@@ -45,8 +45,22 @@ def run_async(prog: str, main: Callable[[], Coroutine[Any, Any, int]]) -> int:
         return EXIT_INTERRUPTED
 
 
-def install_stop_signals(stop: asyncio.Event) -> None:
-    """SIGINT and SIGTERM set ``stop``; whoever waits on it shuts down in order."""
+def install_stop_signals(
+    stop: asyncio.Event,
+    *,
+    force: asyncio.Event | None = None,
+    signals: Sequence[signal.Signals] = (signal.SIGINT, signal.SIGTERM),
+) -> None:
+    """``signals`` set ``stop``; whoever waits on it shuts down in order.
+
+    With ``force``, a second one (Ctrl-C again) sets ``force`` too: stop waiting for anyone.
+    """
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+
+    def handle() -> None:
+        if stop.is_set() and force is not None:
+            force.set()
+        stop.set()
+
+    for sig in signals:
+        loop.add_signal_handler(sig, handle)

@@ -33,11 +33,14 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from common.errors import ProcessingFailed
 from common.groups import GroupSettings
+from common.kafka import close_consumer
 from common.retry import Backoff
 
 log = logging.getLogger(__name__)
 
 SCHEME = "marketfeed+kafka"
+# How long the consumer of an app stopped before it joined its group may take to close.
+_JOINING_CLOSE_S = 0.5
 
 
 class App(faust.App):
@@ -52,6 +55,25 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         # Read by AIOKafkaConsumer.start() when it builds its Fetcher; there is no public knob.
         consumer._fetch_max_wait_ms = getattr(self.app, "fetch_max_wait_ms", 500)
         return consumer
+
+    async def on_thread_stop(self) -> None:
+        # faust's own version awaits the consumer's stop() unbounded: with the broker gone
+        # (or a fetch in its retry backoff) that stop raises CancelledError out of aiokafka's
+        # fetcher or waits for good on the group coordinator, the consumer thread dies with a
+        # traceback and the app's stop waits on it for ever. Skip it (call the base class of
+        # faust's) and close the consumer as every other consumer is closed.
+        await super(faust_aiokafka.AIOKafkaConsumerThread, self).on_thread_stop()
+        consumer = self._consumer
+        if consumer is None:
+            return
+        if consumer.assignment():
+            await close_consumer(consumer)
+        else:
+            # Still joining: its JoinGroup waits on the broker (on Tansu about half the
+            # session timeout) and it has nothing to commit; the group forgets it on its own.
+            await close_consumer(
+                consumer, timeout=_JOINING_CLOSE_S, expected="stopped while joining its group"
+            )
 
 
 class _Consumer(faust_aiokafka.Consumer):

@@ -40,7 +40,7 @@ from common.cache.keys import CacheKeys
 from common.cache.reader import QuoteReader
 from common.errors import BrokerUnavailableError, CacheUnavailableError
 from common.faustapp import HOLD, FailStop, make_app
-from common.kafka import TopicSpec, ensure_topics, start_producer
+from common.kafka import TopicSpec, close_producer, ensure_topics, start_producer
 from common.lifecycle import Lifecycle
 from common.logs import redact_url
 from common.report import PeriodicReport
@@ -114,7 +114,7 @@ class OrderProcessor(Lifecycle):
             backoff=HOLD,
             logger=log,
         )
-        self.app_id = f"{config.topic_prefix}marketfeed.{service}.orders"
+        self.app_id = config.group_id(service, "orders")
         self.events_log: EventLog | None = None
         self.answers: Answers | None = None
         self.window: Window | None = None
@@ -137,7 +137,7 @@ class OrderProcessor(Lifecycle):
             ],
         )
         producer = await start_producer(c, client_id=f"{self.service}-orders")
-        self.resources.push_async_callback(producer.stop)
+        self.resources.push_async_callback(close_producer, producer)
         self._dead = DeadLetterSink(
             producer, topic=self.topics.dead_letter(self.service), service=self.service
         )

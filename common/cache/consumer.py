@@ -36,6 +36,7 @@ from common.cache.store import QuoteStore
 from common.kafka import (
     TopicSpec,
     close_consumer,
+    close_producer,
     ensure_topics,
     market_data_topics,
     start_producer,
@@ -67,13 +68,16 @@ class CachingConsumer(Lifecycle):
         service: str,
         interest: Iterable[str],
         on_applied: AppliedHook | None = None,
+        group_id: str | None = None,
     ) -> None:
+        """``group_id``: where applied offsets are committed for lag tools (the group is
+        never joined); default ``marketfeed.SERVICE.quote-cache``."""
         self.settings = settings
         self._on_applied = on_applied
         self.service = service
         self.topic = settings.topics.quotes
         self.keys = CacheKeys(settings.redis_prefix)
-        self.group_id = f"marketfeed.{service}.quote-cache"
+        self.group_id = group_id or f"marketfeed.{service}.quote-cache"
         self.counts: Counter[str] = Counter()
         self.start_mode: StartMode | None = None
         self._wanted: frozenset[str] = frozenset(interest)
@@ -130,7 +134,7 @@ class CachingConsumer(Lifecycle):
             s, [*market_data_topics(s), TopicSpec(s.topics.dead_letter(self.service), 1)]
         )
         producer = await start_producer(s, client_id=f"{self.service}-cache")
-        self.resources.push_async_callback(producer.stop)
+        self.resources.push_async_callback(close_producer, producer)
         self._dead = DeadLetterSink(
             producer, topic=s.topics.dead_letter(self.service), service=self.service
         )
