@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 SCHEME = "marketfeed+kafka"
 # How long the consumer of an app stopped before it joined its group may take to close.
 _JOINING_CLOSE_S = 0.5
+# How long an app's final commit may take (a broker that is gone never answers it).
+_FINAL_COMMIT_S = 3.0
 
 
 class App(faust.App):
@@ -79,6 +81,19 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 class _Consumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> _ConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def on_stop(self) -> None:
+        # faust commits what was processed here, unbounded: with the broker gone aiokafka
+        # looks for the group coordinator for ever. Bounded, what it did not commit is
+        # delivered again to the next owner, which the processors are idempotent for.
+        try:
+            async with asyncio.timeout(_FINAL_COMMIT_S):
+                await super().on_stop()
+        except TimeoutError:
+            log.warning(
+                "the final commit did not finish in %.0fs; uncommitted events come again",
+                _FINAL_COMMIT_S,
+            )
 
 
 class Transport(faust_aiokafka.Transport):

@@ -89,6 +89,6 @@ async def _stop_one(part: Part, console: Console, grace: float | None, why: str)
     await process.stop(grace, why=why)
     spent = time.monotonic() - started
     if process.killed:
-        console.event(f"killed {part.name} after {spent:.1f}s (it did not stop on SIGTERM)")
+        console.event(f"killed {part.name} after {spent:.1f}s ({why or 'it ignored SIGTERM'})")
     else:
         console.event(f"stopped {part.name} in {spent:.1f}s")

@@ -68,7 +68,7 @@ STAGES = {
 CHILD_STOP_S = 10.0
 # ... when the broker or a Redis server it needs is gone: it may wait on it, and cannot lose
 # more than it has lost already.
-LOST_STOP_S = 3.0
+LOST_STOP_S = 2.0
 
 
 def _rate_or_off(value: float) -> str | None:
@@ -184,7 +184,9 @@ class Up:
             # No outcome: the start-up failed, and its error is said once everything stopped.
             forced = await self._stop(outcome or Outcome(Ending.START_FAILED), force)
             await servers.stop()
-        return EXIT_INTERRUPTED if forced else outcome.code
+        code = EXIT_INTERRUPTED if forced else (outcome or Outcome(Ending.START_FAILED)).code
+        log.info("exit code %d", code)
+        return code
 
     def _open_log_dir(self) -> None:
         try:
@@ -389,7 +391,8 @@ class Up:
 
 def _together(part: Part) -> Part:
     """``part`` in one stage with every other child (the servers keep theirs)."""
-    return Part(part.name, part.process, min(part.stage, Stage.SERVICES))
+    stage = Stage.SERVICES if part.stage < Stage.REDIS else part.stage
+    return Part(part.name, part.process, stage)
 
 
 def _events_log() -> logging.Logger:
