@@ -21,6 +21,8 @@ import redis.exceptions
 
 from common.redisconn import UNAVAILABLE
 
+_PROBE_FAILED: tuple[type[BaseException], ...] = (*UNAVAILABLE, TimeoutError)
+
 _CORRELATION_ID = 0x4D46  # any value: it is checked in the answer
 
 
@@ -66,7 +68,7 @@ async def redis_answers(host: str, port: int, *, timeout: float = 2.0) -> bool:
         # in all against a stopped server, measured).
         async with asyncio.timeout(timeout):
             return bool(await client.ping())
-    except (*UNAVAILABLE, TimeoutError):
+    except _PROBE_FAILED:
         return False
     finally:
         with contextlib.suppress(redis.exceptions.RedisError, OSError):
