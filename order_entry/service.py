@@ -53,6 +53,7 @@ class OrderEntryService(Lifecycle):
             ledger_client=self.ledger_redis,
             on_assigned=self._follow_assignment,
             service=SERVICE,
+            cache=self.cache,
         )
 
     async def _start(self) -> None:

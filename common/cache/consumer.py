@@ -89,6 +89,9 @@ class CachingConsumer(Lifecycle):
         self._changed = asyncio.Event()
         self._caught_up: list[asyncio.Future[None]] = []
         self._resync = False
+        # Set while the cache holds its interest; clear from start and while it is rebuilt
+        # after its Redis came back empty (readers wait on it rather than find nothing).
+        self._warm = asyncio.Event()
         # One per cache: its Redis going away is logged once, however many writes wait on it.
         self._redis_retry = redis_retry(service, settings.redis_url, logger=log)
         self._task: asyncio.Task[None] | None = None
@@ -121,6 +124,7 @@ class CachingConsumer(Lifecycle):
         self.start_mode = self.start_mode or StartMode.RESUME
         await store.client.hset(self.keys.meta, "start", self.start_mode.value)
         self._task = asyncio.create_task(self._loop(), name=f"{self.service}-quote-cache")
+        self._warm.set()
 
     async def _open(self) -> None:
         """Connect to Redis and the broker; each connection is closed by stop(), newest first."""
@@ -190,6 +194,26 @@ class CachingConsumer(Lifecycle):
         if self._task is not None:
             await asyncio.shield(self._task)
 
+    # -- readiness -------------------------------------------------------------------------
+
+    @property
+    def warm(self) -> bool:
+        """True while the cache holds its interest: started, and not being rebuilt."""
+        return self._warm.is_set()
+
+    async def wait_warm(self) -> None:
+        await self._warm.wait()
+
+    @property
+    def instance(self) -> str:
+        """The cache's id, as written in ``P meta`` (a new one after each rebuild)."""
+        return self._store.instance if self._store is not None else ""
+
+    def lost(self) -> None:
+        """Its Redis was found without the cache (restarted empty): rebuild it now."""
+        self._resync = True
+        self._warm.clear()
+
     # -- interest --------------------------------------------------------------------------
 
     @property
@@ -257,7 +281,8 @@ class CachingConsumer(Lifecycle):
                 ok = await self._with_redis(
                     "heartbeat", lambda: self._store_ok().heartbeat(self._hw)
                 )
-                self._resync = self._resync or not ok
+                if not ok:
+                    self.lost()
             self._committer_ok().maybe_commit()
 
     async def _apply(self, batches: dict[TopicPartition, list[Any]]) -> None:
@@ -277,7 +302,7 @@ class CachingConsumer(Lifecycle):
         self.counts.update(batch.counts())
         if not ok:
             log.warning("%s: Redis lost the cache (restarted empty?); rebuilding", self.service)
-            self._resync = True
+            self.lost()
         if batch.gaps:
             self._gaps_ok().note(batch.gaps)
 
@@ -421,6 +446,7 @@ class CachingConsumer(Lifecycle):
         await self._with_redis("reopen", lambda: self._store_ok().initialise(self._meta()))
         await self._reconcile({})
         self.counts["rebuilds"] += 1
+        self._warm.set()
 
     # -- helpers ---------------------------------------------------------------------------
 
