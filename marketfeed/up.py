@@ -64,6 +64,9 @@ STAGES = {
     "portfolio": Stage.SERVICES,
     "publisher": Stage.PUBLISHER,
 }
+# Symbols order_entry trades and portfolio watches by default (fewer if there are fewer).
+TRADABLE = 50
+WATCHLIST = 10
 # Seconds a child gets to stop before it is killed. Generous: a kill is a bug to look into.
 CHILD_STOP_S = 10.0
 # ... when the broker or a Redis server it needs is gone: it may wait on it, and cannot lose
@@ -92,11 +95,17 @@ class UpConfig:
         help="where child processes write their logs and the Redis servers their data "
         "(default: a new run directory)",
     )
-    tradable: int = setting(
-        50, help="order_entry trades the first N symbols (at most --symbols)", check=positive
+    tradable: int | None = setting(
+        None,
+        help=f"order_entry trades the first N symbols, at most --symbols (default: {TRADABLE}, "
+        "or --symbols if fewer)",
+        check=positive,
     )
-    watchlist: int = setting(
-        10, help="portfolio watches the first N symbols (at most --symbols)", check=non_negative
+    watchlist: int | None = setting(
+        None,
+        help=f"portfolio watches the first N symbols, at most --symbols (default: {WATCHLIST}, "
+        "or --symbols if fewer)",
+        check=non_negative,
     )
     orders_rate: float = setting(
         2.0,
@@ -118,8 +127,16 @@ class UpConfig:
     def __post_init__(self) -> None:
         for name in ("tradable", "watchlist"):
             value = getattr(self, name)
-            if value > self.symbols:
+            if value is not None and value > self.symbols:
                 raise ConfigError(f"--{name}={value}: must be at most --symbols ({self.symbols})")
+
+    @property
+    def tradable_count(self) -> int:
+        return min(TRADABLE, self.symbols) if self.tradable is None else self.tradable
+
+    @property
+    def watchlist_count(self) -> int:
+        return min(WATCHLIST, self.symbols) if self.watchlist is None else self.watchlist
 
 
 async def _alive() -> bool:
@@ -270,7 +287,7 @@ class Up:
             "partitions": cfg.partitions,
         }
         tradable_file = self._write_tradable_file()
-        watchlist = tuple(universe(cfg.watchlist))
+        watchlist = tuple(universe(cfg.watchlist_count))
         order_entry = build(
             OrderEntryConfig,
             environ=env,
@@ -335,7 +352,7 @@ class Up:
         cfg = self.config
         path = self.log_dir / "tradable.txt"
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text("\n".join(universe(cfg.tradable)) + "\n")
+        path.write_text("\n".join(universe(cfg.tradable_count)) + "\n")
         return path
 
     async def _start_child(self, launch: Launch) -> None:
