@@ -24,7 +24,6 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from common.cli import EXIT_INTERRUPTED, install_stop_signals
 from common.config import (
@@ -43,21 +42,18 @@ from common.kafka import KafkaSettings, TopicSpec, ensure_topics, market_data_to
 from common.lifecycle import cancel_and_wait
 from common.logs import also_to_file, setup_logging
 from common.runtime import ChildProcess, EmbeddedStack
-from feed_publisher.config import PublisherConfig
-from feed_publisher.universe import MAX_SYMBOLS, universe
+from feed_publisher.universe import MAX_SYMBOLS
 from marketfeed.console import Console
+from marketfeed.launches import ORDER_FLOW, Launch, children
 from marketfeed.shutdown import Part, Stage, stop_parts
 from marketfeed.state import UpState, remove_state, state_dir
 from marketfeed.supervisor import Ending, Outcome, Supervisor
-from order_entry.config import OrderEntryConfig
-from order_flow.config import OrderFlowConfig, account_count
+from order_flow.config import account_count
 from order_flow.mix import account_names
-from portfolio.config import PortfolioConfig
 
 log = logging.getLogger("marketfeed.up")
 
 CONSUMING_SERVICES = ("order_entry", "portfolio")
-ORDER_FLOW = "order_flow"
 STAGES = {
     ORDER_FLOW: Stage.ORDER_FLOW,
     "order_entry": Stage.SERVICES,
@@ -141,15 +137,6 @@ class UpConfig:
 
 async def _alive() -> bool:
     return True
-
-
-@dataclass(frozen=True, slots=True)
-class Launch:
-    """One child of ``up``: its name (in up.json, and its log file), module and config."""
-
-    name: str
-    module: str  # run as ``python -m module``
-    config: Any  # a settings dataclass of that module, turned into its flags by to_argv()
 
 
 class Up:
@@ -237,7 +224,14 @@ class Up:
                 TopicSpec(topics.orders_events, cfg.partitions),
             ],
         )
-        for launch in self._launches(servers):
+        launches = children(
+            self.config,
+            servers,
+            topic_prefix=self.kafka.topic_prefix,
+            group=self.group,
+            run_dir=self.log_dir,
+        )
+        for launch in launches:
             await self._start_child(launch)
         self._write_state(servers)
         self._print_banner(servers)
@@ -268,92 +262,6 @@ class Up:
                 parts, self.console, force, grace=LOST_STOP_S, why="a Redis server is gone"
             )
         return await stop_parts(parts, self.console, force)
-
-    def _launches(self, servers: EmbeddedStack) -> list[Launch]:
-        """Each child's config: up's own settings, and the environment for everything else.
-
-        So ``MARKETFEED_*`` variables set for ``up`` tune the children (a session timeout, a
-        log level). What up decides is passed as overrides, which ``build()`` applies before it
-        looks at the environment: where the broker and caches are, the sizes up was given
-        (up's ``MARKETFEED_TRADABLE`` and ``MARKETFEED_WATCHLIST`` are counts, the services'
-        are lists, and are never read as theirs), and no duration for the publisher (up's
-        ``--duration`` is up's own; a publisher stopping by itself would look like a death).
-        """
-        cfg = self.config
-        env = os.environ
-        kafka: dict[str, Any] = {
-            "bootstrap": servers.bootstrap,
-            "topic_prefix": self.kafka.topic_prefix,
-            "partitions": cfg.partitions,
-        }
-        tradable_file = self._write_tradable_file()
-        watchlist = tuple(universe(cfg.watchlist_count))
-        order_entry = build(
-            OrderEntryConfig,
-            environ=env,
-            **kafka,
-            group=self.group,
-            redis_url=servers.redis_url("order_entry"),
-            tradable=(),
-            tradable_file=tradable_file,
-        )
-        launches = [
-            Launch(
-                "publisher",
-                "feed_publisher",
-                build(
-                    PublisherConfig,
-                    environ=env,
-                    **kafka,
-                    symbols=cfg.symbols,
-                    rate=cfg.rate,
-                    seed=cfg.seed,
-                    duration=None,
-                ),
-            ),
-            Launch("order_entry", "order_entry", order_entry),
-            Launch(
-                "portfolio",
-                "portfolio",
-                build(
-                    PortfolioConfig,
-                    environ=env,
-                    **kafka,
-                    group=self.group,
-                    redis_url=servers.redis_url("portfolio"),
-                    watchlist=watchlist,
-                    watchlist_file=None,
-                ),
-            ),
-        ]
-        if cfg.orders_rate > 0:
-            # It trades order_entry's tradable set, priced from order_entry's cache, and its
-            # bad orders are bad by order_entry's own limits.
-            flow = build(
-                OrderFlowConfig,
-                environ=env,
-                **kafka,
-                orders_rate=cfg.orders_rate,
-                accounts=cfg.accounts,
-                seed=cfg.seed,
-                tradable=(),
-                tradable_file=tradable_file,
-                redis_url=order_entry.redis_url,
-                redis_prefix=order_entry.redis_prefix,
-                max_qty=order_entry.max_qty,
-                limit_band=order_entry.limit_band,
-            )
-            launches.append(Launch(ORDER_FLOW, "order_flow", flow))
-        return launches
-
-    def _write_tradable_file(self) -> Path:
-        # A file rather than a flag: the list can be long, and order_entry and the order flow
-        # read the same one.
-        cfg = self.config
-        path = self.log_dir / "tradable.txt"
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text("\n".join(universe(cfg.tradable_count)) + "\n")
-        return path
 
     async def _start_child(self, launch: Launch) -> None:
         child = ChildProcess(
