@@ -12,8 +12,6 @@ quotes from a running publisher (whose snapshots refill the cache, as under ``ma
 from __future__ import annotations
 
 import asyncio
-import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -21,9 +19,9 @@ from aiokafka import AIOKafkaProducer
 
 from common.kafka import KafkaSettings, TopicSpec, ensure_topics
 from common.runtime.servers import EmbeddedRedis
-from common.schema import NewOrder, OrderFilled
+from common.schema import OrderFilled
 from common.topics import symbol_key
-from tests.helpers import OrderEvents, order_entry_process, running_publisher
+from tests.helpers import OrderEvents, market_buy, order_entry_process, running_publisher
 
 SYMBOL = "AAAA"
 ANSWERED = 20
@@ -32,15 +30,7 @@ HELD = 10
 
 def command() -> tuple[str, bytes]:
     """A market buy of 1 SYMBOL: its order id and its bytes (sent again as an exact copy)."""
-    order = NewOrder(
-        order_id=uuid.uuid4().hex,
-        account="t",
-        symbol=SYMBOL,
-        side="B",
-        qty=1,
-        limit=None,
-        ts_ns=time.time_ns(),
-    )
+    order = market_buy(SYMBOL)
     return order.order_id, order.encode()
 
 
