@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
@@ -43,6 +46,21 @@ def run_async(prog: str, main: Callable[[], Coroutine[Any, Any, int]]) -> int:
         return fail(prog, str(exc), EXIT_FAILURE)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+
+
+def exit_now(code: int) -> NoReturn:
+    """End a service process that has stopped: flush the logs and stdio, then exit at once.
+
+    For ``python -m SERVICE`` once ``main()`` returned, when everything is stopped and closed.
+    The interpreter's own teardown of every module (faust, aiokafka, numpy...) is skipped: it
+    was most of a service's stop (0.5-0.7 s after main() returned on an idle machine, 1-2 s
+    under load, measured), and a stop of ``marketfeed up`` waits on each stage in turn.
+    """
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
 
 
 def install_stop_signals(
