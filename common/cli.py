@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import logging
+import os
 import signal
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, NoReturn
 
 from common.errors import ConfigError, MarketfeedError
@@ -45,8 +48,37 @@ def run_async(prog: str, main: Callable[[], Coroutine[Any, Any, int]]) -> int:
         return EXIT_INTERRUPTED
 
 
-def install_stop_signals(stop: asyncio.Event) -> None:
-    """SIGINT and SIGTERM set ``stop``; whoever waits on it shuts down in order."""
+def exit_now(code: int) -> NoReturn:
+    """End a service process that has stopped: flush the logs and stdio, then exit at once.
+
+    For ``python -m SERVICE`` once ``main()`` returned, when everything is stopped and closed.
+    The interpreter's own teardown of every module (faust, aiokafka, numpy...) is skipped: it
+    was most of a service's stop (0.5-0.7 s after main() returned on an idle machine, 1-2 s
+    under load, measured), and a stop of ``marketfeed up`` waits on each stage in turn.
+    """
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
+
+
+def install_stop_signals(
+    stop: asyncio.Event,
+    *,
+    force: asyncio.Event | None = None,
+    signals: Sequence[signal.Signals] = (signal.SIGINT, signal.SIGTERM),
+) -> None:
+    """``signals`` set ``stop``; whoever waits on it shuts down in order.
+
+    With ``force``, a second one (Ctrl-C again) sets ``force`` too: stop waiting for anyone.
+    """
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+
+    def handle() -> None:
+        if stop.is_set() and force is not None:
+            force.set()
+        stop.set()
+
+    for sig in signals:
+        loop.add_signal_handler(sig, handle)

@@ -33,11 +33,16 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from common.errors import ProcessingFailed
 from common.groups import GroupSettings
+from common.kafka import close_consumer
 from common.retry import Backoff
 
 log = logging.getLogger(__name__)
 
 SCHEME = "marketfeed+kafka"
+# How long the consumer of an app stopped before it joined its group may take to close.
+_JOINING_CLOSE_S = 0.5
+# How long an app's final commit may take (a broker that is gone never answers it).
+_FINAL_COMMIT_S = 3.0
 
 
 class App(faust.App):
@@ -53,10 +58,42 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         consumer._fetch_max_wait_ms = getattr(self.app, "fetch_max_wait_ms", 500)
         return consumer
 
+    async def on_thread_stop(self) -> None:
+        # faust's own version awaits the consumer's stop() unbounded: with the broker gone
+        # (or a fetch in its retry backoff) that stop raises CancelledError out of aiokafka's
+        # fetcher or waits for good on the group coordinator, the consumer thread dies with a
+        # traceback and the app's stop waits on it for ever. Skip it (call the base class of
+        # faust's) and close the consumer as every other consumer is closed.
+        await super(faust_aiokafka.AIOKafkaConsumerThread, self).on_thread_stop()
+        consumer = self._consumer
+        if consumer is None:
+            return
+        if consumer.assignment():
+            await close_consumer(consumer)
+        else:
+            # Still joining: its JoinGroup waits on the broker (on Tansu about half the
+            # session timeout) and it has nothing to commit; the group forgets it on its own.
+            await close_consumer(
+                consumer, timeout=_JOINING_CLOSE_S, expected="stopped while joining its group"
+            )
+
 
 class _Consumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> _ConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def on_stop(self) -> None:
+        # faust commits what was processed here, unbounded: with the broker gone aiokafka
+        # looks for the group coordinator for ever. Bounded, what it did not commit is
+        # delivered again to the next owner, which the processors are idempotent for.
+        try:
+            async with asyncio.timeout(_FINAL_COMMIT_S):
+                await super().on_stop()
+        except TimeoutError:
+            log.warning(
+                "the final commit did not finish in %.0fs; uncommitted events come again",
+                _FINAL_COMMIT_S,
+            )
 
 
 class Transport(faust_aiokafka.Transport):

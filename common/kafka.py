@@ -154,10 +154,14 @@ async def start_producer(
     return producer
 
 
-_CLOSE_TIMEOUT_S = 5.0
+# A client's stop that waits on a broker which does not answer is cut short after this: the
+# broker is gone (or frozen), and what the client still held cannot reach it anyway.
+_CLOSE_TIMEOUT_S = 3.0
 
 
-async def close_consumer(consumer: AIOKafkaConsumer, *, timeout: float = _CLOSE_TIMEOUT_S) -> None:
+async def close_consumer(
+    consumer: AIOKafkaConsumer, *, timeout: float = _CLOSE_TIMEOUT_S, expected: str = ""
+) -> None:
     """``consumer.stop()``, bounded: a stop must not hang on a broker that does not answer.
 
     With a ``group_id``, aiokafka's stop first waits for its group coordination task, which
@@ -167,18 +171,24 @@ async def close_consumer(consumer: AIOKafkaConsumer, *, timeout: float = _CLOSE_
 
     Without a group, aiokafka's stop() raises CancelledError when it comes right after start(),
     before the event loop ran the task start() made (the task is cancelled before its first
-    step, so nothing catches that). That cancellation is not ours: it is swallowed, and the
-    connections stop() did not reach are closed here.
+    step, so nothing catches that). Its fetcher's close() raises one too when a fetch was
+    sleeping in its retry backoff (a broker that is gone): it awaits the fetch tasks it has
+    just cancelled. Those cancellations are not ours: they are swallowed, and the connections
+    stop() did not reach are closed here.
+
+    ``expected``: why a stop cut short is no surprise this time (logged at INFO, not a warning).
     """
     try:
         async with asyncio.timeout(timeout):
             await consumer.stop()
     except TimeoutError:
-        log.warning("a Kafka consumer did not stop within %.0fs; closing it anyway", timeout)
+        level = logging.INFO if expected else logging.WARNING
+        why = f" ({expected})" if expected else ""
+        log.log(
+            level, "a Kafka consumer did not stop within %.1fs%s; closing it anyway", timeout, why
+        )
     except asyncio.CancelledError:
-        current = asyncio.current_task()
-        if current is not None and current.cancelling():
-            raise  # we are being cancelled ourselves
+        _reraise_if_ours()
     else:
         return
     # stop() has marked the consumer closed; what it did not reach is closed here.
@@ -188,5 +198,39 @@ async def close_consumer(consumer: AIOKafkaConsumer, *, timeout: float = _CLOSE_
         await cancel_all([task])  # its own error is of no interest to a stop
     fetcher = getattr(consumer, "_fetcher", None)
     if fetcher is not None:
-        await fetcher.close()
+        try:
+            await fetcher.close()
+        except asyncio.CancelledError:
+            _reraise_if_ours()
+            # It stopped at the first fetch task it awaited; those after it were not cancelled.
+            await cancel_all(getattr(fetcher, "_pending_tasks", ()))
     await consumer._client.close()
+
+
+def _reraise_if_ours() -> None:
+    """Inside ``except CancelledError``: re-raise it if the current task is being cancelled."""
+    current = asyncio.current_task()
+    if current is not None and current.cancelling():
+        raise asyncio.CancelledError
+
+
+async def close_producer(producer: AIOKafkaProducer, *, timeout: float = _CLOSE_TIMEOUT_S) -> None:
+    """``producer.stop()``, bounded: it waits until everything sent is acknowledged or expired
+    (the request timeout, 40 s), which a broker that is gone never acknowledges.
+
+    After ``timeout`` the connections are closed, which fails what is still in flight, and the
+    sending task is ended; what was not acknowledged is lost to this producer, as it would be
+    to one that crashed (its sender re-sends or settles it: the ledger, the dead letters).
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            await producer.stop()
+    except TimeoutError:
+        log.warning("a Kafka producer did not flush within %.0fs; closing it anyway", timeout)
+    else:
+        return
+    await producer.client.close()
+    sender = getattr(producer, "_sender", None)
+    task = getattr(sender, "sender_task", None)
+    if task is not None:
+        await cancel_all([task])

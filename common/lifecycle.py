@@ -14,7 +14,9 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Iterable
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
+
+T = TypeVar("T")
 
 # How long a cancelled task gets before it is cancelled again.
 _CANCEL_AGAIN_S = 1.0
@@ -31,11 +33,16 @@ class Lifecycle:
         return self._resources
 
     async def start(self) -> None:
-        """Run ``_start()``; if it fails or is cancelled, stop what it started, then re-raise."""
+        """Run ``_start()``; if it fails or is cancelled, stop what it started, then re-raise.
+
+        That stop runs to its end even if the caller is cancelled again meanwhile (as
+        ``cancel_and_wait`` does each second): cut short, it would leave open whatever it had
+        not reached yet.
+        """
         try:
             await self._start()
         except BaseException:
-            await self.stop()
+            await uninterrupted(self.stop())
             raise
 
     async def _start(self) -> None:
@@ -58,6 +65,27 @@ class Lifecycle:
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
+
+
+async def uninterrupted(work: Awaitable[T]) -> T:
+    """Await ``work`` to its end, even if the caller is cancelled meanwhile.
+
+    For clean-up that must not be cut short. A cancellation that arrives meanwhile is held
+    back and raised once ``work`` is done. ``work`` must be bounded: nothing can stop it.
+    """
+    task = asyncio.ensure_future(work)
+    cancelled = False
+    while True:
+        try:
+            result = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done():
+                raise  # ``work`` itself was cancelled
+            cancelled = True
+            continue
+        if cancelled:
+            raise asyncio.CancelledError
+        return result
 
 
 async def first_of(*waits: Awaitable[object]) -> None:

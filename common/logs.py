@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 from urllib.parse import urlsplit
 
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
@@ -19,6 +20,20 @@ def setup_logging(level: str = "INFO") -> None:
     # and the final failure becomes one line. DEBUG shows them all.
     if logging.getLogger().level > logging.DEBUG:
         logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+
+
+def also_to_file(path: Path, level: str = "INFO") -> logging.Handler:
+    """Also log to ``path`` from ``level`` up; what goes to stderr keeps its own level."""
+    root = logging.getLogger()
+    for handler in root.handlers:
+        if handler.level == logging.NOTSET:
+            handler.setLevel(root.level)
+    file = logging.FileHandler(path)
+    file.setFormatter(logging.Formatter(FORMAT))
+    file.setLevel(level.upper())
+    root.addHandler(file)
+    root.setLevel(min(root.level, file.level))
+    return file
 
 
 def redact_url(url: str) -> str:

@@ -33,6 +33,7 @@ class UpState:
     partitions: int
     redis: dict[str, str]
     log_dir: str
+    group: str = ""  # the namespace of its consumer groups (``--group`` of its services)
     processes: dict[str, int] = field(default_factory=dict)
 
     def write(self, directory: Path | None = None) -> Path:

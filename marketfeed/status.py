@@ -7,7 +7,7 @@ that stopped answering shows at a glance. Rates are per second since the previou
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -35,8 +35,9 @@ class StatusLine:
         t = self.topics
         return [*t.market_data, t.orders_commands, t.orders_events]
 
-    def line(self, marks: Mapping[Partition, int], now: float) -> str:
-        """One status line from the high watermark of each partition of ``watched``."""
+    def line(self, marks: Mapping[Partition, int], now: float, alerts: Sequence[str] = ()) -> str:
+        """One status line from the high watermark of each partition of ``watched``, with
+        ``alerts`` (a server that does not answer) at its end."""
         t = self.topics
         hw = {name: sum(o for tp, o in marks.items() if tp.topic == name) for name in self.watched}
         published, orders = sum(hw[name] for name in t.market_data), hw[t.orders_commands]
@@ -49,4 +50,9 @@ class StatusLine:
             + "  ".join(f"{name} hw {hw[name]:,}" for name in t.market_data)
             + f"  | {t.orders_commands} hw {orders:,} ({order_rate:,.1f}/s)"
             + f"  {t.orders_events} hw {hw[t.orders_events]:,}"
+            + "".join(f"  | {alert}" for alert in alerts)
         )
+
+    def alert(self, now: float, alerts: Sequence[str]) -> str:
+        """The line shown instead while the figures cannot be read: the alerts alone."""
+        return f"[{now - self.started:6.0f}s] " + " | ".join(alerts)

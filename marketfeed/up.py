@@ -1,30 +1,31 @@
 """``marketfeed up``: the whole system on one machine, embedded broker and Redis included.
 
-Start order: broker, one Redis per consuming service, topics, the state file read commands use,
-then the publisher, the consuming services and the simulated order flow as child processes (the
-same ``python -m`` entry points that run in production). Each child is launched from its config
-dataclass (``common.config.to_argv``), every setting on its command line, so it runs exactly the
-config ``up`` built for it. Stop order is the reverse, so the order flow stops before the
-services that answer it, on Ctrl-C, SIGTERM, ``--duration``, or the death of any child. Every
-child server is started with a parent-death signal, so even a killed ``up`` leaves nothing
-running.
+Start order: broker, one Redis per consuming service (with an append-only file in the run
+directory), topics, the state file read commands use, then the publisher, the consuming
+services and the simulated order flow as child processes (the same ``python -m`` entry points
+that run in production). Each child is launched from its config dataclass
+(``common.config.to_argv``), every setting on its command line, so it runs exactly the config
+``up`` built for it, in a session of its own: a Ctrl-C in the terminal reaches ``up`` alone.
+While it runs, ``supervisor`` watches every child, servers included; on Ctrl-C, SIGTERM,
+SIGHUP, ``--duration`` or a death, ``shutdown`` stops the parts in reverse order, one line
+each on stderr (a second Ctrl-C kills what is left). Every child is started with a
+parent-death signal, so even a killed ``up`` leaves nothing running.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import math
 import os
+import signal
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from common.cli import EXIT_FAILURE, EXIT_OK, install_stop_signals
+from common.cli import EXIT_INTERRUPTED, install_stop_signals
 from common.config import (
     add_arguments,
     build,
@@ -36,26 +37,37 @@ from common.config import (
     to_argv,
     to_env,
 )
-from common.errors import MarketfeedError
+from common.errors import ConfigError
 from common.kafka import KafkaSettings, TopicSpec, ensure_topics, market_data_topics
-from common.lifecycle import cancel_all, cancel_and_wait
-from common.logs import setup_logging
-from common.retry import Retry
+from common.lifecycle import cancel_and_wait
+from common.logs import also_to_file, setup_logging
 from common.runtime import ChildProcess, EmbeddedStack
-from common.watermarks import WatermarkReader
-from feed_publisher.config import PublisherConfig
-from feed_publisher.universe import MAX_SYMBOLS, universe
+from feed_publisher.universe import MAX_SYMBOLS
+from marketfeed.console import Console
+from marketfeed.launches import ORDER_FLOW, Launch, children
+from marketfeed.shutdown import Part, Stage, stop_parts
 from marketfeed.state import UpState, remove_state, state_dir
-from marketfeed.status import StatusLine
-from order_entry.config import OrderEntryConfig
-from order_flow.config import OrderFlowConfig, account_count
+from marketfeed.supervisor import Ending, Outcome, Supervisor
+from order_flow.config import account_count
 from order_flow.mix import account_names
-from portfolio.config import PortfolioConfig
 
 log = logging.getLogger("marketfeed.up")
 
 CONSUMING_SERVICES = ("order_entry", "portfolio")
-ORDER_FLOW = "order_flow"
+STAGES = {
+    ORDER_FLOW: Stage.ORDER_FLOW,
+    "order_entry": Stage.SERVICES,
+    "portfolio": Stage.SERVICES,
+    "publisher": Stage.PUBLISHER,
+}
+# Symbols order_entry trades and portfolio watches by default (fewer if there are fewer).
+TRADABLE = 50
+WATCHLIST = 10
+# Seconds a child gets to stop before it is killed. Generous: a kill is a bug to look into.
+CHILD_STOP_S = 10.0
+# ... when the broker or a Redis server it needs is gone: it may wait on it, and cannot lose
+# more than it has lost already.
+LOST_STOP_S = 2.0
 
 
 def _rate_or_off(value: float) -> str | None:
@@ -75,10 +87,22 @@ class UpConfig:
         16, help="partitions of quote, trade and order topics", check=positive
     )
     log_dir: Path | None = setting(
-        None, help="where child processes write their logs (default: a new run directory)"
+        None,
+        help="where child processes write their logs and the Redis servers their data "
+        "(default: a new run directory)",
     )
-    tradable: int = setting(50, help="order_entry trades the first N symbols", check=positive)
-    watchlist: int = setting(10, help="portfolio watches the first N symbols", check=non_negative)
+    tradable: int | None = setting(
+        None,
+        help=f"order_entry trades the first N symbols, at most --symbols (default: {TRADABLE}, "
+        "or --symbols if fewer)",
+        check=positive,
+    )
+    watchlist: int | None = setting(
+        None,
+        help=f"portfolio watches the first N symbols, at most --symbols (default: {WATCHLIST}, "
+        "or --symbols if fewer)",
+        check=non_negative,
+    )
     orders_rate: float = setting(
         2.0,
         help="simulated orders per second sent to order_entry (0: no order flow)",
@@ -88,20 +112,31 @@ class UpConfig:
         10, help="simulated accounts of the order flow, acct-01 .. acct-NN", check=account_count
     )
     status_interval: float = setting(1.0, help="seconds between status lines", check=positive)
+    server_timeout: float = setting(
+        60.0,
+        help="seconds the broker or a Redis server may go without answering (frozen, hung) "
+        "before up gives up on it: the broker stops everything, a Redis server is restarted",
+        check=positive,
+    )
     log_level: str = setting("WARNING", help="log level of `up` itself", check=known_log_level)
+
+    def __post_init__(self) -> None:
+        for name in ("tradable", "watchlist"):
+            value = getattr(self, name)
+            if value is not None and value > self.symbols:
+                raise ConfigError(f"--{name}={value}: must be at most --symbols ({self.symbols})")
+
+    @property
+    def tradable_count(self) -> int:
+        return min(TRADABLE, self.symbols) if self.tradable is None else self.tradable
+
+    @property
+    def watchlist_count(self) -> int:
+        return min(WATCHLIST, self.symbols) if self.watchlist is None else self.watchlist
 
 
 async def _alive() -> bool:
     return True
-
-
-@dataclass(frozen=True, slots=True)
-class Launch:
-    """One child of ``up``: its name (in up.json, and its log file), module and config."""
-
-    name: str
-    module: str  # run as ``python -m module``
-    config: Any  # a settings dataclass of that module, turned into its flags by to_argv()
 
 
 class Up:
@@ -111,130 +146,124 @@ class Up:
         self.config = config
         stamp = time.strftime("%Y%m%d-%H%M%S")
         self.log_dir = config.log_dir or state_dir() / "runs" / f"{stamp}-{os.getpid()}"
+        # The namespace of this run's consumer groups: a service started by hand next to it
+        # joins them only when given it (--group).
+        self.group = f"marketfeed.up-{stamp}-{os.getpid()}"
         self.kafka = KafkaSettings(bootstrap="127.0.0.1:1", partitions=config.partitions)
-        self.children: dict[str, ChildProcess] = {}
+        self.parts: dict[str, Part] = {}
+        self.console = Console(log=_events_log())
 
-    async def run(self, stop: asyncio.Event) -> int:
-        cfg = self.config
-        async with contextlib.AsyncExitStack() as stack:
-            servers = EmbeddedStack(services=CONSUMING_SERVICES, log_dir=self.log_dir)
-            await stack.enter_async_context(servers)
-            self.kafka = KafkaSettings(bootstrap=servers.bootstrap, partitions=cfg.partitions)
-            topics = self.kafka.topics
-            # The order topics too, so that the status line and `marketfeed order` find them
-            # before order_entry has created them itself.
-            await ensure_topics(
-                self.kafka,
-                [
-                    *market_data_topics(self.kafka),
-                    TopicSpec(topics.orders_commands, cfg.partitions),
-                    TopicSpec(topics.orders_events, cfg.partitions),
-                ],
-            )
-            for launch in self._launches(servers):
-                await self._start_child(stack, launch)
-
-            state = UpState(
-                pid=os.getpid(),
-                bootstrap=servers.bootstrap,
-                topic_prefix=self.kafka.topic_prefix,
-                partitions=cfg.partitions,
-                redis={s: servers.redis_url(s) for s in CONSUMING_SERVICES},
-                log_dir=str(self.log_dir),
-                processes={
-                    p.name: p.pid or 0 for p in [*servers.processes, *self.children.values()]
-                },
-            )
-            state.write()
-            stack.callback(remove_state)
-            self._print_banner(servers)
-            return await self._supervise(stop)
-
-    def _launches(self, servers: EmbeddedStack) -> list[Launch]:
-        """Each child's config: up's own settings, and the environment for everything else.
-
-        So ``MARKETFEED_*`` variables set for ``up`` tune the children (a session timeout, a
-        log level). What up decides is passed as overrides, which ``build()`` applies before it
-        looks at the environment: where the broker and caches are, the sizes up was given
-        (up's ``MARKETFEED_TRADABLE`` and ``MARKETFEED_WATCHLIST`` are counts, the services'
-        are lists, and are never read as theirs), and no duration for the publisher (up's
-        ``--duration`` is up's own; a publisher stopping by itself would look like a death).
-        """
-        cfg = self.config
-        env = os.environ
-        kafka: dict[str, Any] = {
-            "bootstrap": servers.bootstrap,
-            "topic_prefix": self.kafka.topic_prefix,
-            "partitions": cfg.partitions,
-        }
-        tradable_file = self._write_tradable_file()
-        watchlist = tuple(universe(min(cfg.watchlist, cfg.symbols)))
-        order_entry = build(
-            OrderEntryConfig,
-            environ=env,
-            **kafka,
-            redis_url=servers.redis_url("order_entry"),
-            tradable=(),
-            tradable_file=tradable_file,
+    async def run(self, stop: asyncio.Event, force: asyncio.Event) -> int:
+        """Start everything, supervise until something ends the run, stop; the exit code."""
+        self._open_log_dir()
+        servers = EmbeddedStack(
+            services=CONSUMING_SERVICES, log_dir=self.log_dir, data_dir=self.log_dir
         )
-        launches = [
-            Launch(
-                "publisher",
-                "feed_publisher",
-                build(
-                    PublisherConfig,
-                    environ=env,
-                    **kafka,
-                    symbols=cfg.symbols,
-                    rate=cfg.rate,
-                    seed=cfg.seed,
-                    duration=None,
-                ),
-            ),
-            Launch("order_entry", "order_entry", order_entry),
-            Launch(
-                "portfolio",
-                "portfolio",
-                build(
-                    PortfolioConfig,
-                    environ=env,
-                    **kafka,
-                    redis_url=servers.redis_url("portfolio"),
-                    watchlist=watchlist,
-                    watchlist_file=None,
-                ),
-            ),
-        ]
-        if cfg.orders_rate > 0:
-            # It trades order_entry's tradable set, priced from order_entry's cache, and its
-            # bad orders are bad by order_entry's own limits.
-            flow = build(
-                OrderFlowConfig,
-                environ=env,
-                **kafka,
-                orders_rate=cfg.orders_rate,
-                accounts=cfg.accounts,
-                seed=cfg.seed,
-                tradable=(),
-                tradable_file=tradable_file,
-                redis_url=order_entry.redis_url,
-                redis_prefix=order_entry.redis_prefix,
-                max_qty=order_entry.max_qty,
-                limit_band=order_entry.limit_band,
-            )
-            launches.append(Launch(ORDER_FLOW, "order_flow", flow))
-        return launches
+        outcome: Outcome | None = None
+        try:
+            starting = asyncio.create_task(self._start(servers))
+            stopper = asyncio.create_task(stop.wait())
+            try:
+                await asyncio.wait([starting, stopper], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                await cancel_and_wait(stopper)
+            if not starting.done():
+                await cancel_and_wait(starting)  # Ctrl-C during start-up: stop what started
+                outcome = Outcome(Ending.REQUESTED)
+                self._announce(outcome)
+            else:
+                starting.result()
+                supervisor = Supervisor(
+                    parts=self.parts,
+                    servers=servers,
+                    console=self.console,
+                    topics=self.kafka.topics,
+                    status_interval=self.config.status_interval,
+                    server_timeout=self.config.server_timeout,
+                    on_restart=lambda: self._write_state(servers),
+                )
+                outcome = await supervisor.run(stop, self.config.duration, self._announce)
+        finally:
+            remove_state()
+            # No outcome: the start-up failed, and its error is said once everything stopped.
+            forced = await self._stop(outcome or Outcome(Ending.START_FAILED), force)
+            await servers.stop()
+        code = EXIT_INTERRUPTED if forced else (outcome or Outcome(Ending.START_FAILED)).code
+        log.info("exit code %d", code)
+        return code
 
-    def _write_tradable_file(self) -> Path:
-        # A file rather than a flag: the list can be long, and order_entry and the order flow
-        # read the same one.
+    def _open_log_dir(self) -> None:
+        try:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            handler = also_to_file(self.log_dir / "up.log")
+        except OSError as exc:
+            flag = "--log-dir" if self.config.log_dir else "the run directory (--log-dir)"
+            raise ConfigError(
+                f"{flag} {self.log_dir}: cannot write there ({exc.strerror or exc})"
+            ) from None
+        _events_log().addHandler(handler)
+
+    async def _start(self, servers: EmbeddedStack) -> None:
         cfg = self.config
-        path = self.log_dir / "tradable.txt"
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text("\n".join(universe(min(cfg.tradable, cfg.symbols))) + "\n")
-        return path
+        await servers.start()
+        if servers.broker is not None:
+            self.parts[servers.broker.name] = Part(
+                servers.broker.name, servers.broker, Stage.BROKER
+            )
+        for server in servers.redis.values():
+            self.parts[server.name] = Part(server.name, server, Stage.REDIS)
+        self.kafka = KafkaSettings(bootstrap=servers.bootstrap, partitions=cfg.partitions)
+        topics = self.kafka.topics
+        # The order topics too, so that the status line and `marketfeed order` find them
+        # before order_entry has created them itself.
+        await ensure_topics(
+            self.kafka,
+            [
+                *market_data_topics(self.kafka),
+                TopicSpec(topics.orders_commands, cfg.partitions),
+                TopicSpec(topics.orders_events, cfg.partitions),
+            ],
+        )
+        launches = children(
+            self.config,
+            servers,
+            topic_prefix=self.kafka.topic_prefix,
+            group=self.group,
+            run_dir=self.log_dir,
+        )
+        for launch in launches:
+            await self._start_child(launch)
+        self._write_state(servers)
+        self._print_banner(servers)
 
-    async def _start_child(self, stack: contextlib.AsyncExitStack, launch: Launch) -> None:
+    def _announce(self, outcome: Outcome) -> None:
+        """Say why everything stops, as soon as it is known."""
+        ending = outcome.ending
+        if ending in (Ending.CHILD_EXITED, Ending.BROKER_LOST, Ending.REDIS_LOST):
+            self.console.event(f"{outcome.message}; stopping everything", level=logging.ERROR)
+            _print_tail(self.console, outcome.log_path)
+        elif ending is Ending.DURATION:
+            self.console.event(f"--duration {self.config.duration:g}s reached; stopping everything")
+        elif ending is Ending.REQUESTED:
+            self.console.event("stopping everything (Ctrl-C again to kill at once)")
+
+    async def _stop(self, outcome: Outcome, force: asyncio.Event) -> bool:
+        """Stop every part, in stages; True if a second Ctrl-C forced it."""
+        parts = list(self.parts.values())
+        if outcome.ending is Ending.BROKER_LOST:
+            # Nothing flows any more: every child at once rather than in turn, and a kill
+            # after a short grace is no surprise (they may wait on the broker to flush).
+            parts = [_together(p) for p in parts]
+            return await stop_parts(
+                parts, self.console, force, grace=LOST_STOP_S, why="the broker is gone"
+            )
+        if outcome.ending is Ending.REDIS_LOST:
+            return await stop_parts(
+                parts, self.console, force, grace=LOST_STOP_S, why="a Redis server is gone"
+            )
+        return await stop_parts(parts, self.console, force)
+
+    async def _start_child(self, launch: Launch) -> None:
         child = ChildProcess(
             name=launch.name,
             argv=[sys.executable, "-m", launch.module, *to_argv(launch.config)],
@@ -242,11 +271,23 @@ class Up:
             env={**os.environ, **to_env(launch.config)},
             ready=_alive,
             log_path=self.log_dir / f"{launch.name}.log",
-            stop_timeout=10.0,
+            stop_timeout=CHILD_STOP_S,
         )
+        # Registered before it starts: a start that fails half-way still stops it.
+        self.parts[launch.name] = Part(launch.name, child, STAGES[launch.name])
         await child.start()
-        stack.push_async_callback(child.stop)
-        self.children[launch.name] = child
+
+    def _write_state(self, servers: EmbeddedStack) -> None:
+        UpState(
+            pid=os.getpid(),
+            bootstrap=servers.bootstrap,
+            topic_prefix=self.kafka.topic_prefix,
+            partitions=self.config.partitions,
+            redis={s: servers.redis_url(s) for s in CONSUMING_SERVICES},
+            log_dir=str(self.log_dir),
+            group=self.group,
+            processes={name: part.process.pid or 0 for name, part in self.parts.items()},
+        ).write()
 
     def _print_banner(self, servers: EmbeddedStack) -> None:
         lines = [
@@ -255,10 +296,11 @@ class Up:
             f"{self.config.partitions} partitions)",
             *(f"  redis {s:<12} {servers.redis_url(s)}" for s in CONSUMING_SERVICES),
             f"  orders      {self._order_flow_banner()}",
+            f"  groups      {self.group}.* (a service joins them with --group {self.group})",
             f"  logs        {self.log_dir}",
             "  Ctrl-C stops everything",
         ]
-        print("\n".join(lines), flush=True)
+        self.console.show("\n".join(lines))
 
     def _order_flow_banner(self) -> str:
         cfg = self.config
@@ -271,60 +313,26 @@ class Up:
             "(`marketfeed positions` shows where they stand)"
         )
 
-    async def _supervise(self, stop: asyncio.Event) -> int:
-        """Print status until stop, the duration, or a child's death; return the exit code."""
-        deaths = {
-            asyncio.create_task(child.wait(), name=name): child
-            for name, child in self.children.items()
-        }
-        stopper = asyncio.create_task(stop.wait())
-        status = asyncio.create_task(self._status_loop())
-        try:
-            done, _ = await asyncio.wait(
-                [*deaths, stopper],
-                timeout=self.config.duration,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-        finally:
-            await cancel_all([*deaths, stopper])
-            await cancel_and_wait(status)
-        if sys.stdout.isatty():
-            print()
-        for task in done:
-            child = deaths.get(task)
-            if child is not None and not task.cancelled():
-                print(
-                    f"marketfeed up: {child.name} exited with code {task.result()}; "
-                    f"stopping everything (log: {child.log_path})",
-                    file=sys.stderr,
-                )
-                _print_tail(child.log_path)
-                return EXIT_FAILURE
-        return EXIT_OK
 
-    async def _status_loop(self) -> None:
-        status = StatusLine(self.kafka.topics, started=time.monotonic())
-        # A broker that stops answering pauses the line: one warning, one line when it is back.
-        broker = Retry(
-            f"the broker at {self.kafka.bootstrap}", errors=(MarketfeedError,), logger=log
-        )
-        tty = sys.stdout.isatty()
-        async with WatermarkReader(self.kafka.bootstrap) as reader:
-            while True:
-                await asyncio.sleep(self.config.status_interval)
-                marks = await broker.run(
-                    lambda: reader.high_watermarks(status.watched), what="the status line"
-                )
-                line = status.line(marks, time.monotonic())
-                print(("\r\x1b[K" + line) if tty else line, end="" if tty else "\n", flush=True)
+def _together(part: Part) -> Part:
+    """``part`` in one stage with every other child (the servers keep theirs)."""
+    stage = Stage.SERVICES if part.stage < Stage.REDIS else part.stage
+    return Part(part.name, part.process, stage)
 
 
-def _print_tail(path: Path | None, lines: int = 8) -> None:
+def _events_log() -> logging.Logger:
+    # What the console says goes to up.log only: on stderr the console has said it already.
+    events = logging.getLogger("marketfeed.up.events")
+    events.propagate = False
+    events.setLevel(logging.INFO)
+    return events
+
+
+def _print_tail(console: Console, path: Path | None, lines: int = 8) -> None:
     if path is None or not path.exists():
         return
-    tail = path.read_text(errors="replace").splitlines()[-lines:]
-    for line in tail:
-        print(f"    {line}", file=sys.stderr)
+    for line in path.read_text(errors="replace").splitlines()[-lines:]:
+        console.detail(line)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -334,6 +342,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 async def run(args: argparse.Namespace) -> int:
     config = build(UpConfig, args)
     setup_logging(config.log_level)
-    stop = asyncio.Event()
-    install_stop_signals(stop)
-    return await Up(config).run(stop)
+    stop, force = asyncio.Event(), asyncio.Event()
+    # SIGHUP too: a closed terminal is a stop, not the parent-death kill of every child.
+    install_stop_signals(stop, force=force, signals=(signal.SIGINT, signal.SIGTERM, signal.SIGHUP))
+    return await Up(config).run(stop, force)

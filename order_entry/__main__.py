@@ -1,7 +1,6 @@
-"""``python -m order_entry``."""
+"""``python -m order_entry``: exits at once when it has stopped (``common.cli.exit_now``)."""
 
-import sys
-
+from common.cli import exit_now
 from order_entry.cli import main
 
-sys.exit(main())
+exit_now(main())

@@ -9,6 +9,9 @@ again only if they are missing. It is on the recovery path only; normal processi
 
 Events are written to the partition of their command (orders are co-partitioned with events),
 so the process that owns a command partition is the only writer of its events partition.
+
+It also gives the ledger back what it lost (``history``): the answered orders of a partition,
+read from its beginning, when the ledger's Redis came back empty.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -24,11 +28,22 @@ from common.errors import BrokerUnavailableError, SchemaError
 from common.kafka import KafkaSettings, close_consumer, with_backoff
 from common.lifecycle import Lifecycle
 from common.schema import decode
-from common.schema.orders import OrderEvent
+from common.schema.orders import TERMINAL_EVENTS, OrderEvent
 
 log = logging.getLogger("order_entry.orders")
 
 _SCAN_TIMEOUT_S = 10.0
+_HISTORY_TIMEOUT_S = 60.0
+_FETCH_WAIT_MS = 20
+
+
+@dataclass(slots=True)
+class Answered:
+    """What ``orders.events`` holds of one order: its events, and whether one is terminal."""
+
+    ts_ms: int  # Kafka timestamp of its first event
+    events: list[bytes] = field(default_factory=list)
+    terminal: bool = False
 
 
 class EventLog(Lifecycle):
@@ -48,6 +63,8 @@ class EventLog(Lifecycle):
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             client_id=self.client_id,
+            # A scan ends at the partition's end, where a fetch would wait this long for more.
+            fetch_max_wait_ms=_FETCH_WAIT_MS,
         )
         # Registered before it starts: one that fails to start must be closed all the same.
         self.resources.push_async_callback(close_consumer, consumer)
@@ -91,39 +108,78 @@ class EventLog(Lifecycle):
         Raises BrokerUnavailableError (retriable) if the partition cannot be read to its end
         in time: guessing "absent" would send a second answer.
         """
+        found: set[bytes] = set()
+
+        def keep(_partition: int, event: OrderEvent, value: bytes, _ts_ms: int) -> None:
+            if event.order_id == order_id:
+                found.add(value)
+
+        await self._scan({partition: max(start, 0)}, keep, _SCAN_TIMEOUT_S)
+        return found
+
+    async def history(
+        self, partitions: Iterable[int], *, since_ms: int
+    ) -> dict[int, dict[str, Answered]]:
+        """Every order answered on each of ``partitions`` since ``since_ms`` (Kafka timestamp):
+        its events in the order they were written, copies left out. Errors as present().
+        """
+        orders: dict[int, dict[str, Answered]] = {p: {} for p in partitions}
+
+        def keep(partition: int, event: OrderEvent, value: bytes, ts_ms: int) -> None:
+            if ts_ms < since_ms:
+                return
+            answered = orders[partition].setdefault(event.order_id, Answered(ts_ms=ts_ms))
+            if value not in answered.events:
+                answered.events.append(value)
+                answered.terminal = answered.terminal or isinstance(event, TERMINAL_EVENTS)
+
+        await self._scan(dict.fromkeys(orders, 0), keep, _HISTORY_TIMEOUT_S)
+        return orders
+
+    async def _scan(
+        self,
+        starts: dict[int, int],
+        keep: Callable[[int, OrderEvent, bytes, int], None],
+        timeout: float,
+    ) -> None:
+        """Hand every order event of each partition, from its start to its end, to ``keep``."""
         # One reader, one scan at a time: the agent and the window both settle decisions.
         async with self._scanning:
             consumer = self._ready()
-            tp = TopicPartition(self.topic, partition)
-            consumer.assign([tp])
+            tps = {p: TopicPartition(self.topic, p) for p in starts}
+            # Only a partition that holds nothing ends at 0 (a lower bound of its end on the
+            # embedded broker): nothing to read there, not even a fetch to wait for.
+            ends = await consumer.end_offsets(list(tps.values()))
+            pending = {p for p, tp in tps.items() if ends[tp] > 0}
+            if not pending:
+                return  # (an empty assignment would crash aiokafka's fetcher for good)
+            consumer.assign([tps[p] for p in pending])
             try:
-                return await self._scan(consumer, tp, max(start, 0), order_id)
+                for p in pending:
+                    consumer.seek(tps[p], starts[p])
+                deadline = time.monotonic() + timeout
+                while pending and time.monotonic() < deadline:
+                    batch = await consumer.getmany(*(tps[p] for p in pending), timeout_ms=200)
+                    for tp, records in batch.items():
+                        for record in records:
+                            try:
+                                event = decode(record.value)
+                            except SchemaError:
+                                continue
+                            if isinstance(event, OrderEvent):
+                                keep(tp.partition, event, record.value, record.timestamp)
+                    for p in list(pending):
+                        high = consumer.highwater(tps[p])
+                        if high is not None and await consumer.position(tps[p]) >= high:
+                            pending.discard(p)
+                    await asyncio.sleep(0)
             finally:
                 consumer.unsubscribe()  # no background fetching of a partition we do not scan
-
-    async def _scan(
-        self, consumer: AIOKafkaConsumer, tp: TopicPartition, start: int, order_id: str
-    ) -> set[bytes]:
-        consumer.seek(tp, start)
-        found: set[bytes] = set()
-        deadline = time.monotonic() + _SCAN_TIMEOUT_S
-        while time.monotonic() < deadline:
-            batch = await consumer.getmany(tp, timeout_ms=200)
-            for record in batch.get(tp, []):
-                try:
-                    event = decode(record.value)
-                except SchemaError:
-                    continue
-                if isinstance(event, OrderEvent) and event.order_id == order_id:
-                    found.add(record.value)
-            high = consumer.highwater(tp)
-            if high is not None and await consumer.position(tp) >= high:
-                return found
-            await asyncio.sleep(0)
-        raise BrokerUnavailableError(
-            f"could not read {self.topic}[{tp.partition}] to its end in {_SCAN_TIMEOUT_S:g}s",
-            retriable=True,
-        )
+        if pending:
+            raise BrokerUnavailableError(
+                f"could not read {self.topic}{sorted(pending)} to its end in {timeout:g}s",
+                retriable=True,
+            )
 
     def _ready(self) -> AIOKafkaConsumer:
         assert self._consumer is not None, "event log not started"

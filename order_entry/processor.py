@@ -40,7 +40,7 @@ from common.cache.keys import CacheKeys
 from common.cache.reader import QuoteReader
 from common.errors import BrokerUnavailableError, CacheUnavailableError
 from common.faustapp import HOLD, FailStop, make_app
-from common.kafka import TopicSpec, ensure_topics, start_producer
+from common.kafka import TopicSpec, close_producer, ensure_topics, start_producer
 from common.lifecycle import Lifecycle
 from common.logs import redact_url
 from common.report import PeriodicReport
@@ -51,6 +51,8 @@ from order_entry.config import OrderEntryConfig
 from order_entry.eventlog import EventLog
 from order_entry.inflight import Pending, Window
 from order_entry.ledger import OrderLedger
+from order_entry.quotes import QuoteCache, WarmQuotes
+from order_entry.restore import LedgerRestorer
 from order_entry.stats import OrderStats, outcome
 from order_entry.validate import Limits, decide, malformed, parse
 
@@ -73,7 +75,9 @@ class OrderProcessor(Lifecycle):
         ledger_client: aioredis.Redis | None = None,
         on_assigned: AssignedHook | None = None,
         service: str = "order_entry",
+        cache: QuoteCache | None = None,
     ) -> None:
+        """``cache``: the quote cache behind ``redis_client`` (commands wait while it rebuilds)."""
         self.config = config
         self.tradable = frozenset(tradable)
         self.service = service
@@ -81,9 +85,10 @@ class OrderProcessor(Lifecycle):
         self.limits = Limits(
             max_qty=config.max_qty, limit_band=config.limit_band, stale_after=config.stale_after
         )
-        self.quotes = QuoteReader(
+        reader = QuoteReader(
             redis_client, CacheKeys(config.redis_prefix), stale_after=config.stale_after
         )
+        self.quotes = WarmQuotes(reader, cache=cache, tradable=self.tradable)
         self.ledger = OrderLedger(
             ledger_client or redis_client,
             prefix=config.ledger_prefix or config.redis_prefix,
@@ -91,6 +96,9 @@ class OrderProcessor(Lifecycle):
         )
         self.redis = redis_client
         self.meta_key = f"{config.redis_prefix}orders:meta"
+        self.restorer = LedgerRestorer(
+            self.ledger, memory_s=config.order_memory, retrying=self._retrying
+        )
         self.on_assigned = on_assigned
         self.assigned: frozenset[int] = frozenset()
         self.rebalances = 0
@@ -114,7 +122,7 @@ class OrderProcessor(Lifecycle):
             backoff=HOLD,
             logger=log,
         )
-        self.app_id = f"{config.topic_prefix}marketfeed.{service}.orders"
+        self.app_id = config.group_id(service, "orders")
         self.events_log: EventLog | None = None
         self.answers: Answers | None = None
         self.window: Window | None = None
@@ -137,7 +145,7 @@ class OrderProcessor(Lifecycle):
             ],
         )
         producer = await start_producer(c, client_id=f"{self.service}-orders")
-        self.resources.push_async_callback(producer.stop)
+        self.resources.push_async_callback(close_producer, producer)
         self._dead = DeadLetterSink(
             producer, topic=self.topics.dead_letter(self.service), service=self.service
         )
@@ -223,6 +231,8 @@ class OrderProcessor(Lifecycle):
         self._ready.clear()
         if self.events_log is not None:
             await self._retrying(lambda: self._events_log_ok().assigned(partitions))
+        if self.events_log is not None:
+            await self.restorer.ensure(partitions, self.events_log)
         if self.on_assigned is not None:
             await self.on_assigned(partitions)
         self.assigned = partitions
@@ -272,6 +282,7 @@ class OrderProcessor(Lifecycle):
     ) -> None:
         """Answer one command; idempotent per order id (see ``order_entry.ledger``)."""
         await self._ready.wait()
+        await self.quotes.wait_warm()
         async with self._in_hand:
             if partition not in self.assigned:
                 # Revoked while it waited: not acked, so its next owner answers it.
@@ -304,14 +315,21 @@ class OrderProcessor(Lifecycle):
             events = [malformed(parsed, now)]
             order_id = parsed.order_id
         else:
-            await self._dead_letter(key, value, partition, offset, parsed.error)
+            assert self._dead is not None, "order processor not started"
+            reason = f"unanswerable command (no order id): {parsed.error}"
+            rejected = Rejected(partition, offset, key, value, reason)
+            await self._dead.store_rejected(self.topics.orders_commands, [rejected])
+            self.stats.dead_letters += 1
             await window.put(Pending(ack=ack, partition=partition))
             return
         await window.wait_for(order_id)  # a copy of a command still in the window
-        claim = await self.ledger.claim(
+        claim = await self.restorer.claim(
             order_id,
             [e.encode() for e in events],
-            scan_from=self._events_log_ok().lower_bound(partition),
+            partition=partition,
+            events_log=self._events_log_ok(),
+            owned=self.assigned,
+            settled=window.drained,
         )
         if claim.already_sent:
             log.info("order %s: duplicate command, already answered; nothing emitted", order_id)
@@ -347,10 +365,8 @@ class OrderProcessor(Lifecycle):
         """Decided before a crash, maybe sent: send only what orders.events lacks."""
         sent = await self._answers_ok().recover(order_id, partition, key, events, scan_from)
         # Counted once it is done: a failure before here is retried, and would count it twice.
-        if sent:
-            self.stats.resent += 1
-        else:
-            self.stats.recovered += 1
+        self.stats.resent += bool(sent)
+        self.stats.recovered += not sent
         await self._window_ok().put(Pending(ack=ack, partition=partition, terminal=outcome(events)))
 
     async def _settle(self, pending: Pending) -> None:
@@ -370,15 +386,6 @@ class OrderProcessor(Lifecycle):
     def _events_log_ok(self) -> EventLog:
         assert self.events_log is not None, "order processor not started"
         return self.events_log
-
-    async def _dead_letter(
-        self, key: bytes | None, value: bytes | None, partition: int, offset: int, reason: str
-    ) -> None:
-        assert self._dead is not None, "order processor not started"
-        reason = f"unanswerable command (no order id): {reason}"
-        rejected = Rejected(partition, offset, key, value, reason)
-        await self._dead.store_rejected(self.topics.orders_commands, [rejected])
-        self.stats.dead_letters += 1
 
     async def _retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
         """``attempt()`` until neither its Redis nor the broker is away (each logged once)."""

@@ -31,7 +31,12 @@ class OrderEntryService(Lifecycle):
     def __init__(self, config: OrderEntryConfig, *, tradable: Iterable[str]) -> None:
         self.config = config
         self.tradable = frozenset(tradable)
-        self.cache = CachingConsumer(config, service=SERVICE, interest=self.tradable)
+        self.cache = CachingConsumer(
+            config,
+            service=SERVICE,
+            group_id=config.group_id(SERVICE, "quote-cache"),
+            interest=self.tradable,
+        )
         # Its own connection: order lookups must not queue behind the cache's batched writes.
         self.redis = aioredis.Redis.from_url(
             config.redis_url, socket_connect_timeout=2, socket_timeout=5
@@ -48,6 +53,7 @@ class OrderEntryService(Lifecycle):
             ledger_client=self.ledger_redis,
             on_assigned=self._follow_assignment,
             service=SERVICE,
+            cache=self.cache,
         )
 
     async def _start(self) -> None:

@@ -1,7 +1,6 @@
-"""``python -m order_flow``."""
+"""``python -m order_flow``: exits at once when it has stopped (``common.cli.exit_now``)."""
 
-import sys
-
+from common.cli import exit_now
 from order_flow.cli import main
 
-sys.exit(main())
+exit_now(main())

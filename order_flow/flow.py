@@ -31,7 +31,7 @@ from aiokafka.errors import KafkaError
 
 from common.cache.reader import QuoteReader
 from common.errors import CacheUnavailableError
-from common.kafka import TopicSpec, ensure_topics, with_backoff
+from common.kafka import TopicSpec, close_producer, ensure_topics, with_backoff
 from common.lifecycle import Lifecycle, cancel_and_wait
 from common.metrics import LatencyHistogram
 from common.schema import NewOrder, Quote
@@ -102,7 +102,7 @@ class OrderFlow(Lifecycle):
             bootstrap_servers=cfg.bootstrap, client_id="marketfeed-order-flow", acks="all"
         )
         # Registered before start: a start that fails half-way still closes what it opened.
-        self.resources.push_async_callback(producer.stop)
+        self.resources.push_async_callback(close_producer, producer)
         await with_backoff(
             "order_flow", producer.start, bootstrap=cfg.bootstrap, timeout=cfg.connect_timeout
         )
@@ -120,20 +120,17 @@ class OrderFlow(Lifecycle):
     async def stop(self) -> None:
         """Flush what was sent, then disconnect. Safe to call twice."""
         producer, self._producer = self._producer, None
-        if producer is not None:
-            try:
-                await producer.flush()
-            except KafkaError as exc:
-                log.warning("flush on stop failed: %s", exc)
-        await super().stop()
+        await super().stop()  # close_producer: flushes, bounded when the broker is gone
         self._quotes = None
         if producer is not None:
             s = self.stats()
+            unacked = s.sent - s.acked - s.failed
             log.info(
-                "stopped: %d sent, %d acked, %d failed; %s",
+                "stopped: %d sent, %d acked, %d failed%s; %s",
                 s.sent,
                 s.acked,
                 s.failed,
+                f", {unacked} never acknowledged" if unacked else "",
                 ", ".join(f"{k} {n}" for k, n in sorted(s.by_kind.items())) or "nothing sent",
             )
 

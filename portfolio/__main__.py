@@ -1,7 +1,6 @@
-"""``python -m portfolio``."""
+"""``python -m portfolio``: exits at once when it has stopped (``common.cli.exit_now``)."""
 
-import sys
-
+from common.cli import exit_now
 from portfolio.cli import main
 
-sys.exit(main())
+exit_now(main())

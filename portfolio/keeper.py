@@ -23,7 +23,7 @@ from common.cache.batch import Rejected
 from common.cache.deadletters import DeadLetterSink
 from common.errors import SchemaError
 from common.faustapp import HOLD, FailStop, make_app, processed
-from common.kafka import TopicSpec, ensure_topics, start_producer
+from common.kafka import TopicSpec, close_producer, ensure_topics, start_producer
 from common.lifecycle import Lifecycle
 from common.redisconn import redis_retry
 from common.report import PeriodicReport
@@ -61,7 +61,7 @@ class PositionKeeper(Lifecycle):
         self.store = store
         self.on_position = on_position
         self.service = service
-        self.app_id = f"{config.topic_prefix}marketfeed.{service}.positions"
+        self.app_id = config.group_id(service, "positions")
         self.applied = 0
         self.fail_stop = FailStop("position keeper")
         self.redelivered = 0
@@ -82,7 +82,7 @@ class PositionKeeper(Lifecycle):
         dlq = c.topics.dead_letter(self.service)
         await ensure_topics(c, [TopicSpec(c.topics.orders_events, c.partitions), TopicSpec(dlq, 1)])
         producer = await start_producer(c, client_id=f"{self.service}-positions")
-        self.resources.push_async_callback(producer.stop)
+        self.resources.push_async_callback(close_producer, producer)
         self._dead = DeadLetterSink(producer, topic=dlq, service=self.service)
         datadir = self.resources.enter_context(tempfile.TemporaryDirectory(prefix="pf-faust-"))
         app = make_app(self.app_id, settings=c, datadir=datadir)

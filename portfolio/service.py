@@ -37,7 +37,12 @@ class PortfolioService(Lifecycle):
     def __init__(self, config: PortfolioConfig, *, watchlist: Iterable[str]) -> None:
         self.config = config
         self.watchlist = frozenset(watchlist)
-        self.cache = CachingConsumer(config, service=SERVICE, interest=self.watchlist)
+        self.cache = CachingConsumer(
+            config,
+            service=SERVICE,
+            group_id=config.group_id(SERVICE, "quote-cache"),
+            interest=self.watchlist,
+        )
         self.redis = aioredis.Redis.from_url(
             config.redis_url, socket_connect_timeout=2, socket_timeout=5
         )

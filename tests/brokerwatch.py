@@ -17,49 +17,14 @@ out its whole timeout. So:
 from __future__ import annotations
 
 import logging
-import socket
-import struct
 import threading
 import time
 from collections.abc import Callable
 
+from common.runtime.probes import broker_answers
 from tests.interrupt import RunningTest
 
 log = logging.getLogger(__name__)
-
-_CORRELATION_ID = 0x4D46  # any value: it is checked in the answer
-
-
-def _metadata_request() -> bytes:
-    # Metadata v1 with an empty topic list: the broker reads its cluster metadata from storage
-    # (so a storage deadlock shows) but lists no topics (cheap with thousands of test topics).
-    client_id = b"brokerwatch"
-    body = struct.pack(">hhih", 3, 1, _CORRELATION_ID, len(client_id)) + client_id
-    body += struct.pack(">i", 0)
-    return struct.pack(">i", len(body)) + body
-
-
-def _read_exactly(sock: socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise ConnectionError("closed by the broker")
-        data += chunk
-    return data
-
-
-def broker_answers(host: str, port: int, *, timeout: float = 3.0) -> bool:
-    """True if the broker answers a metadata request within ``timeout`` seconds."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
-            sock.settimeout(timeout)
-            sock.sendall(_metadata_request())
-            (size,) = struct.unpack(">i", _read_exactly(sock, 4))
-            (correlation_id,) = struct.unpack(">i", _read_exactly(sock, min(size, 4)))
-    except (OSError, struct.error):
-        return False
-    return bool(correlation_id == _CORRELATION_ID)
 
 
 class BrokerWatch:

@@ -155,19 +155,24 @@ class OrderEvents:
         await eventually(done, timeout=timeout, what=f"{len(ids)} orders answered")
 
 
-async def send_order(
-    producer: AIOKafkaProducer, kafka: KafkaSettings, symbol: str, *, account: str = "t"
-) -> str:
-    """A market buy of 1 ``symbol`` on orders.commands; its order id."""
-    order = NewOrder(
+def market_buy(symbol: str, *, account: str = "t", qty: int = 1) -> NewOrder:
+    """A market buy of ``qty`` ``symbol`` with a new order id."""
+    return NewOrder(
         order_id=uuid.uuid4().hex,
         account=account,
         symbol=symbol,
         side="B",
-        qty=1,
+        qty=qty,
         limit=None,
         ts_ns=time.time_ns(),
     )
+
+
+async def send_order(
+    producer: AIOKafkaProducer, kafka: KafkaSettings, symbol: str, *, account: str = "t"
+) -> str:
+    """A market buy of 1 ``symbol`` on orders.commands; its order id."""
+    order = market_buy(symbol, account=account)
     await producer.send_and_wait(
         kafka.topics.orders_commands, order.encode(), key=symbol_key(symbol)
     )

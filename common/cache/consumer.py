@@ -36,6 +36,7 @@ from common.cache.store import QuoteStore
 from common.kafka import (
     TopicSpec,
     close_consumer,
+    close_producer,
     ensure_topics,
     market_data_topics,
     start_producer,
@@ -67,13 +68,16 @@ class CachingConsumer(Lifecycle):
         service: str,
         interest: Iterable[str],
         on_applied: AppliedHook | None = None,
+        group_id: str | None = None,
     ) -> None:
+        """``group_id``: where applied offsets are committed for lag tools (the group is
+        never joined); default ``marketfeed.SERVICE.quote-cache``."""
         self.settings = settings
         self._on_applied = on_applied
         self.service = service
         self.topic = settings.topics.quotes
         self.keys = CacheKeys(settings.redis_prefix)
-        self.group_id = f"marketfeed.{service}.quote-cache"
+        self.group_id = group_id or f"marketfeed.{service}.quote-cache"
         self.counts: Counter[str] = Counter()
         self.start_mode: StartMode | None = None
         self._wanted: frozenset[str] = frozenset(interest)
@@ -85,6 +89,9 @@ class CachingConsumer(Lifecycle):
         self._changed = asyncio.Event()
         self._caught_up: list[asyncio.Future[None]] = []
         self._resync = False
+        # Set while the cache holds its interest; clear from start and while it is rebuilt
+        # after its Redis came back empty (readers wait on it rather than find nothing).
+        self._warm = asyncio.Event()
         # One per cache: its Redis going away is logged once, however many writes wait on it.
         self._redis_retry = redis_retry(service, settings.redis_url, logger=log)
         self._task: asyncio.Task[None] | None = None
@@ -117,6 +124,7 @@ class CachingConsumer(Lifecycle):
         self.start_mode = self.start_mode or StartMode.RESUME
         await store.client.hset(self.keys.meta, "start", self.start_mode.value)
         self._task = asyncio.create_task(self._loop(), name=f"{self.service}-quote-cache")
+        self._warm.set()
 
     async def _open(self) -> None:
         """Connect to Redis and the broker; each connection is closed by stop(), newest first."""
@@ -130,7 +138,7 @@ class CachingConsumer(Lifecycle):
             s, [*market_data_topics(s), TopicSpec(s.topics.dead_letter(self.service), 1)]
         )
         producer = await start_producer(s, client_id=f"{self.service}-cache")
-        self.resources.push_async_callback(producer.stop)
+        self.resources.push_async_callback(close_producer, producer)
         self._dead = DeadLetterSink(
             producer, topic=s.topics.dead_letter(self.service), service=self.service
         )
@@ -185,6 +193,26 @@ class CachingConsumer(Lifecycle):
         """
         if self._task is not None:
             await asyncio.shield(self._task)
+
+    # -- readiness -------------------------------------------------------------------------
+
+    @property
+    def warm(self) -> bool:
+        """True while the cache holds its interest: started, and not being rebuilt."""
+        return self._warm.is_set()
+
+    async def wait_warm(self) -> None:
+        await self._warm.wait()
+
+    @property
+    def instance(self) -> str:
+        """The cache's id, as written in ``P meta`` (a new one after each rebuild)."""
+        return self._store.instance if self._store is not None else ""
+
+    def lost(self) -> None:
+        """Its Redis was found without the cache (restarted empty): rebuild it now."""
+        self._resync = True
+        self._warm.clear()
 
     # -- interest --------------------------------------------------------------------------
 
@@ -253,7 +281,8 @@ class CachingConsumer(Lifecycle):
                 ok = await self._with_redis(
                     "heartbeat", lambda: self._store_ok().heartbeat(self._hw)
                 )
-                self._resync = self._resync or not ok
+                if not ok:
+                    self.lost()
             self._committer_ok().maybe_commit()
 
     async def _apply(self, batches: dict[TopicPartition, list[Any]]) -> None:
@@ -273,7 +302,7 @@ class CachingConsumer(Lifecycle):
         self.counts.update(batch.counts())
         if not ok:
             log.warning("%s: Redis lost the cache (restarted empty?); rebuilding", self.service)
-            self._resync = True
+            self.lost()
         if batch.gaps:
             self._gaps_ok().note(batch.gaps)
 
@@ -417,6 +446,7 @@ class CachingConsumer(Lifecycle):
         await self._with_redis("reopen", lambda: self._store_ok().initialise(self._meta()))
         await self._reconcile({})
         self.counts["rebuilds"] += 1
+        self._warm.set()
 
     # -- helpers ---------------------------------------------------------------------------
 

@@ -3,6 +3,11 @@
 Children are started with ``PR_SET_PDEATHSIG`` so that the kernel kills them if this process
 dies without running its cleanup (SIGKILL, a crash): an orphaned broker or Redis server would
 otherwise hold its port and memory until someone finds it.
+
+Each child runs in a session of its own, so a terminal's Ctrl-C (SIGINT to the whole foreground
+process group) reaches only the parent, which then stops its children in the order it chooses.
+Had the children received it too, servers would exit under clients that still need them (a
+service stuck flushing to a broker that is gone).
 """
 
 from __future__ import annotations
@@ -56,7 +61,10 @@ class ChildProcess(Lifecycle):
         env: dict[str, str] | None = None,
         ready_timeout: float = 15.0,
         stop_timeout: float = 5.0,
+        known_to_hang: str | None = None,
     ) -> None:
+        """``known_to_hang``: why this child is known to ignore SIGTERM now and then; its
+        kill after ``stop_timeout`` is then expected and logged at INFO, not as a warning."""
         self.name = name
         self.argv = list(argv)
         self.log_path = log_path
@@ -64,8 +72,10 @@ class ChildProcess(Lifecycle):
         self._env = env
         self._ready_timeout = ready_timeout
         self._stop_timeout = stop_timeout
+        self._known_to_hang = known_to_hang
         self._proc: asyncio.subprocess.Process | None = None
         self._log_file: IO[bytes] | None = None
+        self.killed = False  # it was killed (did not stop on SIGTERM, or was forced)
 
     @property
     def pid(self) -> int | None:
@@ -90,6 +100,7 @@ class ChildProcess(Lifecycle):
                 stderr=asyncio.subprocess.STDOUT,
                 env=self._env,
                 preexec_fn=die_with_parent,
+                start_new_session=True,
             )
         except OSError as exc:
             raise RuntimeStartError(f"{self.name}: cannot run {self.argv[0]}: {exc}") from None
@@ -124,16 +135,26 @@ class ChildProcess(Lifecycle):
         assert self._proc is not None
         return await self._proc.wait()
 
-    async def stop(self) -> None:
-        """Terminate, then kill after a grace period. Safe to call twice, or before start."""
+    async def stop(self, timeout: float | None = None, *, why: str = "") -> None:
+        """Terminate, then kill after ``timeout`` (default: the child's own grace).
+
+        ``why`` says why a kill after that grace is to be expected (the servers the child
+        needs are gone): it is then logged at INFO with that reason. Safe to call twice, or
+        before start.
+        """
         proc = self._proc
+        grace = self._stop_timeout if timeout is None else timeout
         if proc is not None and proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGTERM)
             try:
-                await asyncio.wait_for(proc.wait(), self._stop_timeout)
+                await asyncio.wait_for(proc.wait(), grace)
             except TimeoutError:
-                log.warning("%s did not stop in %.0fs; killing it", self.name, self._stop_timeout)
+                expected = why or self._known_to_hang
+                if expected:
+                    log.info("%s did not stop in %.1fs (%s); killed", self.name, grace, expected)
+                else:
+                    log.warning("%s did not stop in %.0fs; killing it", self.name, grace)
                 await self.kill()
         self._close_log()
 
@@ -143,6 +164,7 @@ class ChildProcess(Lifecycle):
         if proc is not None and proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
+                self.killed = True
             await proc.wait()
         self._close_log()
 

@@ -1,23 +1,24 @@
 """The two kinds of embedded server: a Tansu Kafka-protocol broker and a Redis server.
 
 Both listen on 127.0.0.1 only (Tansu's listener is IPv4; ``localhost`` may resolve to ::1 first)
-on a free port, keep everything in memory, and are children of the process that starts them.
+on a free port and are children of the process that starts them. The broker keeps everything in
+memory. A Redis server does too, unless it is given a data directory: then it keeps an
+append-only file there (fsync every second), and a server restarted on the same directory
+comes back with what it held (``marketfeed up`` runs the services' Redis servers so: the order
+ledger must outlive a Redis crash).
 """
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
-import redis.asyncio as aioredis
-import redis.exceptions
-
 from common.errors import RuntimeStartError
-from common.redisconn import UNAVAILABLE
 from common.runtime.binaries import broker_binary, redis_binary
+from common.runtime.probes import redis_answers
 from common.runtime.process import ChildProcess, free_port, tcp_accepts
 
 HOST = "127.0.0.1"
+_BROKER_STOP_S = 2.0
 
 
 class EmbeddedBroker(ChildProcess):
@@ -26,6 +27,8 @@ class EmbeddedBroker(ChildProcess):
     def __init__(self, *, log_path: Path | None = None, port: int | None = None) -> None:
         self.port = port or free_port(HOST)
         url = f"tcp://{HOST}:{self.port}"
+        # Its stop is the last of a run, and there is nothing left to save in a memory engine:
+        # a short grace, then the kill that a SIGTERM ignored (below) needs anyway.
         super().__init__(
             name="broker",
             argv=[
@@ -40,18 +43,45 @@ class EmbeddedBroker(ChildProcess):
             ],
             ready=lambda: tcp_accepts(HOST, self.port),
             log_path=log_path,
+            stop_timeout=_BROKER_STOP_S,
+            known_to_hang="Tansu 0.6.0 ignores SIGTERM now and then while clients are connected",
         )
 
     @property
     def bootstrap(self) -> str:
         return f"{HOST}:{self.port}"
 
+    @property
+    def where(self) -> str:
+        return f"broker at {self.bootstrap}"
+
 
 class EmbeddedRedis(ChildProcess):
-    """A Redis server without persistence: a cache that can always be rebuilt from the feed."""
+    """A Redis server: in memory only, or with an append-only file in ``data_dir``."""
 
-    def __init__(self, *, name: str, log_path: Path | None = None, port: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        name: str,
+        log_path: Path | None = None,
+        port: int | None = None,
+        data_dir: Path | None = None,
+    ) -> None:
+        self.service = name
         self.port = port or free_port(HOST)
+        self.data_dir = data_dir
+        if data_dir is not None:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            persistence = [
+                "--dir",
+                str(data_dir),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+            ]
+        else:
+            persistence = ["--appendonly", "no"]
         super().__init__(
             name=f"redis[{name}]",
             argv=[
@@ -62,8 +92,7 @@ class EmbeddedRedis(ChildProcess):
                 HOST,
                 "--save",
                 "",
-                "--appendonly",
-                "no",
+                *persistence,
                 "--protected-mode",
                 "no",
                 "--daemonize",
@@ -71,7 +100,7 @@ class EmbeddedRedis(ChildProcess):
                 "--loglevel",
                 "warning",
             ],
-            ready=self._pings,
+            ready=lambda: redis_answers(HOST, self.port, timeout=1.0),
             log_path=log_path,
         )
 
@@ -79,15 +108,21 @@ class EmbeddedRedis(ChildProcess):
     def url(self) -> str:
         return f"redis://{HOST}:{self.port}/0"
 
-    async def _pings(self) -> bool:
-        client = aioredis.Redis(host=HOST, port=self.port, socket_connect_timeout=1)
-        try:
-            return bool(await client.ping())
-        except UNAVAILABLE:
-            return False
-        finally:
-            with contextlib.suppress(redis.exceptions.RedisError, OSError):
-                await client.aclose()
+    @property
+    def where(self) -> str:
+        return f"{self.name} at {HOST}:{self.port}"
+
+    def again(self) -> EmbeddedRedis:
+        """A server to start in place of this one: same port, log and data directory."""
+        return EmbeddedRedis(
+            name=self.service, log_path=self.log_path, port=self.port, data_dir=self.data_dir
+        )
+
+
+def forget_data(data_dir: Path) -> None:
+    """Remove the files a Redis server keeps in ``data_dir`` (an earlier run's, not ours)."""
+    for name in ("appendonly.aof", "dump.rdb"):
+        (data_dir / name).unlink(missing_ok=True)
 
 
 __all__ = ["HOST", "EmbeddedBroker", "EmbeddedRedis", "RuntimeStartError"]

@@ -2,6 +2,8 @@
 
 Used alike by ``marketfeed up``, the benchmark and the test suite, as an async context manager
 that starts the servers in order and stops them in reverse order, whatever happens in between.
+With a ``data_dir`` each Redis server keeps an append-only file in a directory of its own there
+(starting empty: what an earlier run left is removed) and can be restarted on it.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import TypeVar
 from common.errors import RuntimeStartError
 from common.lifecycle import Lifecycle
 from common.runtime.process import ChildProcess
-from common.runtime.servers import EmbeddedBroker, EmbeddedRedis
+from common.runtime.servers import EmbeddedBroker, EmbeddedRedis, forget_data
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +51,11 @@ class EmbeddedStack(Lifecycle):
         services: Sequence[str] = DEFAULT_SERVICES,
         log_dir: Path | None = None,
         with_broker: bool = True,
+        data_dir: Path | None = None,
     ) -> None:
         self.services = tuple(services)
         self.log_dir = log_dir
+        self.data_dir = data_dir
         self.with_broker = with_broker
         self.broker: EmbeddedBroker | None = None
         self.redis: dict[str, EmbeddedRedis] = {}
@@ -79,11 +83,26 @@ class EmbeddedStack(Lifecycle):
             )
             self.resources.push_async_callback(self.broker.stop)
         for service in self.services:
+            data = self.data_dir / f"redis-{service}" if self.data_dir else None
+            if data is not None:
+                forget_data(data)
             server = await start_on_free_port(
-                lambda s=service: EmbeddedRedis(name=s, log_path=self._log(f"redis-{s}"))  # type: ignore[misc]
+                lambda s=service, d=data: EmbeddedRedis(  # type: ignore[misc]
+                    name=s, log_path=self._log(f"redis-{s}"), data_dir=d
+                )
             )
             self.redis[service] = server
             self.resources.push_async_callback(server.stop)
+
+    async def restart_redis(self, service: str) -> EmbeddedRedis:
+        """Start ``service``'s Redis again on its port and data directory (it has exited)."""
+        old = self.redis[service]
+        await old.kill()  # reaps it, and closes its log file; a no-op if it is gone
+        server = old.again()
+        await server.start()
+        self.redis[service] = server
+        self.resources.push_async_callback(server.stop)
+        return server
 
     async def restart_broker(self) -> None:
         """A new broker in place of the running one (on a new port; the memory engine forgets all).

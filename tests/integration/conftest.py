@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 import pytest_asyncio
 
 from common.runtime import HOST, EmbeddedStack
-from tests.brokerwatch import broker_answers
+from common.runtime.probes import broker_answers
 
 log = logging.getLogger(__name__)
 

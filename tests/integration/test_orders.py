@@ -282,8 +282,11 @@ async def test_ledger_resends_a_decision_recorded_but_not_acknowledged(
         order_id=order_id, symbol=symbol, reason="NO_QUOTE", text="decided first", ts_ns=1
     )
     assert processor.events_log is not None
-    bound = processor.events_log.lower_bound(partition_for(symbol, 4))
-    await processor.ledger.claim(order_id, [recorded.encode()], scan_from=bound)
+    partition = partition_for(symbol, 4)
+    bound = processor.events_log.lower_bound(partition)
+    await processor.ledger.claim(
+        order_id, [recorded.encode()], partition=partition, scan_from=bound
+    )
     order = NewOrder(
         order_id=order_id,
         account="acc-1",
@@ -310,7 +313,9 @@ async def test_ledger_does_not_resend_a_decision_already_on_the_events_topic(
         order_id=order_id, symbol=FRESH, reason="NO_QUOTE", text="decided first", ts_ns=1
     )
     bound = processor.events_log.lower_bound(partition)
-    await processor.ledger.claim(order_id, [recorded.encode()], scan_from=bound)
+    await processor.ledger.claim(
+        order_id, [recorded.encode()], partition=partition, scan_from=bound
+    )
     # What the killed process had sent and the broker had acknowledged:
     await orders.producer.send_and_wait(
         orders.kafka.topics.orders_events,

@@ -1,4 +1,9 @@
-"""``marketfeed up`` as a user runs it: starts everything, reports, stops everything."""
+"""``marketfeed up`` as a user runs it: starts everything, reports, stops everything.
+
+``up`` is started as a terminal starts a job: in a process group (here a session) of its own,
+and Ctrl-C is SIGINT to that whole group, as the terminal sends it. The stop must be clean:
+within seconds, in order, one line per part on stderr, no kill, no traceback in any log.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +13,23 @@ import os
 import re
 import signal
 import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import spawn
+from tests.helpers import eventually, spawn
+
+# Far above the 2-4 s a stop takes, for a loaded machine; a forced kill would take 10 s each.
+STOP_BOUND_S = 25
+STOP_ORDER = [
+    "order_flow",
+    "order_entry|portfolio",
+    "publisher",
+    r"redis\[\w+\]",
+    "broker",
+]
 
 
 def _alive(pid: int) -> bool:
@@ -25,86 +42,173 @@ def _alive(pid: int) -> bool:
     return not (status.exists() and "\nState:\tZ" in status.read_text())
 
 
-async def _up(tmp_path: Path, *flags: str) -> tuple[asyncio.subprocess.Process, dict[str, object]]:
+class UpRun:
+    """A running ``marketfeed up`` (maybe behind ``| tee``): its output, as it comes."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, tmp: Path) -> None:
+        self.proc = proc
+        self.tmp = tmp
+        self.out = ""
+        self.err = ""
+        self._readers = [
+            asyncio.create_task(self._read(proc.stdout, "out")),
+            asyncio.create_task(self._read(proc.stderr, "err")),
+        ]
+
+    async def _read(self, stream: asyncio.StreamReader | None, name: str) -> None:
+        assert stream is not None
+        while chunk := await stream.read(4096):
+            setattr(self, name, getattr(self, name) + chunk.decode(errors="replace"))
+
+    @property
+    def state(self) -> dict[str, object]:
+        data: dict[str, object] = json.loads((self.tmp / "state" / "up.json").read_text())
+        return data
+
+    async def wait_for(self, check: Callable[[], bool], what: str, timeout: float = 60) -> None:
+        async def ready() -> bool:
+            assert self.proc.returncode is None, f"up exited before {what}:\n{self.err}"
+            return check()
+
+        await eventually(ready, timeout=timeout, what=what)
+
+    async def ended(self) -> int:
+        """Its exit code, once it and its output have ended (within STOP_BOUND_S)."""
+        async with asyncio.timeout(STOP_BOUND_S):
+            await asyncio.gather(*self._readers)
+            return await self.proc.wait()
+
+    def logs(self) -> dict[str, str]:
+        return {p.name: p.read_text(errors="replace") for p in (self.tmp / "logs").glob("*.log")}
+
+
+@asynccontextmanager
+async def up(tmp: Path, *flags: str, tee: bool = False) -> AsyncIterator[UpRun]:
+    """``marketfeed up FLAGS`` (or ``... | tee FILE``) in a session of its own."""
     env = {
         **os.environ,
-        "MARKETFEED_STATE_DIR": str(tmp_path / "state"),
+        "MARKETFEED_STATE_DIR": str(tmp / "state"),
         "MARKETFEED_SESSION_TIMEOUT": "2",  # the services' group joins take ~1 s, not ~3 s
     }
+    argv = [sys.executable, "-m", "marketfeed", "up", "--log-dir", str(tmp / "logs"), *flags]
+    if tee:
+        argv = ["bash", "-c", f"{' '.join(argv)} | tee {tmp / 'tee.out'}"]
     proc = await spawn(
-        sys.executable,
-        "-m",
-        "marketfeed",
-        "up",
-        "--log-dir",
-        str(tmp_path / "logs"),
-        *flags,
+        *argv,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=env,
+        start_new_session=True,
     )
-    state_file = tmp_path / "state" / "up.json"
-    async with asyncio.timeout(30):
-        while not state_file.exists():
-            assert proc.returncode is None, "up exited before it was ready"
-            await asyncio.sleep(0.05)
-    return proc, json.loads(state_file.read_text())
+    run = UpRun(proc, tmp)
+    try:
+        yield run
+    finally:
+        if proc.returncode is None:
+            os.killpg(proc.pid, signal.SIGKILL)  # the test failed; its children die with it
+            await proc.wait()
 
 
-async def test_up_runs_for_duration_reports_and_leaves_nothing_behind(tmp_path: Path) -> None:
-    proc, state = await _up(tmp_path, "--duration", "3", "--rate", "2000")
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 0, err.decode()
-    text = out.decode()
-    assert f"broker {state['bootstrap']}" in text
-    status = [line for line in text.splitlines() if "published" in line]
-    assert status, text
-    published = int(status[-1].split("published")[1].split()[0].replace(",", ""))
-    assert published > 1000
-    # The status line also shows the order topics (the flow runs by default, at 2/s).
-    assert "orders.commands hw" in status[-1]
-    assert "orders.events hw" in status[-1]
-    assert "/s simulated from acct-01..acct-10 on orders.commands" in text
-    pids = state["processes"]
-    assert isinstance(pids, dict)
-    assert set(pids) >= {
-        "broker",
-        "redis[order_entry]",
-        "redis[portfolio]",
-        "publisher",
-        "order_entry",
-        "portfolio",
-        "order_flow",
-    }
+def ctrl_c(run: UpRun) -> None:
+    """What a terminal does on Ctrl-C: SIGINT to every process of the foreground group."""
+    os.killpg(run.proc.pid, signal.SIGINT)
+
+
+def assert_stopped_cleanly(run: UpRun, pids: dict[str, int]) -> None:
+    """Every part stopped, in order, one line each; no kill, no traceback; nothing left."""
+    stopped = re.findall(r"^marketfeed up: stopped (\S+) in [\d.]+s$", run.err, re.MULTILINE)
+    stopped.remove("everything")
+    assert set(stopped) == set(pids), run.err
+    ranks = [next(i for i, p in enumerate(STOP_ORDER) if re.fullmatch(p, n)) for n in stopped]
+    assert ranks == sorted(ranks), stopped
+    assert "marketfeed up: stopped everything in" in run.err
+    assert "killed" not in run.err, run.err
+    for name, text in run.logs().items():
+        assert "Traceback" not in text, f"{name}:\n{text[-3000:]}"
+        assert "killing it" not in text, name
+        assert "Exception ignored" not in text, name
     assert not [name for name, pid in pids.items() if _alive(pid)]
-    assert not (tmp_path / "state" / "up.json").exists()
-    # The order flow stopped first and cleanly: everything it sent was acknowledged.
-    log = (tmp_path / "logs" / "order_flow.log").read_text()
-    stopped = [line for line in log.splitlines() if "stopped:" in line]
-    assert stopped, log
-    counts = re.search(r"stopped: (\d+) sent, (\d+) acked, 0 failed", stopped[-1])
-    assert counts, stopped[-1]
+    assert not (run.tmp / "state" / "up.json").exists()
+
+
+def orders_answered(run: UpRun) -> bool:
+    return bool(re.search(r"orders\.events hw [1-9]", run.out))
+
+
+async def test_ctrl_c_stops_everything_in_order_in_seconds(tmp_path: Path) -> None:
+    async with up(tmp_path, "--rate", "1000", "--orders-rate", "5") as run:
+        # Up and answering end to end: orders sent, answered, filled into positions.
+        await run.wait_for(lambda: orders_answered(run), "orders answered")
+        pids = run.state["processes"]
+        assert isinstance(pids, dict)
+        ctrl_c(run)
+        assert await run.ended() == 0, run.err
+    assert_stopped_cleanly(run, pids)
+    assert "stopping everything (Ctrl-C again to kill at once)" in run.err
+    # The order flow stopped first: everything it sent was acknowledged.
+    flow = run.logs()["order_flow.log"]
+    counts = re.search(r"stopped: (\d+) sent, (\d+) acked, 0 failed;", flow)
+    assert counts, flow[-2000:]
     assert counts.group(1) == counts.group(2)
+    # The publisher flushed before the broker went away.
+    assert re.search(r"stopped: \d+ sent, \d+ acked, 0 failed", run.logs()["publisher.log"])
 
 
-async def test_up_stops_in_order_on_sigint(tmp_path: Path) -> None:
-    proc, state = await _up(tmp_path, "--rate", "1000", "--orders-rate", "0")
-    await asyncio.sleep(1.5)
-    proc.send_signal(signal.SIGINT)
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 0, err.decode()
-    # --orders-rate 0: no order flow, the rest as usual.
-    assert "no simulated order flow (--orders-rate 0)" in out.decode()
-    pids = state["processes"]
-    assert isinstance(pids, dict)
-    assert "order_flow" not in pids
-    assert {"publisher", "order_entry", "portfolio"} <= set(pids)
+async def test_ctrl_c_through_tee_still_tells_each_stop(tmp_path: Path) -> None:
+    """``up | tee out``: Ctrl-C kills tee too; the stop lines go to stderr, EPIPE is survived."""
+    async with up(tmp_path, "--rate", "500", "--orders-rate", "0", tee=True) as run:
+        await run.wait_for(lambda: "published" in run.out, "a status line through tee")
+        pids = run.state["processes"]
+        assert isinstance(pids, dict)
+        ctrl_c(run)
+        await run.ended()  # bash's own code is tee's (killed by SIGINT)
+    assert_stopped_cleanly(run, pids)
+    assert "BrokenPipeError" not in run.err, run.err
+    assert "Traceback" not in run.err, run.err
+    assert "exit code 0" in (tmp_path / "logs" / "up.log").read_text()
+
+
+async def test_a_dead_redis_is_restarted_and_a_dead_broker_stops_everything(
+    tmp_path: Path,
+) -> None:
+    async with up(tmp_path, "--rate", "500", "--orders-rate", "5") as run:
+        await run.wait_for(lambda: orders_answered(run), "orders answered")
+        state = run.state
+        pids = state["processes"]
+        assert isinstance(pids, dict)
+        os.kill(pids["redis[order_entry]"], signal.SIGKILL)
+        await run.wait_for(lambda: "redis[order_entry] at" in run.err, "the Redis restart")
+        await run.wait_for(lambda: " restarted in " in run.err, "the Redis restart")
+        pids = run.state["processes"]  # the new Redis server's pid
+        assert isinstance(pids, dict)
+        os.kill(pids["broker"], signal.SIGKILL)
+        assert await run.ended() == 1, run.err
+    lines = run.err.splitlines()
+    assert any(
+        re.fullmatch(
+            rf"marketfeed up: broker at {state['bootstrap']} exited \(signal 9, SIGKILL\); "
+            "stopping everything",
+            line,
+        )
+        for line in lines
+    ), run.err
+    # The other children were asked to stop, and killed after a short grace if they waited
+    # on the broker: no warning, no traceback.
+    assert "killing it" not in run.err
+    for name, text in run.logs().items():
+        assert "Traceback" not in text, f"{name}:\n{text[-3000:]}"
     assert not [name for name, pid in pids.items() if _alive(pid)]
-    # The publisher flushed before the broker went away: its log says everything was acked.
-    log = (tmp_path / "logs" / "publisher.log").read_text()
-    stopped = [line for line in log.splitlines() if "stopped:" in line]
-    assert stopped, log
-    assert " 0 failed" in stopped[-1]
+
+
+async def test_duration_stops_cleanly_whatever_has_started(tmp_path: Path) -> None:
+    """A stop that comes while the services still start (a short --duration) is clean too."""
+    async with up(tmp_path, "--duration", "2", "--rate", "500") as run:
+        await run.wait_for((tmp_path / "state" / "up.json").exists, "up.json")
+        pids = run.state["processes"]
+        assert isinstance(pids, dict)
+        assert await run.ended() == 0, run.err
+    assert "--duration 2s reached; stopping everything" in run.err
+    assert_stopped_cleanly(run, pids)
 
 
 @pytest.mark.parametrize(
@@ -114,9 +218,14 @@ async def test_up_stops_in_order_on_sigint(tmp_path: Path) -> None:
         (["--symbols", "0"], "--symbols=0"),
         (["--orders-rate", "-1"], "--orders-rate=-1.0: must be a finite number >= 0"),
         (["--accounts", "1000"], "--accounts=1000: must be between 1 and 999"),
+        (["--tradable", "600"], "--tradable=600: must be at most --symbols (500)"),
+        (["--symbols", "20", "--watchlist", "30"], "--watchlist=30: must be at most --symbols"),
+        (["--log-dir", "/proc/forbidden"], "--log-dir /proc/forbidden: cannot write there"),
     ],
 )
-async def test_up_rejects_bad_flags_with_one_line(flags: list[str], needle: str) -> None:
+async def test_up_rejects_bad_flags_with_one_line(
+    flags: list[str], needle: str, tmp_path: Path
+) -> None:
     proc = await spawn(
         sys.executable,
         "-m",
@@ -125,9 +234,20 @@ async def test_up_rejects_bad_flags_with_one_line(flags: list[str], needle: str)
         *flags,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "MARKETFEED_STATE_DIR": str(tmp_path)},
     )
     _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 2
     lines = err.decode().strip().splitlines()
-    assert len(lines) == 1
+    assert len(lines) == 1, lines
     assert needle in lines[0]
+    assert not list(os.listdir(tmp_path))  # nothing started, nothing written
+
+
+async def test_version() -> None:
+    proc = await spawn(
+        sys.executable, "-m", "marketfeed", "--version", stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0
+    assert re.fullmatch(r"marketfeed \d+\.\d+\.\d+\S*\n", out.decode())

@@ -78,3 +78,34 @@ async def test_a_cancelled_close_is_still_cancelled() -> None:
     closing.cancel()
     with pytest.raises(asyncio.CancelledError):
         await closing
+
+
+async def test_a_fetcher_whose_close_raises_its_own_cancellation_is_closed_all_the_same() -> None:
+    """aiokafka's Fetcher.close() awaits fetch tasks it has just cancelled: one that was in its
+    retry backoff (a broker gone) raises CancelledError out of close() and the rest stay."""
+
+    async def backoff() -> None:
+        await asyncio.sleep(60)
+
+    pending = [asyncio.create_task(backoff()) for _ in range(3)]
+    await asyncio.sleep(0)
+
+    class Fetcher:
+        _pending_tasks = pending
+
+        async def close(self) -> None:
+            for task in self._pending_tasks:
+                task.cancel()
+                await task  # raises at the first one, as aiokafka's does
+
+    client = _Closable()
+
+    async def stop() -> None:
+        await Fetcher().close()
+
+    consumer: Any = SimpleNamespace(
+        stop=stop, _coordinator=None, _fetcher=Fetcher(), _client=client
+    )
+    await asyncio.wait_for(close_consumer(consumer, timeout=1), 5)
+    assert all(task.cancelled() for task in pending)
+    assert client.closed

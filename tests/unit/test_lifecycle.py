@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from common.lifecycle import Lifecycle, cancel_all
+from common.lifecycle import Lifecycle, cancel_all, uninterrupted
 
 
 class _Part(Lifecycle):
@@ -66,3 +66,50 @@ async def test_cancel_all_ends_every_task_and_hides_their_errors() -> None:
     await asyncio.sleep(0)
     await cancel_all(tasks)
     assert all(t.done() for t in tasks)
+
+
+class _SlowToClose(Lifecycle):
+    """Hangs in its start; its stop takes longer than cancel_and_wait waits between cancels."""
+
+    def __init__(self, close_s: float) -> None:
+        self.close_s = close_s
+        self.closed = False
+
+    async def _start(self) -> None:
+        self.resources.push_async_callback(self._close)
+        await asyncio.Event().wait()
+
+    async def _close(self) -> None:
+        await asyncio.sleep(self.close_s)
+        self.closed = True
+
+
+async def test_a_cancelled_start_closes_everything_though_cancelled_again_meanwhile() -> None:
+    part = _SlowToClose(close_s=0.3)
+    starting = asyncio.create_task(part.start())
+    await asyncio.sleep(0.05)
+    starting.cancel()
+    await asyncio.sleep(0.05)  # in its stop now
+    starting.cancel()  # as cancel_and_wait does every second
+    with pytest.raises(asyncio.CancelledError):
+        await starting
+    assert part.closed
+
+
+async def test_uninterrupted_work_ends_then_the_cancellation_is_raised() -> None:
+    done: list[str] = []
+
+    async def work() -> str:
+        await asyncio.sleep(0.2)
+        done.append("work")
+        return "result"
+
+    task = asyncio.create_task(uninterrupted(work()))
+    await asyncio.sleep(0.05)
+    for _ in range(3):
+        task.cancel()
+        await asyncio.sleep(0.01)
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert done == ["work"]
+    assert await uninterrupted(work()) == "result"

@@ -13,8 +13,9 @@ from common.config import add_arguments, build, to_argv
 from common.topics import Topics
 from feed_publisher.config import PublisherConfig
 from feed_publisher.universe import universe
+from marketfeed.launches import Launch, children
 from marketfeed.status import StatusLine
-from marketfeed.up import Launch, Up, UpConfig
+from marketfeed.up import UpConfig
 from order_entry.config import OrderEntryConfig
 from order_flow.config import OrderFlowConfig
 from portfolio.config import PortfolioConfig
@@ -29,7 +30,8 @@ class FakeServers:
 
 def launches(tmp_path: Path, **up: Any) -> dict[str, Launch]:
     config = UpConfig(log_dir=tmp_path, **up)
-    return {launch.name: launch for launch in Up(config)._launches(FakeServers())}  # type: ignore[arg-type]
+    run = children(config, FakeServers(), topic_prefix="", group="g", run_dir=tmp_path)
+    return {launch.name: launch for launch in run}
 
 
 def test_up_settings_and_environment_reach_the_children(
@@ -106,3 +108,19 @@ def test_status_line_sums_partitions_and_rates_since_the_previous_line() -> None
     second = status.line(marks, now=103.0)
     assert second.startswith("[     3s] published        2,000        500 msg/s")
     assert "(0.0/s)" in second
+
+
+def test_up_runs_its_services_in_consumer_groups_of_its_own(tmp_path: Path) -> None:
+    """A service started by hand next to up (same broker, same topics) stays out of up's
+    groups unless it is given up's namespace (--group)."""
+    children = launches(tmp_path)
+    entry, portfolio = children["order_entry"].config, children["portfolio"].config
+    assert entry.group == portfolio.group == "g"
+    standalone = PortfolioConfig(bootstrap=portfolio.bootstrap)
+    assert standalone.group_id("portfolio", "positions") == "marketfeed.portfolio.positions"
+    assert portfolio.group_id("portfolio", "positions") == "g.portfolio.positions"
+    joined = PortfolioConfig(bootstrap=portfolio.bootstrap, group="g")
+    assert joined.group_id("portfolio", "positions") == "g.portfolio.positions"
+    # Without --group, services on one topic prefix share their groups (as before).
+    prefixed = OrderEntryConfig(topic_prefix="t.")
+    assert prefixed.group_id("order_entry", "orders") == "t.marketfeed.order_entry.orders"

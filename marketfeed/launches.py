@@ -1,0 +1,120 @@
+"""What ``marketfeed up`` runs besides its servers: each child's module and its config.
+
+Each child's config is built from up's own settings, and from the environment for everything
+else: ``MARKETFEED_*`` variables set for ``up`` tune the children (a session timeout, a log
+level). What up decides is passed as overrides, which ``build()`` applies before it looks at
+the environment: where the broker and caches are, the namespace of the consumer groups, the
+sizes up was given (up's ``MARKETFEED_TRADABLE`` and ``MARKETFEED_WATCHLIST`` are counts, the
+services' are lists, and are never read as theirs), and no duration for the publisher (up's
+``--duration`` is up's own; a publisher stopping by itself would look like a death).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from common.config import build
+from feed_publisher.config import PublisherConfig
+from feed_publisher.universe import universe
+from order_entry.config import OrderEntryConfig
+from order_flow.config import OrderFlowConfig
+from portfolio.config import PortfolioConfig
+
+if TYPE_CHECKING:
+    from marketfeed.up import UpConfig
+
+ORDER_FLOW = "order_flow"
+
+
+@dataclass(frozen=True, slots=True)
+class Launch:
+    """One child of ``up``: its name (in up.json, and its log file), module and config."""
+
+    name: str
+    module: str  # run as ``python -m module``
+    config: Any  # a settings dataclass of that module, turned into its flags by to_argv()
+
+
+class Servers(Protocol):
+    """Where the run's servers are (``EmbeddedStack``)."""
+
+    @property
+    def bootstrap(self) -> str: ...
+
+    def redis_url(self, service: str) -> str: ...
+
+
+def children(
+    cfg: UpConfig, servers: Servers, *, topic_prefix: str, group: str, run_dir: Path
+) -> list[Launch]:
+    """The children to launch, in start order (writes their tradable file in ``run_dir``)."""
+    env = os.environ
+    kafka: dict[str, Any] = {
+        "bootstrap": servers.bootstrap,
+        "topic_prefix": topic_prefix,
+        "partitions": cfg.partitions,
+    }
+    tradable_file = _write_tradable_file(cfg, run_dir)
+    order_entry = build(
+        OrderEntryConfig,
+        environ=env,
+        **kafka,
+        group=group,
+        redis_url=servers.redis_url("order_entry"),
+        tradable=(),
+        tradable_file=tradable_file,
+    )
+    publisher = build(
+        PublisherConfig,
+        environ=env,
+        **kafka,
+        symbols=cfg.symbols,
+        rate=cfg.rate,
+        seed=cfg.seed,
+        duration=None,
+    )
+    portfolio = build(
+        PortfolioConfig,
+        environ=env,
+        **kafka,
+        group=group,
+        redis_url=servers.redis_url("portfolio"),
+        watchlist=tuple(universe(cfg.watchlist_count)),
+        watchlist_file=None,
+    )
+    launches = [
+        Launch("publisher", "feed_publisher", publisher),
+        Launch("order_entry", "order_entry", order_entry),
+        Launch("portfolio", "portfolio", portfolio),
+    ]
+    if cfg.orders_rate > 0:
+        # It trades order_entry's tradable set, priced from order_entry's cache, and its bad
+        # orders are bad by order_entry's own limits.
+        flow = build(
+            OrderFlowConfig,
+            environ=env,
+            **kafka,
+            orders_rate=cfg.orders_rate,
+            accounts=cfg.accounts,
+            seed=cfg.seed,
+            tradable=(),
+            tradable_file=tradable_file,
+            redis_url=order_entry.redis_url,
+            redis_prefix=order_entry.redis_prefix,
+            max_qty=order_entry.max_qty,
+            limit_band=order_entry.limit_band,
+        )
+        launches.append(Launch(ORDER_FLOW, "order_flow", flow))
+    return launches
+
+
+def _write_tradable_file(cfg: UpConfig, run_dir: Path) -> Path:
+    # A file rather than a flag: the list can be long, and order_entry and the order flow
+    # read the same one.
+    path = run_dir / "tradable.txt"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(universe(cfg.tradable_count)) + "\n")
+    return path
