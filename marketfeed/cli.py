@@ -65,6 +65,12 @@ COMMANDS = [
         "any broker",
     ),
     Command(
+        "api",
+        "http_api.cli",
+        "run the HTTP API and live dashboard over the services' caches (quotes, orders, "
+        "positions, lag, a quote stream)",
+    ),
+    Command(
         "lag",
         "marketfeed.lag.command",
         "offset lag, time lag, consume rate and freshness of each service's cache (--watch: live)",
