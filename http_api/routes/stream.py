@@ -3,7 +3,8 @@
 Only the requested symbols; at most ``max_rate`` events a second for this client (capped by
 the server's ``--stream-max-rate``), each carrying every symbol that changed since the last
 one, newest value only (``http_api.stream``). The first event holds the current values. If the
-cache cannot be read, an ``error`` event says so and the stream waits for it (``recovered``).
+cache cannot be read, an ``unavailable`` event says so (not ``error``: a browser's EventSource
+has an ``error`` event of its own) and the stream waits for it (``recovered``).
 A comment every ``KEEPALIVE_S`` keeps idle connections open through proxies.
 """
 
@@ -80,7 +81,7 @@ async def _updates(client: StreamClient, service: str, stale_after: float) -> As
         if client.error != error:
             error = client.error
             if error is not None:
-                yield _event("error", body(Reason.CACHE_UNAVAILABLE, error))
+                yield _event("unavailable", body(Reason.CACHE_UNAVAILABLE, error))
             else:
                 yield _event("recovered", {"service": service})
         rows = client.take(stale_after)
