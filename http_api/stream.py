@@ -47,13 +47,15 @@ class StreamClient:
         self.closed = False
         self.error: str | None = None  # why its cache cannot be read now, if it cannot
         self.updates = 0  # values offered
-        self.conflated = 0  # values replaced before they were sent
+        self.replaced = 0  # values replaced in the slot before they were sent
+        self.conflated = 0  # quotes of the feed this client never saw (sequence gaps)
         self.sent = 0  # events sent
         self._pending: dict[str, Quote] = {}
+        self._last_sent: dict[str, tuple[int, int]] = {}  # symbol -> (epoch, seq)
 
     def offer(self, quote: Quote) -> None:
         if quote.symbol in self._pending:
-            self.conflated += 1
+            self.replaced += 1
         self._pending[quote.symbol] = quote
         self.updates += 1
         self.changed.set()
@@ -65,6 +67,12 @@ class StreamClient:
         now = time.time_ns()
         rows = []
         for symbol, quote in pending.items():
+            # Whatever came between two values sent was conflated away: by the cache (newest
+            # per batch), by the poll (newest per poll), or in this slot.
+            epoch, seq = self._last_sent.get(symbol, (quote.epoch, quote.seq - 1))
+            if epoch == quote.epoch and quote.seq > seq + 1:
+                self.conflated += quote.seq - seq - 1
+            self._last_sent[symbol] = (quote.epoch, quote.seq)
             age = max(0.0, (now - quote.ts_ns) / 1e9)
             rows.append(QuoteRow(symbol, QuoteStatus.CACHED, quote, age, age > stale_after))
         return rows
