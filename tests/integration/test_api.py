@@ -346,20 +346,6 @@ async def test_python_m_http_api_prints_its_url_and_stops_on_sigterm(env: ApiEnv
     assert proc.returncode == 0, err.decode()
 
 
-async def test_bad_flags_are_one_line_and_exit_2() -> None:
-    proc = await spawn(
-        sys.executable,
-        "-m",
-        "http_api",
-        "--port=http",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    _, err = await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode == 2
-    assert err.decode().strip().splitlines() == ["http_api: --port='http': not a valid int"]
-
-
 async def _sse(response: httpx.Response) -> AsyncIterator[tuple[str, dict[str, Any]]]:
     kind, data = "message", ""
     async for line in response.aiter_lines():
