@@ -97,6 +97,12 @@ BENCH_HELP = "benchmarks that print figures beside a baseline"
 # `marketfeed bench WHAT`: one benchmark per component.
 BENCHES = [
     Command(
+        "access",
+        "marketfeed.bench.access.command",
+        "a quote from the cache, by request/response over Kafka and over HTTP side by side, "
+        "with the cache's cost; orders over HTTP; SSE fan-out of the API",
+    ),
+    Command(
         "consumers",
         "marketfeed.bench.consumers.command",
         "consumer lag, publish->readable latency and throughput: the caching consumer beside "
