@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
@@ -61,7 +62,7 @@ def keyed_order_id(account: str, key: str) -> str:
     return IDEMPOTENT_PREFIX + digest[:40]
 
 
-def same_order(order: NewOrder, events: list[OrderEvent]) -> bool:
+def same_order(order: NewOrder, events: Sequence[OrderEvent]) -> bool:
     """Whether ``events`` can be those of ``order`` (a key reused for another order cannot)."""
     for event in events:
         if event.symbol and event.symbol != order.symbol:
@@ -149,7 +150,7 @@ def _ms(started: float) -> float:
     return round((time.monotonic() - started) * 1000, 1)
 
 
-def view(order_id: str, events: list[OrderEvent]) -> dict[str, Any]:
+def view(order_id: str, events: Sequence[OrderEvent]) -> dict[str, Any]:
     """An order as the API shows it: its status, outcome fields and events."""
     outcome = terminal(events)
     out: dict[str, Any] = {"order_id": order_id, "url": f"/v1/orders/{order_id}"}

@@ -109,7 +109,7 @@ async def api_env(stack: EmbeddedStack) -> AsyncIterator[ApiEnv]:
         yield ApiEnv(kafka, api, http, oe_url, pf_url, oe_prefix, pf_prefix)
 
 
-async def fill_portfolio(url: str, prefix: str, quote: bytes | None) -> None:
+async def fill_portfolio(url: str, prefix: str, quote: bytes | str | None) -> None:
     """portfolio's cache by hand: interest in three symbols, only the first one cached."""
     assert quote is not None
     keys = CacheKeys(prefix)

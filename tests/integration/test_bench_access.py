@@ -6,15 +6,13 @@ stop) its own broker, Redis, publisher, caching consumer, API and order_entry.
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import json
-import os
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import run_bench
 from tests.integration.test_bench_smoke import _running_with
 
 PERCENTILES = ["p50_ms", "p90_ms", "p99_ms", "p99.9_ms", "max_ms"]
@@ -29,19 +27,7 @@ def _ordered(latency: dict[str, float]) -> bool:
 @pytest.mark.timeout(120)
 async def test_smoke_run_produces_every_figure_and_leaves_nothing_running(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "marketfeed.bench.access",
-        "--smoke",
-        "--out",
-        str(out),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={k: v for k, v in os.environ.items() if not k.startswith("MARKETFEED_")},
-    )
-    stdout, stderr = await asyncio.wait_for(proc.communicate(), 110)
-    assert proc.returncode == 0, stderr.decode()[-3000:]
+    stdout, _ = await run_bench("marketfeed.bench.access", out)
 
     results = json.loads((out / "results.json").read_text())
     environment = results["environment"]
@@ -67,7 +53,7 @@ async def test_smoke_run_produces_every_figure_and_leaves_nothing_running(tmp_pa
         assert step["api_cores"] is None or step["api_cores"] >= 0
 
     report = (out / "report.md").read_text()
-    assert stdout.decode() == report
+    assert stdout == report
     for heading in ("## A quote", "## Orders", "## SSE fan-out"):
         assert heading in report
     if importlib.util.find_spec("matplotlib") is not None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
@@ -36,10 +35,11 @@ from marketfeed.bench.access import fanout, orders, reads
 from marketfeed.bench.access.cache import CacheChildConfig
 from marketfeed.bench.access.results import HTTP, KAFKA, LIBRARY, AccessResults, CacheCost
 from marketfeed.bench.access.settings import AccessBenchConfig
-from marketfeed.bench.core.children import child_env, cores, cpu_now, module_argv
+from marketfeed.bench.core.children import child_env, cores, cpu_now, module_argv, rss_mb
 from marketfeed.bench.core.clients import kafka_fields, kafka_settings, open_producer
 from marketfeed.bench.core.progress import Progress, StepProgress
 from marketfeed.bench.core.servers import bench_servers, environment, feed_config, run_prefix
+from marketfeed.bench.core.servers import log_dir as run_log_dir
 from order_entry.config import OrderEntryConfig
 
 CACHE = "cache"
@@ -50,19 +50,6 @@ _WARM_S = 5.0
 
 async def _alive() -> bool:
     return True
-
-
-def rss_mb(pid: int | None) -> float | None:
-    if pid is None:
-        return None
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
 
 
 class AccessEnv(Lifecycle):
@@ -208,11 +195,7 @@ async def measure(config: AccessBenchConfig, progress: StepProgress) -> AccessRe
     results.config["out"] = str(config.out) if config.out else None
     prefix = run_prefix("access")
     async with contextlib.AsyncExitStack() as stack:
-        if config.out is not None:
-            log_dir = config.out / "logs"
-            log_dir.mkdir(parents=True, exist_ok=True)
-        else:
-            log_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-access-")))
+        log_dir = run_log_dir(stack, config.out, "access")
         servers = await stack.enter_async_context(
             bench_servers(
                 bootstrap=config.bootstrap,
