@@ -35,6 +35,7 @@ class Backend(Lifecycle):
             interval=config.lag_interval,
             history_s=config.lag_history,
             connect_timeout=config.connect_timeout,
+            broker_ready=self.kafka.ready,
         )
         self.hub = QuoteHub(
             self.readers,

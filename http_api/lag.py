@@ -37,8 +37,10 @@ class LagSampler(Lifecycle):
         interval: float,
         history_s: float,
         connect_timeout: float,
+        broker_ready: asyncio.Event,
     ) -> None:
         self.targets = list(targets)
+        self._broker_ready = broker_ready
         self.interval = interval
         self.latest: dict[str, Any] | None = None
         self.error: str | None = None
@@ -62,6 +64,10 @@ class LagSampler(Lifecycle):
     async def _run(self) -> None:
         monitor = LagMonitor(self.targets, connect_timeout=self._connect_timeout)
         self.resources.push_async_callback(monitor.stop)
+        # The API's Kafka link says when the broker answers (and logs its absence once);
+        # starting the monitor before would log a line per attempt of its own connection.
+        self.error = "waiting for the broker"
+        await self._broker_ready.wait()
         await self._retry.run(lambda: self._connect(monitor), what="connecting")
         while True:
             await asyncio.sleep(self.interval)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import Iterator
 
 import uvicorn
@@ -55,21 +56,29 @@ class ApiServer(Lifecycle):
                 timeout_graceful_shutdown=_GRACE_S,
             )
         )
+        # Bound here, not by uvicorn: a port in use is then one line, where uvicorn would
+        # call sys.exit() inside its task.
+        sock = self._listen()
+        self.resources.callback(sock.close)
+        self.port = sock.getsockname()[1]
         self._server = server
-        self._task = asyncio.create_task(server.serve(), name="api-uvicorn")
+        self._task = asyncio.create_task(server.serve(sockets=[sock]), name="api-uvicorn")
         while not server.started:
             if self._task.done():
-                await self._failed_to_listen(self._task)
+                self._task.result()
+                raise MarketfeedError("the HTTP server stopped while starting")
             await asyncio.sleep(0.01)
-        self.port = server.servers[0].sockets[0].getsockname()[1]
 
-    async def _failed_to_listen(self, task: asyncio.Task[None]) -> None:
-        # uvicorn logs the reason (address in use) and exits; say it in one line.
-        with contextlib.suppress(SystemExit):
-            task.result()
-        raise MarketfeedError(
-            f"cannot listen on {self.config.host}:{self.config.port} (in use, or not allowed)"
-        )
+    def _listen(self) -> socket.socket:
+        host, port = self.config.host, self.config.port
+        try:
+            sock = socket.create_server((host, port), reuse_port=False)
+        except OSError as exc:
+            raise MarketfeedError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+            ) from None
+        sock.set_inheritable(True)
+        return sock
 
     async def stop(self) -> None:
         await self.backend.hub.stop()  # open streams end, so uvicorn's shutdown need not wait

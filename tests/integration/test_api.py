@@ -10,10 +10,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
+import signal
 import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,7 +28,8 @@ from common.cache.lookup import lookup
 from common.cache.reader import QuoteReader
 from common.cache.snapshots import Snapshot
 from common.kafka import KafkaSettings
-from common.runtime import EmbeddedStack
+from common.runtime import EmbeddedBroker, EmbeddedStack
+from common.runtime.stack import start_on_free_port
 from common.schema import OrderFilled
 from http_api.kafkalink import KafkaLink
 from portfolio.marked import marked_positions
@@ -316,6 +320,26 @@ async def test_no_outcome_in_time_is_202_with_the_orders_url(stack: EmbeddedStac
         assert r.status_code == 202
         assert r.json()["status"] == "pending"
         assert r.headers["location"] == f"/v1/orders/{r.json()['order_id']}"
+
+
+async def test_a_frozen_broker_is_504_and_the_order_may_be_retried(tmp_path: Path) -> None:
+    # A broker of its own, frozen (SIGSTOP) once the API is connected: the command is never
+    # acknowledged. The shared broker is left alone (other tests use it).
+    broker = await start_on_free_port(lambda: EmbeddedBroker(log_path=tmp_path / "broker.log"))
+    try:
+        kafka = KafkaSettings(bootstrap=broker.bootstrap, topic_prefix="t.", partitions=4)
+        async with running_api(api_config(kafka, order_timeout=1.0)) as (api, http):
+            await asyncio.wait_for(api.backend.kafka.ready.wait(), 20)
+            assert broker.pid is not None
+            os.kill(broker.pid, signal.SIGSTOP)
+            try:
+                r = await post_order(http, "frozen-1")
+            finally:
+                os.kill(broker.pid, signal.SIGCONT)
+            assert (r.status_code, r.json()["error"]) == (504, "order_timeout")
+            assert "Idempotency-Key" in r.json()["detail"]
+    finally:
+        await broker.kill()
 
 
 async def test_python_m_http_api_prints_its_url_and_stops_on_sigterm(env: ApiEnv) -> None:

@@ -5,6 +5,11 @@ max_rate) from this process, lets them settle for ``--warmup``, then counts the 
 client receives over ``--duration`` and the CPU the API's process used meanwhile. The reader
 counts events by their blank-line ends and parses nothing, so that it costs this process as
 little as it can. Past saturation the per-client rate falls below what was asked.
+
+What the streams carry is written by :class:`QuoteWriter` into a cache of its own (the API's
+"portfolio" here), each symbol updated twice as often as a client asks: the figure is the
+API's fan-out, and must not depend on how well the broker and the caching consumer keep up
+on a loaded machine (the API reads a cache the same way whoever writes it).
 """
 
 from __future__ import annotations
@@ -15,10 +20,57 @@ import time
 from collections.abc import Sequence
 
 import httpx
+import redis.asyncio as aioredis
 
-from common.lifecycle import cancel_all
+from common.cache.keys import CacheKeys
+from common.lifecycle import Lifecycle, cancel_all
+from common.schema import Quote
 from marketfeed.bench.access.results import FanoutStep
 from marketfeed.bench.core.children import cores, cpu_now
+
+# The API's cache the writer fills: the bench runs no portfolio.
+SERVICE = "portfolio"
+
+
+class QuoteWriter(Lifecycle):
+    """Writes a new quote of each symbol ``rate`` times a second into a cache's keys."""
+
+    def __init__(
+        self, client: aioredis.Redis, keys: CacheKeys, symbols: Sequence[str], rate: float
+    ):
+        self.client, self.keys, self.symbols, self.rate = client, keys, list(symbols), rate
+        self._task: asyncio.Task[None] | None = None
+
+    async def _start(self) -> None:
+        await self.client.sadd(self.keys.interest, *self.symbols)
+        self._task = asyncio.create_task(self._run(), name="bench-access-writer")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        await cancel_all([task] if task else [])
+        await super().stop()
+
+    async def _run(self) -> None:
+        seq, epoch = 0, time.time_ns() // 1_000_000
+        while True:
+            seq += 1
+            now = time.time_ns()
+            pipe = self.client.pipeline(transaction=False)
+            for i, symbol in enumerate(self.symbols):
+                bid = 100.0 + i + (seq % 50) / 100
+                quote = Quote(
+                    symbol=symbol,
+                    epoch=epoch,
+                    seq=seq,
+                    ts_ns=now,
+                    bid=bid,
+                    ask=bid + 0.05,
+                    bid_size=100,
+                    ask_size=100,
+                )
+                pipe.set(self.keys.quote(symbol), quote.encode())
+            await pipe.execute()
+            await asyncio.sleep(1.0 / self.rate)
 
 
 class _Counter:
@@ -42,7 +94,7 @@ async def step(
     duration: float,
     api_pid: int | None,
 ) -> FanoutStep:
-    params = {"symbols": ",".join(symbols), "max_rate": str(rate)}
+    params = {"symbols": ",".join(symbols), "max_rate": str(rate), "service": SERVICE}
     counters = [_Counter() for _ in range(clients)]
     tasks = [asyncio.create_task(_follow(client, params, c)) for c in counters]
     try:

@@ -1,22 +1,21 @@
 """The three ways to read a quote, timed the same way: one client, one read after the other.
 
-Each read asks for one symbol drawn from the cache's interest (the same draw for every path)
-and is timed from before the call to its answer (HdrHistogram, ``common.metrics``). A read
-that fails or comes back without the quote is counted, not timed.
+Each read asks for one symbol drawn from the cache's interest (the same draws for every path,
+the paths taking turns) and is timed from before the call to its answer (HdrHistogram,
+``common.metrics``). A read that fails or comes back without the quote is counted, not timed.
 """
 
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Awaitable, Callable, Sequence
 
 import httpx
 
 from common.cache.reader import QuoteReader
 from common.cache.snapshots import SnapshotClient
-from common.metrics import LatencyHistogram
 from marketfeed.bench.access.results import HTTP, KAFKA, LIBRARY, PathResult
+from marketfeed.bench.access.timer import Timer
 
 Read = Callable[[str], Awaitable[bool]]  # True when the quote came back
 SNAPSHOT_TIMEOUT_S = 5.0
@@ -50,26 +49,27 @@ def http(client: httpx.AsyncClient, service: str) -> Read:
     return read
 
 
-async def measure(path: str, read: Read, symbols: Sequence[str], warmup: int) -> PathResult:
+async def measure(paths: dict[str, Read], symbols: Sequence[str], warmup: int) -> list[PathResult]:
+    """Every path reads every symbol, the paths taking turns read by read, so that each sees
+    the same quotes and the same moment of a shared, noisy machine."""
     for symbol in symbols[:warmup]:
-        await read(symbol)
-    histogram = LatencyHistogram(resolution_us=1)
-    samples: list[float] = []
-    failed = 0
-    began = time.perf_counter()
+        for read in paths.values():
+            await read(symbol)
+    timers = {name: Timer(resolution_us=1) for name in paths}
     for symbol in symbols:
-        start = time.perf_counter()
-        try:
-            ok = await read(symbol)
-        except httpx.HTTPError:
-            ok = False
-        if ok:
-            samples.append(time.perf_counter() - start)
-        else:
-            failed += 1
-    seconds = time.perf_counter() - began
-    histogram.record_seconds(samples)
-    return PathResult(path, len(symbols), seconds, histogram.percentiles().as_dict(), failed)
+        for name, read in paths.items():
+            await timers[name].time(_ok(read, symbol))
+    return [
+        PathResult(name, len(symbols), t.seconds, t.percentiles(), t.failed)
+        for name, t in timers.items()
+    ]
+
+
+async def _ok(read: Read, symbol: str) -> bool:
+    try:
+        return await read(symbol)
+    except httpx.HTTPError:
+        return False
 
 
 ORDER = (LIBRARY, KAFKA, HTTP)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 
+from common.cache.keys import CacheKeys
 from common.cache.reader import QuoteReader
 from common.cache.snapshots import SnapshotClient
 from common.errors import RuntimeStartError
@@ -68,6 +69,7 @@ class AccessEnv(Lifecycle):
         self.redis_url = redis_url
         self.log_dir = log_dir
         self.cache_prefix = f"{kafka.topic_prefix}cache:"
+        self.fanout_prefix = f"{kafka.topic_prefix}fanout:"
         self.interest = universe(config.interest)
         self.children: dict[str, ChildProcess] = {}
         self.reader = QuoteReader.from_url(redis_url, prefix=self.cache_prefix)
@@ -127,6 +129,8 @@ class AccessEnv(Lifecycle):
             port=port,
             order_entry_redis_url=self.redis_url,
             order_entry_redis_prefix=self.cache_prefix,
+            portfolio_redis_url=self.redis_url,
+            portfolio_redis_prefix=self.fanout_prefix,
             stream_max_rate=max(c.client_rate, 1.0),
             stream_max_clients=max(c.clients) + 10,
             log_level=c.log_level,
@@ -244,10 +248,9 @@ async def measure(config: AccessBenchConfig, progress: StepProgress) -> AccessRe
         }
         pids = {"cache": env.pid(CACHE), "redis": redis_pid}
         before, fed, began = cpu_now(pids), await _feed_count(watermarks, kafka), time.monotonic()
-        for name in reads.ORDER:
-            progress.phase(f"reads: {name}")
-            results.paths.append(await reads.measure(name, paths[name], symbols, warm))
-            env.check()
+        progress.phase("reads: the three paths taking turns")
+        results.paths = await reads.measure({n: paths[n] for n in reads.ORDER}, symbols, warm)
+        env.check()
         elapsed = time.monotonic() - began
         used = cores(before, cpu_now(pids), elapsed)
         results.cache = CacheCost(
@@ -267,15 +270,18 @@ async def measure(config: AccessBenchConfig, progress: StepProgress) -> AccessRe
             desk = OrderDesk(link, timeout=orders.TIMEOUT_S)
             stack.push_async_callback(desk.close)
             await env.until(_ready(link), "the benchmark is connected to Kafka")
-            await orders.direct(desk, env.interest, 1)  # the first waits for the group join
-            progress.phase("orders: in-process")
-            results.orders.append(await orders.direct(desk, env.interest, config.orders))
-            progress.phase("orders: HTTP")
-            results.orders.append(await orders.over_http(http, env.interest, config.orders))
+            # The first order waits for order_entry's group join: not measured.
+            await orders.measure(desk, http, env.readable, 1)
+            progress.phase("orders: in-process and over HTTP, taking turns")
+            results.orders = await orders.measure(desk, http, env.readable, config.orders)
         progress.advance()
 
-        # Phase 3: SSE fan-out steps.
-        streamed = env.readable[: config.client_symbols]
+        # Phase 3: SSE fan-out steps, on quotes written by the benchmark (see fanout).
+        streamed = env.interest[: config.client_symbols]
+        writer = fanout.QuoteWriter(
+            env.reader.client, CacheKeys(env.fanout_prefix), streamed, 2 * config.client_rate
+        )
+        await stack.enter_async_context(writer)
         for count in config.clients:
             progress.phase(f"fan-out: {count} clients")
             results.fanout.append(
