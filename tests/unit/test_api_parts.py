@@ -102,3 +102,14 @@ def test_a_slot_keeps_the_newest_value_and_counts_what_the_client_never_saw() ->
 def test_config_checks() -> None:
     with pytest.raises(ConfigError):
         build(ApiConfig, {"stream_max_rate": "0"}, {})
+
+
+def test_bench_access_refuses_settings_that_do_not_fit_together() -> None:
+    from marketfeed.bench.access.settings import AccessBenchConfig
+
+    with pytest.raises(ConfigError, match="--interest=300"):
+        build(AccessBenchConfig, {"symbols": "200", "interest": "300"}, {}).effective()
+    with pytest.raises(ConfigError, match="--client-symbols=50"):
+        build(AccessBenchConfig, {"interest": "20", "client_symbols": "50"}, {}).effective()
+    with pytest.raises(ConfigError, match="--clients"):
+        build(AccessBenchConfig, {"clients": "10,0"}, {})
