@@ -286,7 +286,7 @@ async def measure(config: AccessBenchConfig, progress: StepProgress) -> AccessRe
             progress.phase(f"fan-out: {count} clients")
             results.fanout.append(
                 await fanout.step(
-                    http,
+                    env.api_url,
                     clients=count,
                     symbols=streamed,
                     rate=config.client_rate,
