@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
@@ -182,6 +183,11 @@ class AccessEnv(Lifecycle):
                     f"{proc.name} exited with code {proc.returncode} (see {proc.log_path})"
                 )
 
+    async def stop_child(self, name: str) -> None:
+        proc = self.children.pop(name, None)
+        if proc is not None:
+            await proc.stop()
+
     def pid(self, name: str) -> int | None:
         proc = self.children.get(name)
         return proc.pid if proc else None
@@ -197,6 +203,7 @@ async def measure(config: AccessBenchConfig, progress: StepProgress) -> AccessRe
         config=asdict(config), environment=environment(config, embedded_redis="embedded")
     )
     results.config["out"] = str(config.out) if config.out else None
+    load_before = os.getloadavg()[0]
     prefix = run_prefix("access")
     async with contextlib.AsyncExitStack() as stack:
         log_dir = run_log_dir(stack, config.out, "access")
@@ -274,6 +281,8 @@ async def measure(config: AccessBenchConfig, progress: StepProgress) -> AccessRe
             await orders.measure(desk, http, env.readable, 1)
             progress.phase("orders: in-process and over HTTP, taking turns")
             results.orders = await orders.measure(desk, http, env.readable, config.orders)
+            # Its quote cache and faust app would take CPU from the fan-out's API.
+            await env.stop_child("order_entry")
         progress.advance()
 
         # Phase 3: SSE fan-out steps, on quotes written by the benchmark (see fanout).
@@ -298,6 +307,11 @@ async def measure(config: AccessBenchConfig, progress: StepProgress) -> AccessRe
             env.check()
             progress.advance()
         progress.phase("stopping")
+    results.notes.append(
+        "load average of the machine (1 min) at the start and the end: "
+        f"{load_before:.1f}, {os.getloadavg()[0]:.1f} (on {os.cpu_count()} CPUs: every figure "
+        "here shares them with whatever else runs)"
+    )
     return results
 
 
