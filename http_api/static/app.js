@@ -172,8 +172,9 @@ async function refreshOrders() {
       const detail = o.status === "filled" ? price(o.price) : o.reason || o.text || "";
       tr.append(
         cell(when), cell(o.account || ""), cell(o.side === "B" ? "buy" : o.side === "S" ? "sell" : ""),
-        cell(o.qty || ""), cell(o.symbol || "", "sym"), cell(o.status, `status-${o.status}`), cell(detail),
+        cell(o.qty || ""), cell(o.symbol || "", "sym"), cell(o.status, `status-${o.status}`), cell(detail, "detail"),
       );
+      tr.lastChild.title = detail;
       return tr;
     }),
   );
