@@ -87,12 +87,16 @@ class ApiServer(Lifecycle):
         if server is not None:
             server.should_exit = True
         if task is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait([task], timeout=_GRACE_S + 3)
+            await asyncio.wait([task], timeout=_GRACE_S + 1)
+            if server is not None and not task.done():
+                server.force_exit = True  # stop waiting for connections and tasks
+                await asyncio.wait([task], timeout=1)
             await cancel_and_wait(task)
         await super().stop()
 
     async def wait(self) -> None:
         """Until uvicorn ends or a part of the backend fails for good (raises why)."""
         assert self._task is not None, "not started"
-        await first_of(self._task, self.backend.wait())
+        # Shielded: a cancelled wait (a stop was asked for) must not cancel uvicorn half-way
+        # through its main loop, which would skip its shutdown; stop() ends it in order.
+        await first_of(asyncio.shield(self._task), self.backend.wait())
