@@ -65,6 +65,12 @@ COMMANDS = [
         "any broker",
     ),
     Command(
+        "api",
+        "http_api.cli",
+        "run the HTTP API and live dashboard over the services' caches (quotes, orders, "
+        "positions, lag, a quote stream)",
+    ),
+    Command(
         "lag",
         "marketfeed.lag.command",
         "offset lag, time lag, consume rate and freshness of each service's cache (--watch: live)",
@@ -90,6 +96,12 @@ BENCH_HELP = "benchmarks that print figures beside a baseline"
 
 # `marketfeed bench WHAT`: one benchmark per component.
 BENCHES = [
+    Command(
+        "access",
+        "marketfeed.bench.access.command",
+        "a quote from the cache, by request/response over Kafka and over HTTP side by side, "
+        "with the cache's cost; orders over HTTP; SSE fan-out of the API",
+    ),
     Command(
         "consumers",
         "marketfeed.bench.consumers.command",

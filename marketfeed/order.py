@@ -11,8 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -21,6 +20,8 @@ from common.cli import EXIT_FAILURE, EXIT_OK
 from common.config import add_arguments, build, positive, setting
 from common.errors import ConfigError, SchemaError
 from common.kafka import KafkaSettings, TopicSpec, ensure_topics, with_backoff
+from common.orderclient import SIDES, event_dict, terminal
+from common.orderclient import new_order as build_order
 from common.partitioner import partition_for
 from common.schema import NewOrder, OrderEvent, decode
 from common.schema.orders import (
@@ -32,8 +33,6 @@ from common.schema.orders import (
 )
 from common.topics import symbol_key
 from marketfeed.targets import BrokerSettings
-
-SIDES = {"buy": "B", "sell": "S"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -131,14 +130,8 @@ def new_order(side: str, symbol: str, qty: str, settings: OrderSettings) -> NewO
     except ValueError:
         raise ConfigError(f"QTY: must be a whole number, got {qty!r}") from None
     try:
-        return NewOrder(
-            order_id=uuid.uuid4().hex,
-            account=settings.account,
-            symbol=symbol,
-            side=SIDES[side],
-            qty=quantity,
-            limit=settings.limit,
-            ts_ns=time.time_ns(),
+        return build_order(
+            side=side, symbol=symbol, qty=quantity, account=settings.account, limit=settings.limit
         )
     except SchemaError as exc:
         raise ConfigError(str(exc)) from None
@@ -152,12 +145,12 @@ async def run(args: argparse.Namespace) -> int:
     sent = time.monotonic()
     events = await place(order, settings.kafka(), settings.timeout)
     elapsed_ms = (time.monotonic() - sent) * 1000
-    terminal = events[-1] if events and isinstance(events[-1], TERMINAL_EVENTS) else None
+    outcome = terminal(events)
     if settings.json:
         out: dict[str, Any] = {
             "order_id": order.order_id,
-            "events": [{"type": e.TYPE, **asdict(e)} for e in events],
-            "timed_out": terminal is None,
+            "events": [event_dict(e) for e in events],
+            "timed_out": outcome is None,
             "elapsed_ms": round(elapsed_ms, 1),
         }
         print(json.dumps(out, indent=2))
@@ -165,10 +158,10 @@ async def run(args: argparse.Namespace) -> int:
         print(f"order {order.order_id}")
         for event in events:
             print(describe(event))
-        if terminal is None:
+        if outcome is None:
             print(f"TIMEOUT   no outcome within {settings.timeout:g}s (is order_entry running?)")
         else:
             print(f"({elapsed_ms:.0f} ms)")
-    if terminal is None or isinstance(terminal, OrderRejected):
+    if outcome is None or isinstance(outcome, OrderRejected):
         return EXIT_FAILURE
     return EXIT_OK

@@ -10,16 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import dataclass
-from typing import Any
-
-import redis.exceptions
 
 from common.cache.reader import QuoteReader
 from common.cli import EXIT_OK
 from common.config import add_arguments, build, positive, setting
-from common.errors import CacheUnavailableError
 from marketfeed.targets import TargetSettings
-from portfolio.positions import Position, PositionStore
+from portfolio.marked import MarkedPosition, marked_positions
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -32,55 +28,19 @@ class PositionsSettings(TargetSettings):
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Row:
-    position: Position
-    mark: float | None
-    mark_age_s: float | None
-    stale: bool
-
-    @property
-    def unrealised(self) -> float | None:
-        return None if self.mark is None else self.position.unrealised(self.mark)
-
-    def as_dict(self) -> dict[str, Any]:
-        p = self.position
-        return {
-            "account": p.account,
-            "symbol": p.symbol,
-            "qty": p.qty,
-            "avg_price": p.avg_price,
-            "realised": p.realised,
-            "mark": self.mark,
-            "mark_age_s": None if self.mark_age_s is None else round(self.mark_age_s, 6),
-            "stale": self.stale,
-            "unrealised": self.unrealised,
-        }
+# The rows are portfolio's own reading of its positions (the HTTP API gives the same).
+Row = MarkedPosition
 
 
-async def lookup(settings: PositionsSettings) -> list[Row]:
+async def lookup(settings: PositionsSettings) -> list[MarkedPosition]:
     target = settings.resolve()
     async with QuoteReader.from_url(
         target.redis_url, prefix=target.redis_prefix, stale_after=settings.stale_after
     ) as reader:
-        store = PositionStore(reader.client, prefix=target.redis_prefix)
-        try:
-            positions = await store.all(settings.account)
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
-            # One line, as the reader's own errors are, not a traceback.
-            raise CacheUnavailableError(f"cannot read the positions: {exc}") from None
-        marks = await reader.get_many(p.symbol for p in positions)
-    rows = []
-    for p in positions:
-        cached = marks.get(p.symbol)
-        if cached is None:
-            rows.append(Row(p, None, None, False))
-        else:
-            rows.append(Row(p, cached.quote.mid, cached.age_s, cached.stale))
-    return rows
+        return await marked_positions(reader, prefix=target.redis_prefix, accounts=settings.account)
 
 
-def render(rows: list[Row]) -> str:
+def render(rows: list[MarkedPosition]) -> str:
     lines = [
         f"{'ACCOUNT':<12} {'SYMBOL':<8} {'QTY':>9} {'AVG PX':>10} {'MARK':>10} {'AGE':>8} "
         f"{'UNREALISED':>12} {'REALISED':>12}  NOTE"

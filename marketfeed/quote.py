@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from dataclasses import dataclass
-from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from common.cache.reader import CachedQuote, QuoteReader
-from common.cache.snapshots import SnapshotClient
+from common.cache.lookup import QuoteRow, QuoteStatus
+from common.cache.lookup import lookup as rows_of
+from common.cache.reader import QuoteReader
+from common.cache.snapshots import Snapshot, SnapshotClient
 from common.cli import EXIT_FAILURE, EXIT_OK
 from common.config import add_arguments, build, positive, setting
 from common.kafka import KafkaSettings, with_backoff
-from common.schema import Quote
 from common.symbols import parse_symbols
 from marketfeed.targets import Target, TargetSettings
 
@@ -36,106 +35,49 @@ class QuoteSettings(TargetSettings):
     fetch_timeout: float = setting(3.0, help="seconds to wait for the publisher", check=positive)
 
 
-@dataclass(frozen=True, slots=True)
-class Row:
-    symbol: str
-    status: str  # cached | snapshot | missing | not-of-interest
-    quote: Quote | None = None
-    age_s: float | None = None
-    stale: bool = False
+async def lookup(target: Target, symbols: list[str], settings: QuoteSettings) -> list[QuoteRow]:
+    """The rows of ``marketfeed quote``: ``common.cache.lookup``, with a one-off snapshot client."""
 
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"symbol": self.symbol, "status": self.status}
-        if self.quote is not None:
-            q = self.quote
-            out |= {
-                "bid": q.bid,
-                "ask": q.ask,
-                "bid_size": q.bid_size,
-                "ask_size": q.ask_size,
-                "epoch": q.epoch,
-                "seq": q.seq,
-                "ts_ns": q.ts_ns,
-                "age_s": round(self.age_s or 0.0, 6),
-                "stale": self.stale,
-            }
-        return out
+    async def fetch(missing: list[str]) -> Snapshot | None:
+        return await _fetch(target, missing, settings.fetch_timeout)
 
-
-async def lookup(target: Target, symbols: list[str], settings: QuoteSettings) -> list[Row]:
     async with QuoteReader.from_url(
         target.redis_url, prefix=target.redis_prefix, stale_after=settings.stale_after
     ) as reader:
-        interest = await reader.interest()
-        cached = await reader.get_many(symbols)
-    rows: dict[str, Row] = {}
-    missing = []
-    for symbol in symbols:
-        hit = cached.get(symbol)
-        if symbol not in interest:
-            rows[symbol] = _row(symbol, "not-of-interest", hit)
-        elif hit is None:
-            missing.append(symbol)
-        else:
-            rows[symbol] = _row(symbol, "cached", hit)
-    if missing and settings.fetch:
-        rows |= await _fetch(target, missing, settings)
-    for symbol in missing:
-        rows.setdefault(symbol, Row(symbol, "missing"))
-    return [rows[s] for s in symbols]
+        return await rows_of(reader, symbols, fetch if settings.fetch else None)
 
 
-def _row(symbol: str, status: str, hit: CachedQuote | None) -> Row:
-    if hit is None:
-        return Row(symbol, status)
-    return Row(symbol, status, hit.quote, hit.age_s, hit.stale)
-
-
-async def _fetch(target: Target, symbols: list[str], settings: QuoteSettings) -> dict[str, Row]:
+async def _fetch(target: Target, symbols: list[str], timeout: float) -> Snapshot | None:
     kafka = KafkaSettings(
         bootstrap=target.bootstrap,
         topic_prefix=target.topic_prefix,
         partitions=target.partitions,
-        connect_timeout=settings.fetch_timeout,
+        connect_timeout=timeout,
     )
     producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, client_id="marketfeed-quote")
-    await with_backoff(
-        "quote", producer.start, bootstrap=kafka.bootstrap, timeout=settings.fetch_timeout
-    )
+    await with_backoff("quote", producer.start, bootstrap=kafka.bootstrap, timeout=timeout)
     try:
-        client = SnapshotClient(kafka, producer, service="cli")
-        await client.start()
-        try:
-            snapshot = await client.request(symbols, settings.fetch_timeout)
-        finally:
-            await client.stop()
+        async with SnapshotClient(kafka, producer, service="cli") as client:
+            return await client.request(symbols, timeout)
     finally:
         await producer.stop()
-    if snapshot is None:
-        return {}
-    now = time.time_ns()
-    out = {}
-    for quote, _ in snapshot.quotes:
-        age = max(0.0, (now - quote.ts_ns) / 1e9)
-        out[quote.symbol] = Row(quote.symbol, "snapshot", quote, age, age > settings.stale_after)
-    return out
 
 
-def render(rows: list[Row], service: str) -> str:
+def render(rows: list[QuoteRow], service: str) -> str:
     lines = [
         f"{'SYMBOL':<8} {'BID':>10} {'ASK':>10} {'BID SZ':>7} {'ASK SZ':>7} "
         f"{'SEQ':>9} {'AGE':>9}  NOTE"
     ]
     for row in rows:
         q = row.quote
-        if row.status == "not-of-interest":
+        if row.status is QuoteStatus.NOT_OF_INTEREST:
             lines.append(f"{row.symbol:<8} not in {service}'s interest")
             continue
         if q is None:
             lines.append(f"{row.symbol:<8} no quote yet (not cached, and the publisher has none)")
             continue
         note = ["STALE"] if row.stale else []
-        if row.status == "snapshot":
+        if row.status is QuoteStatus.SNAPSHOT:
             note.append("from publisher snapshot (cold cache)")
         lines.append(
             f"{row.symbol:<8} {q.bid:>10.2f} {q.ask:>10.2f} {q.bid_size:>7} {q.ask_size:>7} "
@@ -166,4 +108,4 @@ async def run(args: argparse.Namespace) -> int:
         print(json.dumps([r.as_dict() for r in rows], indent=2))
     else:
         print(render(rows, settings.service))
-    return EXIT_FAILURE if any(r.status == "missing" for r in rows) else EXIT_OK
+    return EXIT_FAILURE if any(r.status is QuoteStatus.MISSING for r in rows) else EXIT_OK

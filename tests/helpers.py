@@ -62,6 +62,26 @@ async def eventually(
         await asyncio.sleep(0.05)
 
 
+async def run_bench(module: str, out: Path, *args: str) -> tuple[str, str]:
+    """``python -m module --smoke --out OUT`` as CI runs it (no MARKETFEED_* of the shell);
+    its stdout and stderr once it exited 0."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        module,
+        "--smoke",
+        "--out",
+        str(out),
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={k: v for k, v in os.environ.items() if not k.startswith("MARKETFEED_")},
+    )
+    stdout, stderr = await asyncio.wait_for(proc.communicate(), 110)
+    assert proc.returncode == 0, stderr.decode()[-3000:]
+    return stdout.decode(), stderr.decode()
+
+
 async def spawn(*argv: str, **kwargs: Any) -> asyncio.subprocess.Process:
     """A child process that the kernel kills if the test run dies before stopping it."""
     return await asyncio.create_subprocess_exec(*argv, preexec_fn=die_with_parent, **kwargs)

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from marketfeed.bench.orders import command
+from tests.helpers import run_bench
 
 PERCENTILES = ["p50_ms", "p90_ms", "p99_ms", "p99.9_ms", "max_ms"]
 TARGETS = {"order_entry", "echo"}
@@ -78,19 +79,7 @@ def _check_target(name: str, t: dict[str, Any]) -> None:
 @pytest.mark.slow
 async def test_smoke_run_produces_every_figure_and_leaves_nothing_running(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "marketfeed.bench.orders",
-        "--smoke",
-        "--out",
-        str(out),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=_env(),
-    )
-    stdout, stderr = await asyncio.wait_for(proc.communicate(), 110)
-    assert proc.returncode == 0, stderr.decode()[-3000:]
+    stdout, _ = await run_bench("marketfeed.bench.orders", out)
 
     results = json.loads((out / "results.json").read_text())
     environment = results["environment"]
@@ -130,7 +119,7 @@ async def test_smoke_run_produces_every_figure_and_leaves_nothing_running(tmp_pa
             _check_target(name, target)
         assert all(_positive(r) for r in step["ratios"].values()), step["ratios"]
 
-    report = stdout.decode()
+    report = stdout
     for heading in ("## Join and warm", "## Rate steps", "## order_entry / echo baseline"):
         assert heading in report
     assert "orders:meta" in report

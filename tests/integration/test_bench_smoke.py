@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import pytest
 
 from marketfeed.bench.consumers import command
+from tests.helpers import run_bench
 
 CONSUMERS = {"caching", "naive", "bare"}
 PERCENTILES = ["p50_ms", "p90_ms", "p99_ms", "p99.9_ms", "max_ms"]
@@ -85,20 +85,7 @@ def _check_consumer(name: str, c: dict[str, Any]) -> None:
 @pytest.mark.slow
 async def test_smoke_run_produces_every_figure_and_leaves_nothing_running(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "marketfeed.bench.consumers",
-        "--smoke",
-        "--out",
-        str(out),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        # No MARKETFEED_* from the developer's shell may change the run.
-        env={k: v for k, v in os.environ.items() if not k.startswith("MARKETFEED_")},
-    )
-    stdout, stderr = await asyncio.wait_for(proc.communicate(), 110)
-    assert proc.returncode == 0, stderr.decode()[-3000:]
+    stdout, stderr = await run_bench("marketfeed.bench.consumers", out)
 
     results = json.loads((out / "results.json").read_text())
     # Its workers carry the run's topic prefix on their command line; its servers, its ports.
@@ -137,7 +124,7 @@ async def test_smoke_run_produces_every_figure_and_leaves_nothing_running(tmp_pa
     assert len(summary["targets"]) == 3
 
     report = (out / "report.md").read_text()
-    assert stdout.decode() == report
+    assert stdout == report
     for heading in (
         "## Publisher",
         "## Publish → readable",
@@ -150,7 +137,7 @@ async def test_smoke_run_produces_every_figure_and_leaves_nothing_running(tmp_pa
         assert (out / "lag.png").stat().st_size > 0
         assert (out / "latency.png").stat().st_size > 0
     else:
-        assert "plots skipped" in stderr.decode()
+        assert "plots skipped" in stderr
 
 
 async def test_unreachable_broker_is_one_line_and_exit_1(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from common.config import add_arguments, build
 from common.errors import ConfigError
 from common.kafka import KafkaSettings
 from feed_publisher.config import PublisherConfig
+from marketfeed.bench.access.settings import AccessBenchConfig
 from marketfeed.bench.consumers.roles.base import WorkerParams
 from marketfeed.bench.consumers.settings import ConsumersBenchConfig
 from marketfeed.bench.consumers.worker import main as worker_main
@@ -30,7 +31,7 @@ from marketfeed.bench.orders.echo import EchoConfig
 from marketfeed.bench.orders.settings import OrdersBenchConfig
 from order_entry.config import OrderEntryConfig
 
-BENCHES = [ConsumersBenchConfig, OrdersBenchConfig]
+BENCHES = [ConsumersBenchConfig, OrdersBenchConfig, AccessBenchConfig]
 SHARED = {f.name for f in dataclasses.fields(BenchSettings)}
 
 

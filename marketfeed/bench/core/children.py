@@ -41,6 +41,20 @@ def cpu_seconds(pid: int | None) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def rss_mb(pid: int | None) -> float | None:
+    """Resident memory of a process in MB; None where /proc cannot tell."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
 def cpu_now(pids: Mapping[str, int | None]) -> dict[str, float | None]:
     """CPU seconds each named process has used so far."""
     return {name: cpu_seconds(pid) for name, pid in pids.items()}

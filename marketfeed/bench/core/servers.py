@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +34,15 @@ from marketfeed.bench.core.settings import BenchSettings
 # The publisher's pacer needs a finite rate; this one is far above anything reachable here, so
 # the pacer always has a full batch due: the publisher is unthrottled ("max").
 UNTHROTTLED = 1e9
+
+
+def log_dir(stack: contextlib.AsyncExitStack, out: Path | None, name: str) -> Path:
+    """Where a run's children log: ``out``/logs, else a temporary directory gone after the run."""
+    if out is not None:
+        path = out / "logs"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    return Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"bench-{name}-")))
 
 
 def run_prefix(name: str) -> str:

@@ -16,7 +16,6 @@ backlog after its window, which would take CPU from a baseline run after it.
 from __future__ import annotations
 
 import contextlib
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import faust
 from feed_publisher.universe import universe
 from marketfeed.bench.core.progress import StepProgress
 from marketfeed.bench.core.servers import Servers, bench_servers, environment, run_prefix
+from marketfeed.bench.core.servers import log_dir as run_log_dir
 from marketfeed.bench.core.settings import rate_label
 from marketfeed.bench.orders.env import ECHO, ORDER_ENTRY, OrderEnv, RunContext
 from marketfeed.bench.orders.join import measure_join, start_serving
@@ -92,11 +92,7 @@ async def measure(config: OrdersBenchConfig, progress: StepProgress) -> OrdersRe
     results.notes = _notes(config)
     prefix = run_prefix("orders")
     async with contextlib.AsyncExitStack() as stack:
-        if config.out is not None:
-            log_dir = config.out / "logs"
-            log_dir.mkdir(parents=True, exist_ok=True)
-        else:
-            log_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-orders-")))
+        log_dir = run_log_dir(stack, config.out, "orders")
         servers = await stack.enter_async_context(
             bench_servers(
                 bootstrap=config.bootstrap,

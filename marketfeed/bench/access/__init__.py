@@ -1,0 +1,1 @@
+"""``marketfeed bench access``: a quote from a cache, by request/response over Kafka, over HTTP."""

@@ -1,0 +1,7 @@
+"""``python -m marketfeed.bench.access``."""
+
+import sys
+
+from marketfeed.bench.access.command import main
+
+sys.exit(main())
