@@ -91,7 +91,7 @@ async def test_with_backoff_logs_once_then_gives_up_in_one_line(
     attempt = _Flaky([KafkaConnectionError("refused")] * 1000)
     with pytest.raises(BrokerUnavailableError, match=r"cannot reach Kafka at h:1 \(admin\) after"):
         await with_backoff("admin", attempt, bootstrap="h:1", timeout=0.1, first_delay=0.005)
-    assert attempt.calls > 2
+    assert attempt.calls >= 2  # retried (how often depends on how busy the machine is)
     assert _messages(caplog) == [
         "admin: Kafka at h:1 unavailable (KafkaConnectionError: refused); retrying"
     ]
