@@ -17,6 +17,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from common.config import bootstrap_servers, positive, setting
 from common.errors import BrokerUnavailableError, ConfigError
+from common.generations.naming import generation_topic
 from common.lifecycle import cancel_all
 from common.retry import Backoff, retry
 from common.topics import DEFAULT_PARTITIONS, Topics
@@ -88,11 +89,14 @@ class TopicSpec:
     partitions: int
 
 
-def market_data_topics(settings: KafkaSettings) -> list[TopicSpec]:
+def market_data_topics(settings: KafkaSettings, generation: int = 0) -> list[TopicSpec]:
+    """The market-data topics of ``generation`` (0: the plain names) and the snapshot requests."""
     topics = settings.topics
     return [
-        TopicSpec(topics.quotes, settings.partitions),
-        TopicSpec(topics.trades, settings.partitions),
+        *(
+            TopicSpec(generation_topic(base, generation), settings.partitions)
+            for base in topics.market_data
+        ),
         TopicSpec(topics.snapshot_requests, 1),
     ]
 
@@ -103,12 +107,22 @@ async def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec]) -> 
     A wrong partition count would silently break the symbol -> partition contract, so it is a
     configuration error, not something to paper over.
     """
-    wanted = {spec.name: spec for spec in specs}
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, request_timeout_ms=10000)
     try:
         await with_backoff(
             "admin", admin.start, bootstrap=settings.bootstrap, timeout=settings.connect_timeout
         )
+        await create_topics(admin, settings, specs)
+    finally:
+        await admin.close()
+
+
+async def create_topics(
+    admin: AIOKafkaAdminClient, settings: KafkaSettings, specs: Iterable[TopicSpec]
+) -> None:
+    """``ensure_topics`` with an admin client the caller keeps (one that creates topics often)."""
+    wanted = {spec.name: spec for spec in specs}
+    try:
         response: Any = await admin.create_topics(
             [NewTopic(s.name, s.partitions, 1) for s in wanted.values()]
         )
@@ -128,8 +142,6 @@ async def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec]) -> 
         raise BrokerUnavailableError(
             f"topic set-up on {settings.bootstrap} failed: {exc}"
         ) from None
-    finally:
-        await admin.close()
 
 
 async def start_producer(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from common.config import in_range, known_log_level, non_negative, positive, setting
+from common.generations.naming import HistoryMode, history_mode
 from common.kafka import KafkaSettings
 from feed_publisher.universe import MAX_SYMBOLS
 
@@ -13,8 +14,22 @@ def _symbol_count(value: int) -> str | None:
     return None if 0 < value <= MAX_SYMBOLS else f"must be between 1 and {MAX_SYMBOLS}"
 
 
+def _keep(value: int) -> str | None:
+    # The generation being written and the one before it, which readers may still be finishing.
+    return None if value >= 2 else "must be >= 2"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PublisherConfig(KafkaSettings):
+    # Redeclared with a longer default: the feed is long-lived and rides out a broker that
+    # stalls for minutes (it holds what it sent and resends it); the one-shot commands, whose
+    # user is waiting, give up after 20 s.
+    connect_timeout: float = setting(
+        300.0,
+        help="seconds to keep retrying a broker that is unreachable or acknowledges nothing "
+        "before giving up",
+        check=positive,
+    )
     symbols: int = setting(500, help="number of simulated symbols", check=_symbol_count)
     rate: float = setting(
         5000.0, help="target messages per second (quotes + trades)", check=positive
@@ -30,7 +45,7 @@ class PublisherConfig(KafkaSettings):
         2, help="producer linger: how long a batch waits for more records", check=non_negative
     )
     cycle_ms: float = setting(
-        0.0,
+        20.0,
         help="send at most once per this many ms, what is due meanwhile together: bigger "
         "record batches (cheaper for brokers and consumers), at most this much later",
         check=non_negative,
@@ -44,6 +59,35 @@ class PublisherConfig(KafkaSettings):
         "embedded Tansu no; consumers de-duplicate by (epoch, seq) either way)",
     )
     snapshots: bool = setting(True, help="answer snapshot requests from caches")
+    request_timeout_ms: int = setting(
+        10_000,
+        help="a send not acknowledged within this many ms is sent again (a stalled broker)",
+        check=positive,
+    )
+    max_held: int = setting(
+        200_000,
+        help="records sent and not yet acknowledged beyond which publishing waits",
+        check=positive,
+    )
+    md_history: str = setting(
+        HistoryMode.AUTO.value,
+        help="how market-data history is bounded: generations (md.quotes.gN, rolled and "
+        "deleted by the publisher), retention (one topic, the broker's retention), or auto "
+        "(generations on a broker known to keep everything, the embedded one)",
+        check=history_mode,
+        metavar="auto|generations|retention",
+    )
+    roll_batches: int = setting(
+        1000,
+        help="generations: roll to the next once a partition holds this many record batches",
+        check=positive,
+    )
+    roll_seconds: float = setting(
+        60.0, help="generations: roll to the next after this many seconds", check=positive
+    )
+    keep_generations: int = setting(
+        2, help="generations: how many to keep (older ones are deleted)", check=_keep
+    )
     log_level: str = setting(
         "INFO", help="log level: DEBUG, INFO, WARNING, ERROR", check=known_log_level
     )

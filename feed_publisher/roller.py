@@ -1,0 +1,186 @@
+"""Rolls the market-data topics to their next generation, and deletes the old generations.
+
+Generations mode only (``common.generations``). A roll is due when a partition of the current
+generation holds ``--roll-batches`` record batches (the embedded broker lists every batch of a
+partition on each fetch) or ``--roll-seconds`` have passed, whichever comes first. A roll:
+
+1. creates both topics of generation N + 1 (a roll that cannot is tried again a second later);
+2. hands the sink a rollover marker for every partition of generation N, naming N + 1;
+3. writes everything from then on to N + 1. The sink sends a partition's records of N + 1 only
+   once its marker is acknowledged, so every partition of N ends with its marker.
+
+Then, in the background, generations up to N + 1 - ``--keep-generations`` whose records are all
+acknowledged are deleted whole (DeleteTopics frees the broker's memory at once; DeleteRecords is
+never called: the embedded broker does not implement it). A deletion that fails is logged and
+tried again after the next roll. No roll is made while the broker is failing.
+
+The producer stops tracking a generation's topics before they are deleted: the embedded broker
+creates any topic a client asks metadata of, and a producer refreshes the metadata of every
+topic it has sent to, each time it sends to a new one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+
+from common.errors import BrokerUnavailableError
+from common.generations.naming import Generations, generation_topic
+from common.kafka import create_topics, market_data_topics
+from common.lifecycle import Lifecycle, cancel_and_wait
+from common.retry import describe
+from common.schema import Rollover
+from feed_publisher.config import PublisherConfig
+from feed_publisher.sink import BatchSink
+
+log = logging.getLogger(__name__)
+
+_RETRY_ROLL_S = 1.0
+# Kafka's error code for a topic that does not exist: already deleted, which is what we wanted.
+_UNKNOWN_TOPIC = 3
+
+
+def mark(
+    sink: BatchSink,
+    *,
+    base: str,
+    generation: int,
+    following: int,
+    partitions: range,
+    epoch: int,
+) -> None:
+    """Hand the sink a marker ending each of ``partitions`` of ``generation`` of ``base``."""
+    now = time.time_ns()
+    for partition in partitions:
+        marker = Rollover(
+            topic=base,
+            generation=generation,
+            next_generation=following,
+            next_topic=generation_topic(base, following),
+            partition=partition,
+            epoch=epoch,
+            ts_ns=now,
+        )
+        sink.mark(base, generation, partition, marker.encode())
+
+
+class GenerationRoller(Lifecycle):
+    def __init__(
+        self,
+        config: PublisherConfig,
+        sink: BatchSink,
+        admin: AIOKafkaAdminClient,
+        producer: AIOKafkaProducer,
+        *,
+        epoch: int,
+        generation: int,
+    ) -> None:
+        self.config = config
+        self.sink = sink
+        self.admin = admin
+        self.producer = producer
+        self.epoch = epoch
+        self.generation = generation
+        self.rolls = 0
+        self.deleted = 0  # generations deleted
+        self.delete_failures = 0
+        self._since = time.monotonic()
+        self._not_before = 0.0
+        self._roll_failing = False
+        self._deleting: asyncio.Task[None] | None = None
+
+    async def _start(self) -> None:
+        """Nothing to open: the admin client is the publisher's."""
+
+    async def stop(self) -> None:
+        task, self._deleting = self._deleting, None
+        await cancel_and_wait(task)
+        await super().stop()
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if self.sink.failing or now < self._not_before:
+            return False
+        full = self.sink.most_batches(self.generation) >= self.config.roll_batches
+        return full or now - self._since >= self.config.roll_seconds
+
+    async def roll(self) -> bool:
+        """Roll to the next generation; False if its topics could not be created (yet)."""
+        cfg, following = self.config, self.generation + 1
+        try:
+            await create_topics(self.admin, cfg, market_data_topics(cfg, following))
+        except BrokerUnavailableError as exc:
+            self._not_before = time.monotonic() + _RETRY_ROLL_S
+            if not self._roll_failing:
+                self._roll_failing = True
+                log.warning("cannot roll to generation %d yet: %s; retrying", following, exc)
+            return False
+        self._roll_failing = False
+        batches = self.sink.most_batches(self.generation)
+        for base in cfg.topics.market_data:
+            mark(
+                self.sink,
+                base=base,
+                generation=self.generation,
+                following=following,
+                partitions=range(cfg.partitions),
+                epoch=self.epoch,
+            )
+        log.info(
+            "rolled to generation %d after %.1fs (%d batches in the fullest partition)",
+            following,
+            time.monotonic() - self._since,
+            batches,
+        )
+        self.generation, self._since = following, time.monotonic()
+        self.rolls += 1
+        if self._deleting is None or self._deleting.done():
+            self._deleting = asyncio.create_task(self.delete_old(), name="delete generations")
+        return True
+
+    async def delete_old(self) -> None:
+        """Delete the generations older than the ones kept, once all their records are
+        acknowledged. A failure is logged and counted; the next roll tries again."""
+        last = self.generation - self.config.keep_generations
+        try:
+            names = await self.admin.list_topics()
+        except KafkaError as exc:
+            self._failed(f"listing topics: {describe(exc)}")
+            return
+        doomed: dict[int, list[str]] = {}
+        kept: list[str] = []
+        for base in self.config.topics.market_data:
+            for generation in Generations.from_names(base, names).numbers:
+                topic = generation_topic(base, generation)
+                if generation <= last and not self.sink.held_in(generation):
+                    doomed.setdefault(generation, []).append(topic)
+                else:
+                    kept.append(topic)
+        if not doomed:
+            return
+        self.producer.client.set_topics(kept)
+        try:
+            response = await self.admin.delete_topics([t for ts in doomed.values() for t in ts])
+        except KafkaError as exc:
+            self._failed(f"generations {sorted(doomed)}: {describe(exc)}")
+            return
+        refused = {
+            topic: code
+            for topic, code, *_ in response.topic_error_codes
+            if code not in (0, _UNKNOWN_TOPIC)
+        }
+        for generation, topics in sorted(doomed.items()):
+            if any(t in refused for t in topics):
+                self._failed(f"generation {generation}: error codes {refused}")
+            else:
+                self.deleted += 1
+                log.info("deleted generation %d (%s)", generation, ", ".join(topics))
+
+    def _failed(self, what: str) -> None:
+        self.delete_failures += 1
+        log.warning("could not delete old generations (%s); trying again after the next roll", what)
