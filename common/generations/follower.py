@@ -19,15 +19,13 @@ empty partition there is a ghost: ``place`` never starts in one, ``missing`` rep
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from common.generations.naming import Generations, generation_topic, parse_generation
 from common.generations.position import Position
-from common.generations.rollover import find_marker, read_marker
+from common.generations.rollover import Chunk, cut
 
 
 class Start(StrEnum):
@@ -35,25 +33,6 @@ class Start(StrEnum):
 
     BEGINNING = "beginning"  # the first record of the oldest generation still there
     END = "end"  # the end of the newest generation: only what comes from now on
-
-
-@dataclass(frozen=True, slots=True)
-class Chunk:
-    """What one fetch read of one partition, in offset order, up to its marker."""
-
-    partition: int
-    generation: int
-    records: Sequence[Any]  # aiokafka ConsumerRecords, the marker not among them
-    marker: Any | None  # the rollover record that ended the generation here, if any
-    marker_error: str | None  # why the marker's value could not be read (it still counts)
-    next: Position  # where the partition continues
-
-    @property
-    def last_offset(self) -> int:
-        """Offset of the last record read, the marker included."""
-        if self.marker is not None:
-            return int(self.marker.offset)
-        return int(self.records[-1].offset)
 
 
 class Follower:
@@ -117,11 +96,11 @@ class Follower:
         return positions
 
     def _tps(self, generation: int, partitions: list[int]) -> dict[int, TopicPartition]:
-        """``partitions`` of ``generation``, assigned (offsets are asked of assigned ones)."""
+        # Not assigned yet: one assignment at the end of place(). aiokafka's group coordinator
+        # (a cache consumer has a group, to commit) fails an assertion when the assignment
+        # changes while it looks up the coordinator, which several in a row can hit.
         topic = generation_topic(self.base, generation)
-        tps = {p: TopicPartition(topic, p) for p in partitions}
-        self.consumer.assign(list(tps.values()))
-        return tps
+        return {p: TopicPartition(topic, p) for p in partitions}
 
     def _assign(self) -> None:
         tps = {partition: self.topic(partition) for partition in self.positions}
@@ -140,9 +119,9 @@ class Follower:
         for tp, records in batches.items():
             generation = parse_generation(self.base, tp.topic)
             here = self.positions.get(tp.partition)
-            if not records or here is None or here.generation != generation:
+            if not records or here is None or generation is None or here.generation != generation:
                 continue  # read before a re-placement: no longer ours
-            chunk = _chunk(tp.partition, generation, records)
+            chunk = cut(tp.topic, tp.partition, generation, records)
             self.positions[tp.partition] = chunk.next
             chunks[tp.partition] = chunk
         if any(chunk.marker is not None for chunk in chunks.values()):
@@ -178,14 +157,3 @@ def _ghostly(generation: int, chain: Sequence[int]) -> bool:
     """Whether an empty partition of ``generation`` is a ghost: it is two or more behind the
     newest (the one just before the newest may not have its markers yet, during a roll)."""
     return bool(chain) and generation <= chain[-1] - 2
-
-
-def _chunk(partition: int, generation: int, records: Sequence[Any]) -> Chunk:
-    cut = find_marker(records)
-    if cut is None:
-        return Chunk(
-            partition, generation, records, None, None, Position(generation, records[-1].offset + 1)
-        )
-    marker = records[cut]
-    following, error = read_marker(marker.value, generation)
-    return Chunk(partition, generation, records[:cut], marker, error, Position(following, 0))
