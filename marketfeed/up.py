@@ -37,11 +37,13 @@ from common.config import (
     to_env,
 )
 from common.errors import MarketfeedError
-from common.kafka import KafkaSettings, TopicSpec, ensure_topics, market_data_topics
+from common.generations.naming import HistoryMode, history_mode
+from common.kafka import KafkaSettings, TopicSpec, ensure_topics
 from common.lifecycle import cancel_all, cancel_and_wait
 from common.logs import setup_logging
 from common.retry import Retry
 from common.runtime import ChildProcess, EmbeddedStack
+from common.runtime.process import rss_bytes
 from common.watermarks import WatermarkReader
 from feed_publisher.config import PublisherConfig
 from feed_publisher.universe import MAX_SYMBOLS, universe
@@ -87,6 +89,14 @@ class UpConfig:
     accounts: int = setting(
         10, help="simulated accounts of the order flow, acct-01 .. acct-NN", check=account_count
     )
+    md_history: str = setting(
+        HistoryMode.AUTO.value,
+        help="how the publisher bounds market-data history: generations (md.quotes.gN, rolled "
+        "and deleted), retention (one topic forever), or auto (generations on the embedded "
+        "broker)",
+        check=history_mode,
+        metavar="auto|generations|retention",
+    )
     status_interval: float = setting(1.0, help="seconds between status lines", check=positive)
     log_level: str = setting("WARNING", help="log level of `up` itself", check=known_log_level)
 
@@ -113,6 +123,7 @@ class Up:
         self.log_dir = config.log_dir or state_dir() / "runs" / f"{stamp}-{os.getpid()}"
         self.kafka = KafkaSettings(bootstrap="127.0.0.1:1", partitions=config.partitions)
         self.children: dict[str, ChildProcess] = {}
+        self.broker_pid: int | None = None  # for its memory on the status line
 
     async def run(self, stop: asyncio.Event) -> int:
         cfg = self.config
@@ -120,13 +131,14 @@ class Up:
             servers = EmbeddedStack(services=CONSUMING_SERVICES, log_dir=self.log_dir)
             await stack.enter_async_context(servers)
             self.kafka = KafkaSettings(bootstrap=servers.bootstrap, partitions=cfg.partitions)
+            self.broker_pid = servers.broker.pid if servers.broker else None
             topics = self.kafka.topics
-            # The order topics too, so that the status line and `marketfeed order` find them
-            # before order_entry has created them itself.
+            # The order topics, so that the status line and `marketfeed order` find them before
+            # order_entry has created them itself. The market-data topics are the publisher's
+            # to create: which ones depends on --md-history.
             await ensure_topics(
                 self.kafka,
                 [
-                    *market_data_topics(self.kafka),
                     TopicSpec(topics.orders_commands, cfg.partitions),
                     TopicSpec(topics.orders_events, cfg.partitions),
                 ],
@@ -189,6 +201,7 @@ class Up:
                     rate=cfg.rate,
                     seed=cfg.seed,
                     duration=None,
+                    md_history=cfg.md_history,
                 ),
             ),
             Launch("order_entry", "order_entry", order_entry),
@@ -310,12 +323,17 @@ class Up:
         )
         tty = sys.stdout.isatty()
         async with WatermarkReader(self.kafka.bootstrap) as reader:
+
+            async def look() -> tuple[Any, dict[str, Any]]:
+                feed = {b: await reader.generation_marks(b) for b in self.kafka.topics.market_data}
+                return await reader.high_watermarks(status.watched), feed
+
             while True:
                 await asyncio.sleep(self.config.status_interval)
-                marks = await broker.run(
-                    lambda: reader.high_watermarks(status.watched), what="the status line"
+                marks, feed = await broker.run(look, what="the status line")
+                line = status.line(
+                    marks, feed, time.monotonic(), broker_rss_bytes=rss_bytes(self.broker_pid)
                 )
-                line = status.line(marks, time.monotonic())
                 print(("\r\x1b[K" + line) if tty else line, end="" if tty else "\n", flush=True)
 
 

@@ -40,6 +40,7 @@ class PartitionProgress:
     last_quote_ts_ns: int | None = None
     generation: int = 0
     next: Position = field(default_factory=lambda: Position(0, 0))  # where the partition goes on
+    records: int = 0  # moved past: the records read and the marker, if one ended the chunk
 
 
 @dataclass(slots=True)
@@ -109,7 +110,11 @@ def prepare(
         records: Sequence[KafkaRecord] = chunk.records
         last = chunk.last
         progress = out.progress[partition] = PartitionProgress(
-            last.offset, last.timestamp, generation=chunk.generation, next=chunk.next
+            last.offset,
+            last.timestamp,
+            generation=chunk.generation,
+            next=chunk.next,
+            records=len(records) + (chunk.marker is not None),
         )
         marker = chunk.marker
         if marker is not None and chunk.marker_error is not None:

@@ -155,3 +155,8 @@ class GenerationWatch:
     def published(self) -> int:
         """Records written to every generation seen (markers included)."""
         return sum(self._seen.values())
+
+    def published_on(self, partitions: Iterable[int]) -> int:
+        """``published``, of ``partitions`` only."""
+        wanted = set(partitions)
+        return sum(high for (_, p), high in self._seen.items() if p in wanted)
