@@ -100,6 +100,7 @@ class BatchSink(Lifecycle):
             f"Kafka at {bootstrap}", errors=(KafkaError,), backoff=Backoff(first=0.2, most=2.0)
         )
         self.error: BaseException | None = None
+        self._stopped = False
         self.sent = 0  # records handed in
         self.acked = 0
         self.lost = 0  # held when the sink stopped: never acknowledged
@@ -122,6 +123,8 @@ class BatchSink(Lifecycle):
 
     def send(self, base: str, generation: int, by_partition: Mapping[int, list[Record]]) -> None:
         """Hand in records of generation ``generation`` of ``base``, by partition; never waits."""
+        if self._stopped:
+            raise RuntimeError("records handed to a stopped sink")
         self.check()
         for partition, records in by_partition.items():
             if not records:
@@ -162,6 +165,7 @@ class BatchSink(Lifecycle):
 
     async def stop(self) -> None:
         """Flush (bounded), then stop every lane; what is still held then is lost, and said."""
+        self._stopped = True
         if self._tasks and self.error is None:
             await self.flush()
         tasks, self._tasks = self._tasks, []

@@ -51,6 +51,16 @@ async def running_publisher(
             await publisher.sink.flush()
 
 
+async def publish_for(publisher: Publisher, seconds: float) -> None:
+    """Run a started publisher for ``seconds``, then flush what it sent."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(publisher.run(stop))
+    await asyncio.sleep(seconds)
+    stop.set()
+    await task
+    await publisher.sink.flush()
+
+
 async def eventually(
     check: Callable[[], Awaitable[bool]], *, timeout: float = 15.0, what: str = "condition"
 ) -> None:

@@ -53,6 +53,7 @@ class PreparedBatch:
     filtered: int = 0
     stale: int = 0
     conflated: int = 0
+    rollovers: int = 0  # partitions that crossed a rollover marker
 
     def counts(self) -> dict[str, int]:
         return {
@@ -63,6 +64,7 @@ class PreparedBatch:
             "stale": self.stale,
             "gaps": len(self.gaps),
             "dead_letters": len(self.rejected),
+            "rollovers": self.rollovers,
         }
 
 
@@ -117,6 +119,7 @@ def prepare(
             records=len(records) + (chunk.marker is not None),
         )
         marker = chunk.marker
+        out.rollovers += marker is not None
         if marker is not None and chunk.marker_error is not None:
             out.rejected.append(
                 Rejected(

@@ -128,7 +128,7 @@ class CachingConsumer(Lifecycle):
                 self.service,
                 gone,
             )
-            self.counts["lost_generations"] += 1
+            await self._count("lost_generations")
         return {p: pos for p, pos in stored.items() if p not in gone}
 
     async def stop(self) -> None:
@@ -214,7 +214,7 @@ class CachingConsumer(Lifecycle):
             except OffsetOutOfRangeError as exc:
                 lost = {tp.partition for tp in (exc.args[0] if exc.args else {})}
                 await self._lost(lost or set(follower.positions), "offsets out of range")
-                self.counts["out_of_range"] += 1
+                await self._count("out_of_range")
                 continue
             self._note_high_watermarks()
             if chunks:
@@ -237,7 +237,6 @@ class CachingConsumer(Lifecycle):
         if self._on_applied is not None:
             self._on_applied(batch, time.time_ns())
         self.counts.update(batch.counts())
-        self.counts["rollovers"] += sum(1 for c in chunks.values() if c.marker is not None)
         if not ok:
             log.warning("%s: Redis lost the cache (restarted empty?); rebuilding", self.service)
             self._resync = True
@@ -259,7 +258,7 @@ class CachingConsumer(Lifecycle):
             return  # the broker is away: aiokafka reconnects, and the next check will tell
         if gone:
             await self._lost(gone, "its generation was deleted before it was read to its end")
-            self.counts["lost_generations"] += 1
+            await self._count("lost_generations")
 
     # -- filling the cache -----------------------------------------------------------------
 
@@ -284,8 +283,15 @@ class CachingConsumer(Lifecycle):
             plan.setdefault(partition, stored[partition])
         for symbol in removed:
             self._versions.pop(symbol, None)
-        need = sorted(s for s in added if s not in self._versions)
-        affected = (new_parts - set(plan)) | {partition_for(s, count) for s in need}
+        # A partition placed from a snapshot skips what came before it: every symbol of it is
+        # asked for, cached or not (a position lost with its generation, or never stored).
+        unplaced = new_parts - set(plan)
+        need = sorted(
+            s
+            for s in wanted
+            if (s in added and s not in self._versions) or partition_for(s, count) in unplaced
+        )
+        affected = unplaced | {partition_for(s, count) for s in need}
         if affected:
             await filler.fill(need, affected, plan, wanted)
         for partition in released:
@@ -360,6 +366,12 @@ class CachingConsumer(Lifecycle):
         finally:
             if self._redis_retry.failures:
                 self.counts["redis_errors"] = self._redis_retry.failures
+
+    async def _count(self, name: str) -> None:
+        """One more ``name`` event, in ``counts`` and in the cache's stats in Redis."""
+        self.counts[name] += 1
+        store = self._parts_ok().store
+        await self._with_redis(name, lambda: store.count(name))
 
     def _parts_ok(self) -> CacheParts:
         assert self._parts is not None, "cache not started"

@@ -141,6 +141,10 @@ class QuoteStore:
         pipe.hset(k.meta, mapping=_fields(meta))
         await pipe.execute()
 
+    async def count(self, name: str, by: int = 1) -> None:
+        """Add ``by`` to the counter ``name`` of the cache's stats."""
+        await self.client.hincrby(self.keys.stats, name, by)
+
     async def heartbeat(self, high_watermarks: Mapping[int, int]) -> bool:
         """Say the consumer is alive (and what it saw); False if the instance id is gone."""
         pipe = self.client.pipeline(transaction=True)

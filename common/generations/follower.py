@@ -63,7 +63,7 @@ class Follower:
         if starts:
             positions |= await self._resolve(starts)
         self.positions = dict(sorted(positions.items()))
-        self._assign()
+        await self._assign()
         return dict(self.positions)
 
     async def _resolve(self, starts: Mapping[int, Start]) -> dict[int, Position]:
@@ -96,13 +96,18 @@ class Follower:
         return positions
 
     def _tps(self, generation: int, partitions: list[int]) -> dict[int, TopicPartition]:
-        # Not assigned yet: one assignment at the end of place(). aiokafka's group coordinator
-        # (a cache consumer has a group, to commit) fails an assertion when the assignment
-        # changes while it looks up the coordinator, which several in a row can hit.
+        # Not assigned: one assignment at the end of place() (see _assign).
         topic = generation_topic(self.base, generation)
         return {p: TopicPartition(topic, p) for p in partitions}
 
-    def _assign(self) -> None:
+    async def _assign(self) -> None:
+        coordinator = getattr(self.consumer, "_coordinator", None)
+        if coordinator is not None:
+            # A consumer with a group (the cache's, to commit for lag tools): aiokafka's group
+            # coordination task fails an assertion, and the consumer with it, when the
+            # assignment changes while it looks the coordinator up (at start, or after the
+            # broker went away). Once the coordinator is known, it no longer waits there.
+            await coordinator.ensure_coordinator_known()
         tps = {partition: self.topic(partition) for partition in self.positions}
         self.consumer.assign(list(tps.values()))
         for partition, tp in tps.items():
@@ -126,7 +131,7 @@ class Follower:
             chunks[tp.partition] = chunk
         if any(chunk.marker is not None for chunk in chunks.values()):
             # One new assignment for every partition that crossed a marker in this fetch.
-            self._assign()
+            await self._assign()
         return chunks
 
     async def missing(self) -> set[int]:

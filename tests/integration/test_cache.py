@@ -159,8 +159,11 @@ async def _equals(redis_url: str, prefix: str, want: dict[str, bytes]) -> bool:
 
 
 async def last_values_on_topic(kafka: KafkaSettings, symbols: list[str]) -> dict[str, bytes]:
-    """The last quote of each of ``symbols`` on the quotes topic, across its generations."""
-    history = await read_history(kafka.bootstrap, kafka.topics.quotes, kafka.partitions)
+    """The last quote of each of ``symbols`` on the quotes topic, across its generations (a
+    stopped feed, whose last roll may have been cut short)."""
+    history = await read_history(
+        kafka.bootstrap, kafka.topics.quotes, kafka.partitions, strict=False
+    )
     wanted = {s.encode() for s in symbols}
     return {r.key.decode(): r.value for r in history.all() if r.key in wanted}
 

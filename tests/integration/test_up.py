@@ -82,7 +82,7 @@ async def test_up_runs_for_duration_reports_and_leaves_nothing_behind(tmp_path: 
     log = (tmp_path / "logs" / "order_flow.log").read_text()
     stopped = [line for line in log.splitlines() if "stopped:" in line]
     assert stopped, log
-    counts = re.search(r"stopped: (\d+) sent, (\d+) acked, 0 failed", stopped[-1])
+    counts = re.search(r"stopped: (\d+) sent, (\d+) acked, 0 lost", stopped[-1])
     assert counts, stopped[-1]
     assert counts.group(1) == counts.group(2)
 
@@ -104,7 +104,7 @@ async def test_up_stops_in_order_on_sigint(tmp_path: Path) -> None:
     log = (tmp_path / "logs" / "publisher.log").read_text()
     stopped = [line for line in log.splitlines() if "stopped:" in line]
     assert stopped, log
-    assert " 0 failed" in stopped[-1]
+    assert " 0 lost" in stopped[-1]
 
 
 @pytest.mark.parametrize(

@@ -117,6 +117,7 @@ def test_wanted_quote_is_applied_with_its_original_bytes() -> None:
         "stale": 0,
         "gaps": 0,
         "dead_letters": 0,
+        "rollovers": 0,
     }
 
 
@@ -415,6 +416,7 @@ def test_counts_of_a_mixed_batch() -> None:
         "stale": 1,
         "gaps": 1,
         "dead_letters": 2,
+        "rollovers": 0,
     }
     assert_counts_add_up(out)
     assert sorted((r.partition, r.offset) for r in out.rejected) == [(0, 4), (1, 1)]
