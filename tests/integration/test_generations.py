@@ -185,8 +185,8 @@ async def test_a_cache_killed_mid_rollover_restarts_equal_to_the_truth_without_r
     reader = QuoteReader.from_url(redis_url, prefix=prefix)
     # Generations kept while the cache is down, so that it resumes from where it stood (a
     # deleted one is the paused cache's test).
-    config = publisher_config(kafka, roll_seconds=0.3, keep_generations=50)
-    async with Publisher(config) as publisher:
+    feed = publisher_config(kafka, roll_seconds=0.3, keep_generations=50)
+    async with Publisher(feed) as publisher:
         stop = asyncio.Event()
         running = asyncio.create_task(publisher.run(stop))
         first = await spawn(*argv)
