@@ -59,9 +59,17 @@ class PublisherConfig(KafkaSettings):
         "embedded Tansu no; consumers de-duplicate by (epoch, seq) either way)",
     )
     snapshots: bool = setting(True, help="answer snapshot requests from caches")
-    request_timeout_ms: int = setting(
-        10_000,
-        help="a send not acknowledged within this many ms is sent again (a stalled broker)",
+    request_timeout_ms: int | None = setting(
+        None,
+        help="a send not acknowledged within this many ms is sent again, and may then be "
+        "written twice (default: as long as --connect-timeout, so that a broker that stalls "
+        "and comes back gets nothing twice)",
+        check=positive,
+    )
+    stall_after: float = setting(
+        2.0,
+        help="a send not acknowledged for this many seconds means the broker is stalled: the "
+        "ticks that come due are dropped until it acknowledges again",
         check=positive,
     )
     max_held: int = setting(
@@ -88,6 +96,14 @@ class PublisherConfig(KafkaSettings):
     keep_generations: int = setting(
         2, help="generations: how many to keep (older ones are deleted)", check=_keep
     )
+
+    @property
+    def send_timeout_ms(self) -> int:
+        """The producer's request timeout: --request-timeout-ms, or --connect-timeout."""
+        if self.request_timeout_ms is not None:
+            return self.request_timeout_ms
+        return int(self.connect_timeout * 1000)
+
     log_level: str = setting(
         "INFO", help="log level: DEBUG, INFO, WARNING, ERROR", check=known_log_level
     )

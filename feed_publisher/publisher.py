@@ -8,11 +8,12 @@ generations as they fill (``feed_publisher.roller``); ``stop()`` flushes what wa
 disconnects; ``stop()`` is safe to call twice, and ``async with`` does both.
 
 A broker that stalls (frozen, gone, restarting): what was handed to the sink is held and resent
-until acknowledged (``feed_publisher.sink``); the ticks that come due while sends fail are
-dropped, not generated: the simulated market stands still, so consumers see neither a gap in
-the sequence numbers nor a burst of stale ticks when the broker is back. Dropped ticks are
-counted, and one line is logged when dropping starts and one when it ends. A broker that
-acknowledges nothing for ``--connect-timeout`` seconds ends the run with one line naming why.
+until acknowledged (``feed_publisher.sink``); the ticks that come due while the broker is
+stalled (a send unacknowledged for ``--stall-after`` seconds, or failed) are dropped, not
+generated: the simulated market stands still, so consumers see neither a gap in the sequence
+numbers nor a burst of stale ticks when the broker is back. Dropped ticks are counted, and one
+line is logged when dropping starts and one when it ends. A broker that acknowledges nothing
+for ``--connect-timeout`` seconds ends the run with one line naming why.
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ from feed_publisher.snapshot import SnapshotResponder
 from feed_publisher.universe import universe
 
 log = logging.getLogger(__name__)
+
+# Topic creation and deletion (at a roll) hold up publishing while they wait: not for long.
+_ADMIN_TIMEOUT_MS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +115,7 @@ class Publisher(Lifecycle):
         # closed, and what was sent is flushed before the producer is.
         admin = AIOKafkaAdminClient(
             bootstrap_servers=cfg.bootstrap,
-            request_timeout_ms=cfg.request_timeout_ms,
+            request_timeout_ms=min(cfg.send_timeout_ms, _ADMIN_TIMEOUT_MS),
             client_id="feed_publisher",
         )
         self.resources.push_async_callback(admin.close)
@@ -125,7 +129,7 @@ class Publisher(Lifecycle):
             enable_idempotence=cfg.idempotence,
             linger_ms=cfg.linger_ms,
             max_batch_size=256 * 1024,
-            request_timeout_ms=cfg.request_timeout_ms,
+            request_timeout_ms=cfg.send_timeout_ms,
         )
         self.resources.push_async_callback(producer.stop)
         await with_backoff(
@@ -133,7 +137,10 @@ class Publisher(Lifecycle):
         )
         self._producer = producer
         sink = self._sink = BatchSink(
-            producer, bootstrap=cfg.bootstrap, give_up_after=cfg.connect_timeout
+            producer,
+            bootstrap=cfg.bootstrap,
+            give_up_after=cfg.connect_timeout,
+            stall_after=cfg.stall_after,
         )
         await self.resources.enter_async_context(sink)
         generation = await self._open_topics(admin, sink)
@@ -227,7 +234,7 @@ class Publisher(Lifecycle):
                     await asyncio.wait_for(stop.wait(), wait)
                 continue
             last_send = now
-            if sink.failing:
+            if sink.stalled:
                 self._drop(pacer, n)
             else:
                 self._publish(pacer, n)

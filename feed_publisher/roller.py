@@ -104,7 +104,7 @@ class GenerationRoller(Lifecycle):
 
     def due(self) -> bool:
         now = time.monotonic()
-        if self.sink.failing or now < self._not_before:
+        if self.sink.stalled or now < self._not_before:
             return False
         full = self.sink.most_batches(self.generation) >= self.config.roll_batches
         return full or now - self._since >= self.config.roll_seconds

@@ -7,13 +7,16 @@ records of generation N + 1 leave only after generation N's rollover marker was 
 While a lane waits for its acknowledgement, what is handed in for it piles up and leaves as one
 batch: fewer, bigger batches, which is what the embedded broker's fetch cost depends on.
 
-Held, never dropped: a batch that fails (a request timeout, the broker gone or frozen) is sent
-again, with backoff, before anything after it in its lane. A batch whose acknowledgement was
-lost (the broker appended it, then its answer timed out) may so be written twice; readers drop
-an ``(epoch, seq)`` they have. While sends fail, ``failing`` is true (the publisher then stops
-generating what comes due, see ``Publisher.run``), one line is logged when the broker starts
-failing and one when it is back (``common.retry``); a broker that acknowledges nothing for
-``give_up_after`` seconds ends the sink with a BrokerUnavailableError naming the cause.
+Held, never dropped: a batch that fails (the broker gone, a request timeout) is sent again,
+with backoff, before anything after it in its lane. A batch whose acknowledgement was lost (the
+broker appended it, then its answer timed out) is so written twice; readers drop an ``(epoch,
+seq)`` they have. The publisher's request timeout is as long as its give-up time by default, so
+a broker that is frozen and comes back answers the request it had and nothing is sent twice.
+``stalled`` is true while a send has waited ``stall_after`` seconds or has failed and none has
+succeeded since (the publisher then stops generating what comes due, see ``Publisher.run``);
+one line is logged when a send fails and one when the broker is back (``common.retry``); a
+broker that acknowledges nothing for ``give_up_after`` seconds ends the sink with a
+BrokerUnavailableError naming the cause.
 
 Whole batches: ``AIOKafkaProducer.send()`` costs a future and an accumulator lookup per record;
 a BatchBuilder per batch handed over with ``send_batch()`` costs one of each per batch. The
@@ -58,6 +61,7 @@ class _Lane:
     partition: int
     queue: deque[tuple[int, list[Record]]] = field(default_factory=deque)  # (generation, ...)
     flight: tuple[int, list[Record]] | None = None
+    since: float = 0.0  # time.monotonic() when the batch in flight was first sent
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     batches: Counter[int] = field(default_factory=Counter)  # acknowledged, per generation
 
@@ -68,6 +72,7 @@ class _Lane:
         while self.queue and self.queue[0][0] == generation and len(records) < _MOST_RECORDS:
             records.extend(self.queue.popleft()[1])
         self.flight = (generation, records)
+        self.since = time.monotonic()
         return generation, records
 
     def put_back(self, generation: int, records: list[Record]) -> None:
@@ -86,11 +91,13 @@ class BatchSink(Lifecycle):
         *,
         bootstrap: str,
         give_up_after: float,
+        stall_after: float = 2.0,
         flush_timeout: float = 10.0,
     ) -> None:
         self._producer = producer
         self._bootstrap = bootstrap
         self._give_up_after = give_up_after
+        self._stall_after = stall_after
         self._flush_timeout = flush_timeout
         self._lanes: dict[tuple[str, int], _Lane] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -114,9 +121,13 @@ class BatchSink(Lifecycle):
         return self.sent - self.acked - self.lost
 
     @property
-    def failing(self) -> bool:
-        """True from a failed send until a send succeeds again."""
-        return self._retry.failing
+    def stalled(self) -> bool:
+        """True while a send has waited ``stall_after`` seconds for its acknowledgement, or
+        from a failed send until one succeeds again."""
+        if self._retry.failing:
+            return True
+        waited = time.monotonic() - self._stall_after
+        return any(lane.flight is not None and lane.since < waited for lane in self._lanes.values())
 
     async def _start(self) -> None:
         """Nothing to open: a lane starts with the first record handed to it."""
@@ -144,9 +155,9 @@ class BatchSink(Lifecycle):
             raise self.error
 
     async def room(self, most_held: int) -> None:
-        """Until at most ``most_held`` records are held, or the broker is failing (the caller
+        """Until at most ``most_held`` records are held, or the broker is stalled (the caller
         then drops what comes due rather than pile it up)."""
-        while self.held > most_held and not self.failing and self.error is None:
+        while self.held > most_held and not self.stalled and self.error is None:
             await self._wait_change()
 
     async def flush(self, timeout: float | None = None) -> None:
@@ -229,7 +240,12 @@ class BatchSink(Lifecycle):
                 break
             count += 1
         future = await self._producer.send_batch(batch, topic, partition=partition)
-        metadata = await future
+        # Not ``await future``: cancelling that (a stop) would cancel aiokafka's shield, and
+        # the batch, failed later by the producer's close, would be reported as an exception
+        # nobody retrieved. Its outcome is taken here whenever it comes.
+        future.add_done_callback(_retrieved)
+        await asyncio.wait([future])
+        metadata = future.result()
         return int(metadata.offset), count
 
     def _give_up(self, exc: BaseException, spent: float) -> BrokerUnavailableError:
@@ -251,3 +267,8 @@ class BatchSink(Lifecycle):
                 await self._changed.wait()
         except TimeoutError:
             pass
+
+
+def _retrieved(future: asyncio.Future[object]) -> None:
+    if not future.cancelled():
+        future.exception()
