@@ -219,8 +219,8 @@ class Publisher(Lifecycle):
         last_send = -cycle
         while not stop.is_set() and time.monotonic() < deadline:
             sink.check()
-            if self.roller is not None and self.roller.due():
-                await self.roller.roll()
+            if self.roller is not None and self.roller.due() and await self.roller.roll():
+                self.roller.delete_in_background()
             n = pacer.due()
             now = time.monotonic()
             if n == 0 or (n < pacer.max_batch and now - last_send < cycle):

@@ -89,6 +89,9 @@ class GenerationRoller(Lifecycle):
         self.rolls = 0
         self.deleted = 0  # generations deleted
         self.delete_failures = 0
+        # Asked to be deleted, not seen gone yet: a request that timed out may still be done
+        # by the broker later, and a generation gone at the next look is counted then.
+        self._doomed: set[int] = set()
         self._since = time.monotonic()
         self._not_before = 0.0
         self._roll_failing = False
@@ -139,9 +142,12 @@ class GenerationRoller(Lifecycle):
         )
         self.generation, self._since = following, time.monotonic()
         self.rolls += 1
+        return True
+
+    def delete_in_background(self) -> None:
+        """Start ``delete_old`` unless it is running already (publishing does not wait)."""
         if self._deleting is None or self._deleting.done():
             self._deleting = asyncio.create_task(self.delete_old(), name="delete generations")
-        return True
 
     async def delete_old(self) -> None:
         """Delete the generations older than the ones kept, once all their records are
@@ -154,8 +160,11 @@ class GenerationRoller(Lifecycle):
             return
         doomed: dict[int, list[str]] = {}
         kept: list[str] = []
+        found = {g for base in self.config.topics.market_data for g in _numbers(base, names)}
+        for generation in sorted(self._doomed - found):
+            self._gone(generation, "by an earlier request")
         for base in self.config.topics.market_data:
-            for generation in Generations.from_names(base, names).numbers:
+            for generation in _numbers(base, names):
                 topic = generation_topic(base, generation)
                 if generation <= last and not self.sink.held_in(generation):
                     doomed.setdefault(generation, []).append(topic)
@@ -164,6 +173,7 @@ class GenerationRoller(Lifecycle):
         if not doomed:
             return
         self.producer.client.set_topics(kept)
+        self._doomed |= set(doomed)
         try:
             response = await self.admin.delete_topics([t for ts in doomed.values() for t in ts])
         except KafkaError as exc:
@@ -178,9 +188,17 @@ class GenerationRoller(Lifecycle):
             if any(t in refused for t in topics):
                 self._failed(f"generation {generation}: error codes {refused}")
             else:
-                self.deleted += 1
-                log.info("deleted generation %d (%s)", generation, ", ".join(topics))
+                self._gone(generation, f"({', '.join(topics)})")
+
+    def _gone(self, generation: int, how: str) -> None:
+        self._doomed.discard(generation)
+        self.deleted += 1
+        log.info("deleted generation %d %s", generation, how)
 
     def _failed(self, what: str) -> None:
         self.delete_failures += 1
         log.warning("could not delete old generations (%s); trying again after the next roll", what)
+
+
+def _numbers(base: str, names: list[str]) -> tuple[int, ...]:
+    return Generations.from_names(base, names).numbers

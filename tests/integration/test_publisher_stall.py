@@ -1,4 +1,4 @@
-"""The publisher and a broker that stalls: frozen (SIGSTOP) longer than a request may take.
+"""The publisher and a broker that stalls: frozen (SIGSTOP) while it sends or deletes.
 
 Each test freezes a broker of its own: the session's is shared by the other tests running in
 parallel, and its watch fails any test while it does not answer.
@@ -168,10 +168,39 @@ async def test_the_publisher_gives_up_after_connect_timeout_with_one_line_naming
 
 
 async def _has_generation(broker: EmbeddedBroker) -> bool:
+    return bool(await _generations(broker))
+
+
+async def test_a_deletion_that_fails_is_counted_and_done_after_the_next_roll(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with own_broker() as broker:
+        config = config_on(broker, request_timeout_ms=500, keep_generations=2)
+        async with Publisher(config) as publisher:
+            roller = publisher.roller
+            assert roller is not None
+            await roller.roll()
+            await roller.roll()  # generation 3: generation 1 is to be deleted
+            await publisher.sink.flush()  # a generation with records held is never deleted
+            with frozen(broker):
+                await roller.delete_old()
+            assert roller.delete_failures == 1
+            assert roller.deleted == 0
+            # A request that timed out may still be carried out: the broker had it.
+            await roller.roll()
+            await publisher.sink.flush()
+            await roller.delete_old()
+            assert roller.deleted == 2  # generations 1 and 2, each counted once
+            assert await _generations(broker) == (3, 4)
+    failed = [r.getMessage() for r in caplog.records if "could not delete" in r.getMessage()]
+    assert len(failed) == 1
+    assert "trying again after the next roll" in failed[0]
+
+
+async def _generations(broker: EmbeddedBroker) -> tuple[int, ...]:
     admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
     await admin.start()
     try:
-        found = Generations.from_names("md.quotes", await admin.list_topics())
+        return Generations.from_names("md.quotes", await admin.list_topics()).numbers
     finally:
         await admin.close()
-    return bool(found.numbered)
