@@ -11,11 +11,12 @@ import signal
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from common.cache import CacheSettings, CachingConsumer
+from common.cache import CachingConsumer
 from common.cache.reader import QuoteReader
 from common.config import to_argv
 from common.generations.naming import Generations
@@ -30,39 +31,36 @@ from marketfeed.lag.monitor import LagMonitor
 from marketfeed.lag.rules import PartitionLag
 from marketfeed.targets import Target
 from order_entry.config import OrderEntryConfig
-from tests.helpers import eventually, publish_for, spawn
+from tests.helpers import eventually, publish_for, publisher_config, spawn
 from tests.history import History, read_history
-from tests.integration.test_cache import SeqMonitor, cached_raw, last_values_on_topic, truth
+from tests.integration.test_cache import (
+    SeqMonitor,
+    cache_settings,
+    cached_raw,
+    last_values_on_topic,
+    truth,
+)
 
 SYMBOLS = 200
 INTEREST = universe(SYMBOLS)[::10]  # 20 symbols spread over the partitions
 SERVICE = "order_entry"
 
 
-def publisher_config(kafka: KafkaSettings, **extra: object) -> PublisherConfig:
-    return PublisherConfig(
-        **{
-            "bootstrap": kafka.bootstrap,
-            "topic_prefix": kafka.topic_prefix,
-            "partitions": kafka.partitions,
-            "symbols": SYMBOLS,
-            "rate": 3000.0,
-            "seed": 3,
-            "md_history": "generations",
-            "roll_seconds": 0.6,
-            **extra,
-        }  # type: ignore[arg-type]
-    )
+def feed_config(kafka: KafkaSettings, **extra: object) -> PublisherConfig:
+    """Generations rolled every 0.6 s (or as ``extra`` says)."""
+    settings: dict[str, Any] = {"md_history": "generations", "roll_seconds": 0.6, **extra}
+    return publisher_config(kafka, symbols=SYMBOLS, seed=3, **settings)
 
 
-def cache_settings(kafka: KafkaSettings, redis_url: str, prefix: str) -> CacheSettings:
-    return CacheSettings(
+def order_entry_config(kafka: KafkaSettings, redis_url: str, prefix: str) -> OrderEntryConfig:
+    return OrderEntryConfig(
         bootstrap=kafka.bootstrap,
         topic_prefix=kafka.topic_prefix,
         partitions=kafka.partitions,
         redis_url=redis_url,
         redis_prefix=prefix,
-        snapshot_timeout=2.0,
+        tradable=tuple(INTEREST),
+        log_level="WARNING",
     )
 
 
@@ -94,7 +92,7 @@ def check_exactly_once(history: History) -> int:
 async def test_three_rollovers_every_record_once_caches_equal_lag_sane_old_deleted(
     stack: EmbeddedStack, kafka: KafkaSettings, prefix: str
 ) -> None:
-    config = publisher_config(kafka)
+    config = feed_config(kafka)
     monitor = SeqMonitor()
     redis_url = stack.redis_url(SERVICE)
     target = Target(
@@ -172,20 +170,12 @@ async def test_a_cache_killed_mid_rollover_restarts_equal_to_the_truth_without_r
     stack: EmbeddedStack, kafka: KafkaSettings, prefix: str
 ) -> None:
     redis_url = stack.redis_url(SERVICE)
-    config = OrderEntryConfig(
-        bootstrap=kafka.bootstrap,
-        topic_prefix=kafka.topic_prefix,
-        partitions=kafka.partitions,
-        redis_url=redis_url,
-        redis_prefix=prefix,
-        tradable=tuple(INTEREST),
-        log_level="WARNING",
-    )
+    config = order_entry_config(kafka, redis_url, prefix)
     argv = [sys.executable, "-m", "order_entry", *to_argv(config)]
     reader = QuoteReader.from_url(redis_url, prefix=prefix)
     # Generations kept while the cache is down, so that it resumes from where it stood (a
     # deleted one is the paused cache's test).
-    feed = publisher_config(kafka, roll_seconds=0.3, keep_generations=50)
+    feed = feed_config(kafka, roll_seconds=0.3, keep_generations=50)
     async with Publisher(feed) as publisher:
         stop = asyncio.Event()
         running = asyncio.create_task(publisher.run(stop))
@@ -257,7 +247,7 @@ async def test_a_publisher_stopped_between_its_markers_and_the_next_generation_i
         interest=INTEREST,
         on_applied=monitor,
     )
-    config = publisher_config(kafka, roll_seconds=60.0)
+    config = feed_config(kafka, roll_seconds=60.0)
     async with Publisher(config) as first:
         await publish_for(first, 0.6)
         assert first.roller is not None
@@ -309,7 +299,7 @@ async def test_a_cache_started_in_the_middle_of_a_rollover_follows_it(
     snapshot: the cache replays from the oldest generation, across the markers that are
     there, and follows the rest once a publisher writes them."""
     redis_url = stack.redis_url(SERVICE)
-    config = publisher_config(kafka, roll_seconds=60.0, snapshots=False)
+    config = feed_config(kafka, roll_seconds=60.0, snapshots=False)
     async with Publisher(config) as first:
         await publish_for(first, 0.5)
         await half_a_roll(first, kafka)
@@ -336,18 +326,10 @@ async def test_a_cache_paused_for_longer_than_two_generations_resnapshots(
     stack: EmbeddedStack, kafka: KafkaSettings, prefix: str, tmp_path: Path
 ) -> None:
     redis_url = stack.redis_url(SERVICE)
-    config = OrderEntryConfig(
-        bootstrap=kafka.bootstrap,
-        topic_prefix=kafka.topic_prefix,
-        partitions=kafka.partitions,
-        redis_url=redis_url,
-        redis_prefix=prefix,
-        tradable=tuple(INTEREST),
-        log_level="WARNING",
-    )
+    config = order_entry_config(kafka, redis_url, prefix)
     log_path = tmp_path / "order_entry.log"
     reader = QuoteReader.from_url(redis_url, prefix=prefix)
-    async with Publisher(publisher_config(kafka, roll_seconds=0.3)) as publisher:
+    async with Publisher(feed_config(kafka, roll_seconds=0.3)) as publisher:
         stop = asyncio.Event()
         running = asyncio.create_task(publisher.run(stop))
         with log_path.open("wb") as out:

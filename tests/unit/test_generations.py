@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import msgpack
 import pytest
 from hypothesis import given
@@ -23,16 +21,9 @@ from common.generations.naming import (
 from common.generations.position import Position, offset_lag, partition_ends
 from common.generations.rollover import cut, find_marker, read_marker
 from common.schema import ROLLOVER_KEY, Rollover, SnapshotReply, check_symbol, decode
+from tests.unit.test_cache_batch import Record
 
 BASE = "t1.md.quotes"
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    offset: int
-    timestamp: int
-    key: bytes | None
-    value: bytes | None
 
 
 def rollover(generation: int = 3, following: int = 4) -> Rollover:
