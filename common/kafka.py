@@ -87,14 +87,19 @@ async def with_backoff(
 class TopicSpec:
     name: str
     partitions: int
+    configs: tuple[tuple[str, str], ...] = ()  # topic configs when created, e.g. retention.ms
 
 
-def market_data_topics(settings: KafkaSettings, generation: int = 0) -> list[TopicSpec]:
-    """The market-data topics of ``generation`` (0: the plain names) and the snapshot requests."""
+def market_data_topics(
+    settings: KafkaSettings, generation: int = 0, *, retention_ms: int | None = None
+) -> list[TopicSpec]:
+    """The market-data topics of ``generation`` (0: the plain names) and the snapshot requests;
+    with ``retention_ms``, created with that ``retention.ms`` (a broker that enforces it)."""
     topics = settings.topics
+    configs = (("retention.ms", str(retention_ms)),) if retention_ms is not None else ()
     return [
         *(
-            TopicSpec(generation_topic(base, generation), settings.partitions)
+            TopicSpec(generation_topic(base, generation), settings.partitions, configs)
             for base in topics.market_data
         ),
         TopicSpec(topics.snapshot_requests, 1),
@@ -124,7 +129,10 @@ async def create_topics(
     wanted = {spec.name: spec for spec in specs}
     try:
         response: Any = await admin.create_topics(
-            [NewTopic(s.name, s.partitions, 1) for s in wanted.values()]
+            [
+                NewTopic(s.name, s.partitions, 1, topic_configs=dict(s.configs))
+                for s in wanted.values()
+            ]
         )
         for name, code, message in response.topic_errors:
             if code not in (0, _TOPIC_ALREADY_EXISTS):

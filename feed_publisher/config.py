@@ -42,7 +42,10 @@ class PublisherConfig(KafkaSettings):
         None, help="stop after this many seconds (default: run until stopped)", check=positive
     )
     linger_ms: int = setting(
-        2, help="producer linger: how long a batch waits for more records", check=non_negative
+        0,
+        help="producer linger: how long aiokafka holds a batch before sending it (the publisher "
+        "builds whole batches itself, see --cycle-ms: a linger only delays them)",
+        check=non_negative,
     )
     cycle_ms: float = setting(
         20.0,
@@ -67,8 +70,8 @@ class PublisherConfig(KafkaSettings):
         check=positive,
     )
     stall_after: float = setting(
-        2.0,
-        help="a send not acknowledged for this many seconds means the broker is stalled: the "
+        5.0,
+        help="the broker acknowledging nothing for this many seconds means it is stalled: the "
         "ticks that come due are dropped until it acknowledges again",
         check=positive,
     )
@@ -84,6 +87,12 @@ class PublisherConfig(KafkaSettings):
         "(generations on a broker known to keep everything, the embedded one)",
         check=history_mode,
         metavar="auto|generations|retention",
+    )
+    retention_s: float = setting(
+        3600.0,
+        help="retention: the market-data topics this publisher creates keep records this many "
+        "seconds (retention.ms), on a broker that enforces it",
+        check=positive,
     )
     roll_batches: int = setting(
         1000,

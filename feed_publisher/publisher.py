@@ -9,7 +9,7 @@ disconnects; ``stop()`` is safe to call twice, and ``async with`` does both.
 
 A broker that stalls (frozen, gone, restarting): what was handed to the sink is held and resent
 until acknowledged (``feed_publisher.sink``); the ticks that come due while the broker is
-stalled (a send unacknowledged for ``--stall-after`` seconds, or failed) are dropped, not
+stalled (nothing acknowledged for ``--stall-after`` seconds, or a send failed) are dropped, not
 generated: the simulated market stands still, so consumers see neither a gap in the sequence
 numbers nor a burst of stale ticks when the broker is back. Dropped ticks are counted, and one
 line is logged when dropping starts and one when it ends. A broker that acknowledges nothing
@@ -172,7 +172,8 @@ class Publisher(Lifecycle):
         if self.mode is HistoryMode.RETENTION:
             for base in cfg.topics.market_data:
                 require_no_generations(Generations.from_names(base, names))
-            await create_topics(admin, cfg, market_data_topics(cfg))
+            retention_ms = int(cfg.retention_s * 1000)
+            await create_topics(admin, cfg, market_data_topics(cfg, retention_ms=retention_ms))
             return 0
         generation = await open_generation(cfg, admin, sink, epoch=self.epoch)
         assert self._producer is not None

@@ -12,11 +12,11 @@ with backoff, before anything after it in its lane. A batch whose acknowledgemen
 broker appended it, then its answer timed out) is so written twice; readers drop an ``(epoch,
 seq)`` they have. The publisher's request timeout is as long as its give-up time by default, so
 a broker that is frozen and comes back answers the request it had and nothing is sent twice.
-``stalled`` is true while a send has waited ``stall_after`` seconds or has failed and none has
-succeeded since (the publisher then stops generating what comes due, see ``Publisher.run``);
-one line is logged when a send fails and one when the broker is back (``common.retry``); a
-broker that acknowledges nothing for ``give_up_after`` seconds ends the sink with a
-BrokerUnavailableError naming the cause.
+``stalled`` is true while the broker has acknowledged nothing for ``stall_after`` seconds, or
+from a failed send until one succeeds (the publisher then stops generating what comes due, see
+``Publisher.run``); one line is logged when a send fails and one when the broker is back
+(``common.retry``); a broker that acknowledges nothing for ``give_up_after`` seconds ends the
+sink with a BrokerUnavailableError naming the cause.
 
 Whole batches: ``AIOKafkaProducer.send()`` costs a future and an accumulator lookup per record;
 a BatchBuilder per batch handed over with ``send_batch()`` costs one of each per batch. The
@@ -91,7 +91,7 @@ class BatchSink(Lifecycle):
         *,
         bootstrap: str,
         give_up_after: float,
-        stall_after: float = 2.0,
+        stall_after: float = 5.0,
         flush_timeout: float = 10.0,
     ) -> None:
         self._producer = producer
@@ -108,6 +108,7 @@ class BatchSink(Lifecycle):
         )
         self.error: BaseException | None = None
         self._stopped = False
+        self._last_ack = time.monotonic()
         self.sent = 0  # records handed in
         self.acked = 0
         self.lost = 0  # held when the sink stopped: never acknowledged
@@ -122,11 +123,14 @@ class BatchSink(Lifecycle):
 
     @property
     def stalled(self) -> bool:
-        """True while a send has waited ``stall_after`` seconds for its acknowledgement, or
-        from a failed send until one succeeds again."""
+        """True while the broker has acknowledged nothing for ``stall_after`` seconds with a
+        send waiting that long, or from a failed send until one succeeds again. A broker that
+        is slow but acknowledging (a busy machine) is not stalled: it gets what is due, late."""
         if self._retry.failing:
             return True
         waited = time.monotonic() - self._stall_after
+        if self._last_ack >= waited:
+            return False
         return any(lane.flight is not None and lane.since < waited for lane in self._lanes.values())
 
     async def _start(self) -> None:
@@ -227,6 +231,7 @@ class BatchSink(Lifecycle):
             done = records[:count]
             lane.batches[generation] += 1
             self.acked += count
+            self._last_ack = time.monotonic()
             for listener in self._listeners:
                 listener(lane.base, generation, lane.partition, offset, done)
             self._changed.set()
