@@ -102,12 +102,13 @@ class Follower:
 
     async def _assign(self) -> None:
         coordinator = getattr(self.consumer, "_coordinator", None)
-        if coordinator is not None:
+        known = getattr(coordinator, "ensure_coordinator_known", None)
+        if known is not None:
             # A consumer with a group (the cache's, to commit for lag tools): aiokafka's group
             # coordination task fails an assertion, and the consumer with it, when the
             # assignment changes while it looks the coordinator up (at start, or after the
             # broker went away). Once the coordinator is known, it no longer waits there.
-            await coordinator.ensure_coordinator_known()
+            await known()
         tps = {partition: self.topic(partition) for partition in self.positions}
         self.consumer.assign(list(tps.values()))
         for partition, tp in tps.items():

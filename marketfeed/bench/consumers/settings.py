@@ -69,7 +69,7 @@ class ConsumersBenchConfig(BenchSettings):
         CONSUMERS, help="consumers under test: caching, naive, bare", check=_known_consumers
     )
     cycle_ms: float = setting(
-        20.0,
+        10.0,
         help="the publisher sends at most once per this many ms (its --cycle-ms: record batches "
         "per partition)",
         check=non_negative,

@@ -30,7 +30,7 @@ class WorkerParams(KafkaSettings):
         None, help="the publisher's rate, msg/s (none: unthrottled)", check=positive
     )
     cycle_ms: float = setting(
-        20.0, help="the publisher's --cycle-ms (sends at most once per)", check=non_negative
+        10.0, help="the publisher's --cycle-ms (sends at most once per)", check=non_negative
     )
     fetch_max_wait_ms: int = setting(5, help="fetch_max_wait_ms of a consumer", check=positive)
     # A consumer that writes to Redis does so under its own key prefix.
