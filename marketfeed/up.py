@@ -265,13 +265,20 @@ class Up:
         lines = [
             f"marketfeed up: broker {servers.bootstrap} (Kafka protocol; topics "
             f"{self.kafka.topics.quotes}, {self.kafka.topics.trades}; "
-            f"{self.config.partitions} partitions)",
+            f"{self.config.partitions} partitions; history: {self._history()})",
             *(f"  redis {s:<12} {servers.redis_url(s)}" for s in CONSUMING_SERVICES),
             f"  orders      {self._order_flow_banner()}",
             f"  logs        {self.log_dir}",
             "  Ctrl-C stops everything",
         ]
         print("\n".join(lines), flush=True)
+
+    def _history(self) -> str:
+        mode = HistoryMode(self.config.md_history)
+        if mode is HistoryMode.RETENTION:
+            return "one topic each, retention"
+        # The embedded broker keeps everything: auto means generations here.
+        return f"generations {self.kafka.topics.quotes}.gN, rolled and deleted"
 
     def _order_flow_banner(self) -> str:
         cfg = self.config
