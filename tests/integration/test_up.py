@@ -61,6 +61,10 @@ async def test_up_runs_for_duration_reports_and_leaves_nothing_behind(tmp_path: 
     assert status, text
     published = int(status[-1].split("published")[1].split()[0].replace(",", ""))
     assert published > 1000
+    # The generation being written and the broker's memory (the embedded broker: generations).
+    assert re.search(r"md\.quotes g\d+ hw [\d,]+  md\.trades g\d+ hw", status[-1]), status[-1]
+    assert re.search(r"\| broker \d+ MB", status[-1]), status[-1]
+    assert "history: generations" in text
     # The status line also shows the order topics (the flow runs by default, at 2/s).
     assert "orders.commands hw" in status[-1]
     assert "orders.events hw" in status[-1]
