@@ -220,8 +220,8 @@ class Publisher(Lifecycle):
         last_send = -cycle
         while not stop.is_set() and time.monotonic() < deadline:
             sink.check()
-            if self.roller is not None and self.roller.due() and await self.roller.roll():
-                self.roller.delete_in_background()
+            if self.roller is not None:
+                self.roller.maybe_roll()
             n = pacer.due()
             now = time.monotonic()
             if n == 0 or (n < pacer.max_batch and now - last_send < cycle):

@@ -4,7 +4,9 @@ Generations mode only (``common.generations``). A roll is due when a partition o
 generation holds ``--roll-batches`` record batches (the embedded broker lists every batch of a
 partition on each fetch) or ``--roll-seconds`` have passed, whichever comes first. A roll:
 
-1. creates both topics of generation N + 1 (a roll that cannot is tried again a second later);
+1. creates both topics of generation N + 1, in the background: publishing goes on into N
+   meanwhile, and a broker that freezes then holds up nothing (a roll that cannot create them
+   is tried again a second later);
 2. hands the sink a rollover marker for every partition of generation N, naming N + 1;
 3. writes everything from then on to N + 1. The sink sends a partition's records of N + 1 only
    once its marker is acknowledged, so every partition of N ends with its marker.
@@ -12,7 +14,7 @@ partition on each fetch) or ``--roll-seconds`` have passed, whichever comes firs
 Then, in the background, generations up to N + 1 - ``--keep-generations`` whose records are all
 acknowledged are deleted whole (DeleteTopics frees the broker's memory at once; DeleteRecords is
 never called: the embedded broker does not implement it). A deletion that fails is logged and
-tried again after the next roll. No roll is made while the broker is failing.
+tried again after the next roll. No roll is started while the broker is stalled.
 
 The producer stops tracking a generation's topics before they are deleted: the embedded broker
 creates any topic a client asks metadata of, and a producer refreshes the metadata of every
@@ -32,7 +34,7 @@ from aiokafka.errors import KafkaError
 from common.errors import BrokerUnavailableError
 from common.generations.naming import Generations, generation_topic
 from common.kafka import create_topics, market_data_topics
-from common.lifecycle import Lifecycle, cancel_and_wait
+from common.lifecycle import Lifecycle, cancel_all
 from common.retry import describe
 from common.schema import Rollover
 from feed_publisher.config import PublisherConfig
@@ -95,14 +97,15 @@ class GenerationRoller(Lifecycle):
         self._since = time.monotonic()
         self._not_before = 0.0
         self._roll_failing = False
+        self._creating: asyncio.Task[bool] | None = None
         self._deleting: asyncio.Task[None] | None = None
 
     async def _start(self) -> None:
         """Nothing to open: the admin client is the publisher's."""
 
     async def stop(self) -> None:
-        task, self._deleting = self._deleting, None
-        await cancel_and_wait(task)
+        await cancel_all([t for t in (self._creating, self._deleting) if t is not None])
+        self._creating = self._deleting = None
         await super().stop()
 
     def due(self) -> bool:
@@ -112,18 +115,48 @@ class GenerationRoller(Lifecycle):
         full = self.sink.most_batches(self.generation) >= self.config.roll_batches
         return full or now - self._since >= self.config.roll_seconds
 
+    def maybe_roll(self) -> None:
+        """The publishing loop's step, never a wait: a roll that is due starts creating the
+        next generation's topics in the background; once they exist, it rolls (markers, the
+        switch) and starts deleting old generations in the background."""
+        task = self._creating
+        if task is None:
+            if self.due():
+                following = self.generation + 1
+                self._creating = asyncio.create_task(
+                    self._create(following), name=f"create generation {following}"
+                )
+            return
+        if not task.done():
+            return
+        self._creating = None
+        if task.result():
+            self._switch()
+            self.delete_in_background()
+
     async def roll(self) -> bool:
-        """Roll to the next generation; False if its topics could not be created (yet)."""
-        cfg, following = self.config, self.generation + 1
+        """Roll to the next generation now; False if its topics could not be created (yet)."""
+        if not await self._create(self.generation + 1):
+            return False
+        self._switch()
+        return True
+
+    async def _create(self, generation: int) -> bool:
+        cfg = self.config
         try:
-            await create_topics(self.admin, cfg, market_data_topics(cfg, following))
+            await create_topics(self.admin, cfg, market_data_topics(cfg, generation))
         except BrokerUnavailableError as exc:
             self._not_before = time.monotonic() + _RETRY_ROLL_S
             if not self._roll_failing:
                 self._roll_failing = True
-                log.warning("cannot roll to generation %d yet: %s; retrying", following, exc)
+                log.warning("cannot roll to generation %d yet: %s; retrying", generation, exc)
             return False
         self._roll_failing = False
+        return True
+
+    def _switch(self) -> None:
+        """Markers ending every partition of the current generation, then the next one."""
+        cfg, following = self.config, self.generation + 1
         batches = self.sink.most_batches(self.generation)
         for base in cfg.topics.market_data:
             mark(
@@ -142,7 +175,6 @@ class GenerationRoller(Lifecycle):
         )
         self.generation, self._since = following, time.monotonic()
         self.rolls += 1
-        return True
 
     def delete_in_background(self) -> None:
         """Start ``delete_old`` unless it is running already (publishing does not wait)."""

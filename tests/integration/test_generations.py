@@ -184,6 +184,8 @@ async def test_a_cache_killed_mid_rollover_restarts_equal_to_the_truth_without_r
         first = await spawn(*argv)
         try:
             await eventually(lambda: _rolled_past(reader, 2), what="the cache to cross a roll")
+            # Every symbol cached: a restart then needs no snapshot, only its positions.
+            await eventually(lambda: _all_cached(redis_url, prefix), what="every symbol cached")
             # Killed while its partitions stand in different generations, if caught there.
             await _mid_rollover(reader)
             first.kill()
@@ -212,6 +214,10 @@ async def test_a_cache_killed_mid_rollover_restarts_equal_to_the_truth_without_r
             await reader.aclose()
     assert publisher.stats().rolls >= 3
     assert all(after[s] >= before[s] for s in before), (before, after)
+
+
+async def _all_cached(redis_url: str, prefix: str) -> bool:
+    return set(await cached_raw(redis_url, prefix)) == set(INTEREST)
 
 
 async def _rolled_past(reader: QuoteReader, generation: int) -> bool:

@@ -59,7 +59,7 @@ def config_on(broker: EmbeddedBroker, **extra: object) -> PublisherConfig:
             "rate": 2000.0,
             "seed": 5,
             "md_history": "generations",
-            "roll_seconds": 1.0,
+            "roll_seconds": 0.5,
             "stall_after": 0.5,
             **extra,
         }  # type: ignore[arg-type]
@@ -70,7 +70,7 @@ def config_on(broker: EmbeddedBroker, **extra: object) -> PublisherConfig:
 async def test_the_publisher_rides_out_a_frozen_broker_and_its_sequences_go_on(
     caplog: pytest.LogCaptureFixture, request_timeout_ms: int | None
 ) -> None:
-    """Frozen for 3 s. By default a request waits as long as --connect-timeout, so the broker
+    """Frozen for ~2 s. By default a request waits as long as --connect-timeout, so the broker
     answers it when it is back and nothing is written twice; with a request timeout shorter
     than the freeze, sends time out and are sent again, and a batch whose acknowledgement was
     lost is written twice (readers drop an (epoch, seq) they have)."""
@@ -86,13 +86,13 @@ async def test_the_publisher_rides_out_a_frozen_broker_and_its_sequences_go_on(
         async with Publisher(config) as publisher:
             stop = asyncio.Event()
             running = asyncio.create_task(publisher.run(stop))
-            await asyncio.sleep(1.5)
+            await asyncio.sleep(0.8)
             with frozen(broker):
                 await eventually(lambda: _dropping(publisher), what="the publisher to drop")
-                await asyncio.sleep(2.5)
+                await asyncio.sleep(1.2)  # past the 0.8 s request timeout of the second case
             held = publisher.stats().held
             await eventually(lambda: _acknowledged(publisher), what="the backlog to go out")
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(0.6)
             stop.set()
             await running  # no error: it rode the stall out
             await publisher.sink.flush()
@@ -144,7 +144,7 @@ async def _acknowledged(publisher: Publisher) -> bool:
 
 async def test_the_publisher_gives_up_after_connect_timeout_with_one_line_naming_why() -> None:
     async with own_broker() as broker:
-        config = config_on(broker, connect_timeout=2.0)
+        config = config_on(broker, connect_timeout=1.5)
         argv = [sys.executable, "-m", "feed_publisher", *to_argv(config)]
         proc = await spawn(*argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         try:
