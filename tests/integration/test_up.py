@@ -86,7 +86,7 @@ async def test_up_runs_for_duration_reports_and_leaves_nothing_behind(tmp_path: 
     log = (tmp_path / "logs" / "order_flow.log").read_text()
     stopped = [line for line in log.splitlines() if "stopped:" in line]
     assert stopped, log
-    counts = re.search(r"stopped: (\d+) sent, (\d+) acked, 0 lost", stopped[-1])
+    counts = re.search(r"stopped: (\d+) sent, (\d+) acked, 0 failed", stopped[-1])
     assert counts, stopped[-1]
     assert counts.group(1) == counts.group(2)
 
