@@ -94,6 +94,7 @@ class GenerationRoller(Lifecycle):
         # Asked to be deleted, not seen gone yet: a request that timed out may still be done
         # by the broker later, and a generation gone at the next look is counted then.
         self._doomed: set[int] = set()
+        self._deleted: set[int] = set()  # each counted once, however often it is re-created
         self._since = time.monotonic()
         self._not_before = 0.0
         self._roll_failing = False
@@ -224,6 +225,12 @@ class GenerationRoller(Lifecycle):
 
     def _gone(self, generation: int, how: str) -> None:
         self._doomed.discard(generation)
+        if generation in self._deleted:
+            # The embedded broker re-creates a topic a client asks metadata of: a reader that
+            # still tracked a deleted generation brought it back, empty, and it went again.
+            log.debug("deleted generation %d again (re-created empty by a client)", generation)
+            return
+        self._deleted.add(generation)
         self.deleted += 1
         log.info("deleted generation %d %s", generation, how)
 

@@ -127,22 +127,28 @@ class GenerationWatch:
 
     first: int | None = None  # newest generation at the first sample
     newest: int | None = None
-    deleted: int = 0  # generations seen that no longer exist
     _seen: dict[tuple[int, int], int] = field(default_factory=dict)  # (gen, partition) -> hw
     _alive: set[int] = field(default_factory=set)
+    _gone: set[int] = field(default_factory=set)
 
     def update(self, marks: Mapping[tuple[int, int], int]) -> None:
         """``marks``: (generation, partition) -> high watermark, for all that exist now."""
         alive = {gen for gen, _ in marks}
         for key, high in marks.items():
             self._seen[key] = max(self._seen.get(key, 0), high)
-        self.deleted += len(self._alive - alive)
+        self._gone |= self._alive - alive
         self._alive = alive
         numbered = [g for g in alive if g > 0] or list(alive)
         if numbered:
             self.newest = max(numbered)
             if self.first is None:
                 self.first = self.newest
+
+    @property
+    def deleted(self) -> int:
+        """Generations seen that went away, each counted once (the embedded broker re-creates
+        a deleted topic, empty, when a client asks metadata of it; it goes again)."""
+        return len(self._gone)
 
     @property
     def rolls(self) -> int:

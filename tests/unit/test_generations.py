@@ -157,6 +157,11 @@ def test_an_observer_counts_rolls_deletions_and_what_was_published() -> None:
     assert watch.published == 101 + 51 + 9
     assert watch.published_on([0]) == watch.published
     assert watch.published_on([1]) == 0
+    # Generation 5 back as an empty ghost, and gone again: still one deletion.
+    watch.update({(5, 0): 0, (7, 0): 10, (8, 0): 1})
+    watch.update({(7, 0): 10, (8, 0): 2})
+    assert watch.deleted == 2  # 5, and 6
+    assert watch.published == 101 + 51 + 10 + 2
 
 
 # --- markers ----------------------------------------------------------------------------------
