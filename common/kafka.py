@@ -17,6 +17,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from common.config import bootstrap_servers, positive, setting
 from common.errors import BrokerUnavailableError, ConfigError
+from common.generations.naming import generation_topic
 from common.lifecycle import cancel_all
 from common.retry import Backoff, retry
 from common.topics import DEFAULT_PARTITIONS, Topics
@@ -86,13 +87,21 @@ async def with_backoff(
 class TopicSpec:
     name: str
     partitions: int
+    configs: tuple[tuple[str, str], ...] = ()  # topic configs when created, e.g. retention.ms
 
 
-def market_data_topics(settings: KafkaSettings) -> list[TopicSpec]:
+def market_data_topics(
+    settings: KafkaSettings, generation: int = 0, *, retention_ms: int | None = None
+) -> list[TopicSpec]:
+    """The market-data topics of ``generation`` (0: the plain names) and the snapshot requests;
+    with ``retention_ms``, created with that ``retention.ms`` (a broker that enforces it)."""
     topics = settings.topics
+    configs = (("retention.ms", str(retention_ms)),) if retention_ms is not None else ()
     return [
-        TopicSpec(topics.quotes, settings.partitions),
-        TopicSpec(topics.trades, settings.partitions),
+        *(
+            TopicSpec(generation_topic(base, generation), settings.partitions, configs)
+            for base in topics.market_data
+        ),
         TopicSpec(topics.snapshot_requests, 1),
     ]
 
@@ -103,14 +112,27 @@ async def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec]) -> 
     A wrong partition count would silently break the symbol -> partition contract, so it is a
     configuration error, not something to paper over.
     """
-    wanted = {spec.name: spec for spec in specs}
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, request_timeout_ms=10000)
     try:
         await with_backoff(
             "admin", admin.start, bootstrap=settings.bootstrap, timeout=settings.connect_timeout
         )
+        await create_topics(admin, settings, specs)
+    finally:
+        await admin.close()
+
+
+async def create_topics(
+    admin: AIOKafkaAdminClient, settings: KafkaSettings, specs: Iterable[TopicSpec]
+) -> None:
+    """``ensure_topics`` with an admin client the caller keeps (one that creates topics often)."""
+    wanted = {spec.name: spec for spec in specs}
+    try:
         response: Any = await admin.create_topics(
-            [NewTopic(s.name, s.partitions, 1) for s in wanted.values()]
+            [
+                NewTopic(s.name, s.partitions, 1, topic_configs=dict(s.configs))
+                for s in wanted.values()
+            ]
         )
         for name, code, message in response.topic_errors:
             if code not in (0, _TOPIC_ALREADY_EXISTS):
@@ -128,8 +150,6 @@ async def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec]) -> 
         raise BrokerUnavailableError(
             f"topic set-up on {settings.bootstrap} failed: {exc}"
         ) from None
-    finally:
-        await admin.close()
 
 
 async def start_producer(

@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from common.errors import BrokerUnavailableError
+from common.generations.naming import Generations, parse_generation
 from common.kafka import close_consumer, with_backoff
 from common.lifecycle import Lifecycle
 
@@ -55,11 +56,34 @@ class WatermarkReader(Lifecycle):
         self._consumer = None
         await super().stop()
 
+    async def topics(self) -> set[str]:
+        """Every topic on the broker (fresh metadata)."""
+        consumer = self._started()
+        try:
+            return set(await consumer.topics())
+        except KafkaError as exc:
+            raise BrokerUnavailableError(
+                f"cannot read topics from {self.bootstrap}: {exc}"
+            ) from None
+
+    async def generation_marks(self, base: str) -> dict[tuple[int, int], int]:
+        """(generation, partition) -> high watermark, for every generation of ``base`` on the
+        broker (``common.generations``; generation 0 is the plain topic)."""
+        found = Generations.from_names(base, await self.topics())
+        marks = await self.high_watermarks(found.topics())
+        return {
+            (parse_generation(base, tp.topic) or 0, tp.partition): high
+            for tp, high in marks.items()
+        }
+
+    def _started(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            raise RuntimeError("WatermarkReader not started")
+        return self._consumer
+
     async def high_watermarks(self, topics: Iterable[str]) -> dict[TopicPartition, int]:
         """End offset of every partition of ``topics``; a topic that does not exist is skipped."""
-        consumer = self._consumer
-        if consumer is None:
-            raise RuntimeError("WatermarkReader not started")
+        consumer = self._started()
         try:
             # consumer.topics() fetches fresh metadata but does not update the view that
             # partitions_for_topic() reads, so a topic created after start() would stay

@@ -48,14 +48,21 @@ async def _report(publisher: Publisher, stop: asyncio.Event) -> None:
         s = publisher.stats()
         rate = (s.acked - last_acked) / max(s.elapsed_s - last_t, 1e-9)
         last_acked, last_t = s.acked, s.elapsed_s
+        # One line a reader (and the soak benchmark) can parse: key=value pairs after "stats".
         log.info(
-            "acked %d (%.0f msg/s), unacked %d, failed %d, lateness p99 %.1f ms;"
-            " snapshots: %d served, %d rejected",
+            "stats acked=%d rate=%.0f held=%d dropped=%d lost=%d lateness_p99_ms=%.1f"
+            " generation=%d rolls=%d deleted=%d delete_failures=%d"
+            " snapshots_served=%d snapshots_rejected=%d",
             s.acked,
             rate,
-            s.sent - s.acked - s.failed,
+            s.held,
+            s.dropped,
             s.failed,
             s.lateness_p99_ms,
+            s.generation,
+            s.rolls,
+            s.deleted,
+            s.delete_failures,
             s.snapshots_served,
             s.snapshots_rejected,
         )

@@ -1,8 +1,19 @@
 """The publisher: simulated market -> paced, partitioned, msgpack records on Kafka.
 
-Lifecycle: ``start()`` creates the topics and connects (retrying an unreachable broker with
-backoff), ``run()`` publishes until stopped, ``stop()`` flushes what was sent and disconnects;
-``stop()`` is safe to call twice, and ``async with`` does both.
+Lifecycle: ``start()`` connects (retrying an unreachable broker with backoff), decides how the
+market-data history is bounded (``--md-history``; ``auto``: generations on a broker that keeps
+everything, ``common.generations``) and opens its topics: in generations mode a new generation,
+every older one closed (``feed_publisher.closing``). ``run()`` publishes until stopped, rolling
+generations as they fill (``feed_publisher.roller``); ``stop()`` flushes what was sent and
+disconnects; ``stop()`` is safe to call twice, and ``async with`` does both.
+
+A broker that stalls (frozen, gone, restarting): what was handed to the sink is held and resent
+until acknowledged (``feed_publisher.sink``); the ticks that come due while the broker is
+stalled (nothing acknowledged for ``--stall-after`` seconds, or a send failed) are dropped, not
+generated: the simulated market stands still, so consumers see neither a gap in the sequence
+numbers nor a burst of stale ticks when the broker is back. Dropped ticks are counted, and one
+line is logged when dropping starts and one when it ends. A broker that acknowledges nothing
+for ``--connect-timeout`` seconds ends the run with one line naming why.
 """
 
 from __future__ import annotations
@@ -16,20 +27,29 @@ from dataclasses import dataclass
 
 import numpy as np
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
-from common.kafka import ensure_topics, market_data_topics, with_backoff
+from common.errors import BrokerUnavailableError
+from common.generations.naming import Generations, HistoryMode, require_no_generations, resolve_mode
+from common.kafka import create_topics, market_data_topics, with_backoff
 from common.lifecycle import Lifecycle
 from common.metrics import LatencyHistogram
 from common.partitioner import partition_for
+from feed_publisher.closing import open_generation
 from feed_publisher.config import PublisherConfig
 from feed_publisher.frames import FrameEncoder
 from feed_publisher.market import MarketSimulator
 from feed_publisher.pacer import Pacer
+from feed_publisher.roller import GenerationRoller
 from feed_publisher.sink import BatchSink
 from feed_publisher.snapshot import SnapshotResponder
 from feed_publisher.universe import universe
 
 log = logging.getLogger(__name__)
+
+# Topic creation and deletion (at a roll) hold up publishing while they wait: not for long.
+_ADMIN_TIMEOUT_MS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,11 +57,17 @@ class PublisherStats:
     generated: int
     sent: int
     acked: int
-    failed: int
+    failed: int  # never acknowledged, lost when the publisher stopped
     elapsed_s: float
     lateness_p99_ms: float
     snapshots_served: int = 0  # snapshot requests answered
     snapshots_rejected: int = 0  # snapshot requests that were not valid requests
+    held: int = 0  # sent, not acknowledged yet
+    dropped: int = 0  # ticks not generated while the broker was failing
+    generation: int = 0  # being written (0: the plain topics, no generations)
+    rolls: int = 0
+    deleted: int = 0  # generations deleted
+    delete_failures: int = 0
 
 
 class Publisher(Lifecycle):
@@ -64,6 +90,11 @@ class Publisher(Lifecycle):
         self._started_at = 0.0
         self._pacer: Pacer | None = None
         self.responder: SnapshotResponder | None = None
+        self.roller: GenerationRoller | None = None
+        self.mode: HistoryMode | None = None
+        self.dropped = 0
+        self._dropping_since: float | None = None
+        self._dropped_before = 0
 
     @property
     def sink(self) -> BatchSink:
@@ -71,11 +102,26 @@ class Publisher(Lifecycle):
             raise RuntimeError("publisher not started")
         return self._sink
 
+    @property
+    def generation(self) -> int:
+        """The generation being written; 0 without generations (the plain topics)."""
+        return self.roller.generation if self.roller is not None else 0
+
     async def _start(self) -> None:
         if self._producer is not None:
             return
         cfg = self.config
-        await ensure_topics(cfg, market_data_topics(cfg))
+        # Registered before they start, and before the responder: whatever fails after, each is
+        # closed, and what was sent is flushed before the producer is.
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=cfg.bootstrap,
+            request_timeout_ms=min(cfg.send_timeout_ms, _ADMIN_TIMEOUT_MS),
+            client_id="feed_publisher",
+        )
+        self.resources.push_async_callback(admin.close)
+        await with_backoff(
+            "publisher admin", admin.start, bootstrap=cfg.bootstrap, timeout=cfg.connect_timeout
+        )
         producer = AIOKafkaProducer(
             bootstrap_servers=cfg.bootstrap,
             client_id="feed_publisher",
@@ -83,29 +129,59 @@ class Publisher(Lifecycle):
             enable_idempotence=cfg.idempotence,
             linger_ms=cfg.linger_ms,
             max_batch_size=256 * 1024,
-            request_timeout_ms=30000,
+            request_timeout_ms=cfg.send_timeout_ms,
         )
-        # Registered before it starts, and before the responder: whatever fails after, the
-        # producer is closed, and what was sent is flushed before it is.
         self.resources.push_async_callback(producer.stop)
         await with_backoff(
             "publisher", producer.start, bootstrap=cfg.bootstrap, timeout=cfg.connect_timeout
         )
         self._producer = producer
-        sink = self._sink = BatchSink(producer)
-        self.resources.push_async_callback(sink.flush)
+        sink = self._sink = BatchSink(
+            producer,
+            bootstrap=cfg.bootstrap,
+            give_up_after=cfg.connect_timeout,
+            stall_after=cfg.stall_after,
+        )
+        await self.resources.enter_async_context(sink)
+        generation = await self._open_topics(admin, sink)
         if cfg.snapshots:
-            self.responder = SnapshotResponder(cfg, epoch=self.epoch)
+            self.responder = SnapshotResponder(cfg, epoch=self.epoch, generation=generation)
             sink.on_ack(self.responder.on_ack)
             await self.resources.enter_async_context(self.responder)
         log.info(
-            "publishing %d symbols at %.0f msg/s to %s (epoch %d, seed %d)",
+            "publishing %d symbols at %.0f msg/s to %s (epoch %d, seed %d; %s)",
             cfg.symbols,
             cfg.rate,
             cfg.bootstrap,
             self.epoch,
             self.seed,
+            f"generation {generation}" if generation else "no generations: retention",
         )
+
+    async def _open_topics(self, admin: AIOKafkaAdminClient, sink: BatchSink) -> int:
+        """Decide the history mode and open the topics; the generation to write (0: none)."""
+        cfg = self.config
+        try:
+            cluster = await admin.describe_cluster()
+            names = await admin.list_topics()
+        except KafkaError as exc:
+            raise BrokerUnavailableError(
+                f"cannot describe Kafka at {cfg.bootstrap}: {exc}"
+            ) from None
+        self.mode = resolve_mode(cfg.md_history, cluster.get("cluster_id"))
+        if self.mode is HistoryMode.RETENTION:
+            for base in cfg.topics.market_data:
+                require_no_generations(Generations.from_names(base, names))
+            retention_ms = int(cfg.retention_s * 1000)
+            await create_topics(admin, cfg, market_data_topics(cfg, retention_ms=retention_ms))
+            return 0
+        generation = await open_generation(cfg, admin, sink, epoch=self.epoch)
+        assert self._producer is not None
+        self.roller = GenerationRoller(
+            cfg, sink, admin, self._producer, epoch=self.epoch, generation=generation
+        )
+        await self.resources.enter_async_context(self.roller)
+        return generation
 
     async def stop(self) -> None:
         """Stop answering snapshots, flush what was sent, disconnect. Safe to call twice."""
@@ -114,10 +190,15 @@ class Publisher(Lifecycle):
         if started:
             s = self.stats()
             log.info(
-                "stopped: %d sent, %d acked, %d failed; snapshots: %d served, %d rejected",
+                "stopped: %d sent, %d acked, %d lost, %d dropped; generation %d (%d rolls, %d "
+                "deleted); snapshots: %d served, %d rejected",
                 s.sent,
                 s.acked,
                 s.failed,
+                s.dropped,
+                s.generation,
+                s.rolls,
+                s.deleted,
                 s.snapshots_served,
                 s.snapshots_rejected,
             )
@@ -130,16 +211,17 @@ class Publisher(Lifecycle):
         """Publish on schedule until ``stop`` is set or the configured duration has passed."""
         cfg = self.config
         sink = self.sink
-        topics = cfg.topics
         pacer = self._pacer = Pacer(cfg.rate, max_batch=cfg.max_batch)
         self._started_at = time.monotonic()
         deadline = self._started_at + cfg.duration if cfg.duration else float("inf")
-        # Messages due within one cycle go out together, in bigger record batches. Off by
-        # default: at 10k msg/s on the embedded broker a 10 ms cycle did not measurably change
-        # how far consumers lag (marketfeed bench orders, cache lag 4.9 s off vs 6.6 s on).
+        # Messages due within one cycle go out together, in bigger record batches: the number
+        # of batches a partition holds is what the embedded broker's fetch cost grows with.
         cycle = cfg.cycle_ms / 1000
         last_send = -cycle
         while not stop.is_set() and time.monotonic() < deadline:
+            sink.check()
+            if self.roller is not None:
+                self.roller.maybe_roll()
             n = pacer.due()
             now = time.monotonic()
             if n == 0 or (n < pacer.max_batch and now - last_send < cycle):
@@ -153,33 +235,72 @@ class Publisher(Lifecycle):
                     await asyncio.wait_for(stop.wait(), wait)
                 continue
             last_send = now
-            first, last = pacer.intended(n)
-            ticks = self.market.step(n)
-            ts_ns = time.time_ns()
-            self._record_lateness(first, last, n)
-            pacer.release(n)
-            self.generated += n
-            await sink.send(topics.quotes, self.encoder.quotes(ticks.quotes, ts_ns).by_partition)
-            if len(ticks.trades.symbol):
-                await sink.send(
-                    topics.trades, self.encoder.trades(ticks.trades, ts_ns).by_partition
-                )
+            if sink.stalled:
+                self._drop(pacer, n)
+            else:
+                self._publish(pacer, n)
+                await sink.room(cfg.max_held)
             # Yield even when behind, so acknowledgements and stop requests are processed.
             await asyncio.sleep(0)
+
+    def _publish(self, pacer: Pacer, n: int) -> None:
+        """Generate the ``n`` ticks due and hand them to the sink."""
+        self._dropping_ended()
+        topics, sink, generation = self.config.topics, self.sink, self.generation
+        first, last = pacer.intended(n)
+        ticks = self.market.step(n)
+        ts_ns = time.time_ns()
+        self._record_lateness(first, last, n)
+        pacer.release(n)
+        self.generated += n
+        sink.send(topics.quotes, generation, self.encoder.quotes(ticks.quotes, ts_ns).by_partition)
+        if len(ticks.trades.symbol):
+            sink.send(
+                topics.trades, generation, self.encoder.trades(ticks.trades, ts_ns).by_partition
+            )
+
+    def _drop(self, pacer: Pacer, n: int) -> None:
+        """The broker is failing: the ``n`` ticks due are not generated (the market stands
+        still) rather than piled up behind what is held."""
+        if self._dropping_since is None:
+            self._dropping_since, self._dropped_before = time.monotonic(), self.dropped
+            log.warning(
+                "Kafka is not acknowledging: dropping the ticks that come due until it does "
+                "(%d records held, to be resent)",
+                self.sink.held,
+            )
+        pacer.release(n)
+        self.dropped += n
+
+    def _dropping_ended(self) -> None:
+        if self._dropping_since is None:
+            return
+        log.warning(
+            "publishing again after %.1fs: %d ticks dropped meanwhile",
+            time.monotonic() - self._dropping_since,
+            self.dropped - self._dropped_before,
+        )
+        self._dropping_since = None
 
     def _record_lateness(self, first: float, last: float, n: int) -> None:
         now = time.monotonic()
         self.lateness.record_seconds(now - np.linspace(first, last, n))
 
     def stats(self) -> PublisherStats:
-        sink = self._sink
+        sink, roller = self._sink, self.roller
         return PublisherStats(
             generated=self.generated,
             sent=sink.sent if sink else 0,
             acked=sink.acked if sink else 0,
-            failed=sink.failed if sink else 0,
+            failed=sink.lost if sink else 0,
             elapsed_s=time.monotonic() - self._started_at if self._started_at else 0.0,
             lateness_p99_ms=self.lateness.percentiles().p99_ms,
             snapshots_served=self.responder.requests_served if self.responder else 0,
             snapshots_rejected=self.responder.requests_rejected if self.responder else 0,
+            held=sink.held if sink else 0,
+            dropped=self.dropped,
+            generation=self.generation,
+            rolls=roller.rolls if roller else 0,
+            deleted=roller.deleted if roller else 0,
+            delete_failures=roller.delete_failures if roller else 0,
         )

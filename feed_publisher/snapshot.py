@@ -1,12 +1,14 @@
 """The snapshot responder: answers "last values of these symbols, and the offsets they stand at".
 
 It lives in the publisher because the publisher is the one place that knows, for every symbol,
-the last quote the broker acknowledged, and for every partition the offset right after the last
-acknowledged record. Both are updated together in the acknowledgement callback (acks of one
-partition arrive in offset order), and a reply reads both without yielding to the event loop,
-so the values and the offsets in one reply always agree: a cache that writes the values and then
-consumes from the offsets misses nothing and applies nothing twice (it drops older sequence
-numbers anyway).
+the last quote the broker acknowledged, and for every partition the position right after the
+last acknowledged record: (generation, offset), the next generation from offset 0 once the
+partition's rollover marker is acknowledged. Both are updated together in the acknowledgement
+callback (the sink acknowledges a partition's records in order, across generations too), and a
+reply reads both without yielding to the event loop, so the values and the positions in one
+reply always agree: a cache that writes the values and then consumes from the positions misses
+nothing and applies nothing twice (it drops older sequence numbers anyway). The positions may
+lag what the values reflect, never lead it.
 """
 
 from __future__ import annotations
@@ -18,9 +20,17 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from common.errors import SchemaError
+from common.generations.position import Position
+from common.generations.rollover import read_marker
 from common.kafka import KafkaSettings, close_consumer, with_backoff
 from common.lifecycle import Lifecycle, cancel_and_wait
-from common.schema import MAX_QUOTES_PER_PART, SnapshotReply, SnapshotRequest, decode_as
+from common.schema import (
+    MAX_QUOTES_PER_PART,
+    ROLLOVER_KEY,
+    SnapshotReply,
+    SnapshotRequest,
+    decode_as,
+)
 from common.watermarks import WatermarkReader
 from feed_publisher.sink import Record
 
@@ -28,32 +38,52 @@ log = logging.getLogger(__name__)
 
 
 class SnapshotResponder(Lifecycle):
-    def __init__(self, settings: KafkaSettings, *, epoch: int) -> None:
+    def __init__(self, settings: KafkaSettings, *, epoch: int, generation: int) -> None:
+        """``generation``: the one the publisher starts writing (0: the plain topic, no
+        generations)."""
         self.settings = settings
         self.epoch = epoch
+        self.generation = generation
         self._quotes_topic = settings.topics.quotes
         self.latest: dict[bytes, bytes] = {}
-        self.next_offset: dict[int, int] = {}
+        self.position: dict[int, Position] = {}
         self.requests_served = 0
         self.requests_rejected = 0
         self._task: asyncio.Task[None] | None = None
 
-    def on_ack(self, topic: str, partition: int, base_offset: int, records: list[Record]) -> None:
-        if topic != self._quotes_topic:
+    def on_ack(
+        self, base: str, generation: int, partition: int, base_offset: int, records: list[Record]
+    ) -> None:
+        if base != self._quotes_topic:
+            return
+        here = self.position.get(partition)
+        if here is not None and generation < here.generation:
+            return  # a marker closing a generation older than this publisher's
+        key, value = records[-1]
+        if key == ROLLOVER_KEY:
+            # Nothing is written after a marker: the partition goes on in the next generation.
+            following, _ = read_marker(value, generation)
+            self.latest.update(records[:-1])
+            self.position[partition] = Position(following, 0)
             return
         self.latest.update(records)  # in offset order: the last record of a key wins
-        self.next_offset[partition] = base_offset + len(records)
+        self.position[partition] = Position(generation, base_offset + len(records))
 
     async def _start(self) -> None:
         if self._task is not None:
             return
         s = self.settings
         # Partitions this publisher has not written to yet stand at their current end: what is
-        # before it belongs to an earlier publisher epoch, which this one has no values for.
-        async with WatermarkReader(s.bootstrap, connect_timeout=s.connect_timeout) as reader:
-            marks = await reader.high_watermarks([self._quotes_topic])
-        for tp, end in marks.items():
-            self.next_offset.setdefault(tp.partition, end)
+        # before it belongs to an earlier publisher epoch, which this one has no values for. In
+        # generations mode that is the start of the generation it opened.
+        if self.generation > 0:
+            for partition in range(s.partitions):
+                self.position.setdefault(partition, Position(self.generation, 0))
+        else:
+            async with WatermarkReader(s.bootstrap, connect_timeout=s.connect_timeout) as reader:
+                marks = await reader.high_watermarks([self._quotes_topic])
+            for tp, end in marks.items():
+                self.position.setdefault(tp.partition, Position(0, end))
         # Each client is registered before it starts: one that fails to start, or a start that
         # fails after it, must close it all the same.
         consumer = AIOKafkaConsumer(
@@ -129,7 +159,7 @@ class SnapshotResponder(Lifecycle):
                 missing.append(symbol)
             else:
                 quotes.append(value)
-        offsets = tuple(sorted(self.next_offset.items()))
+        positions = sorted(self.position.items())
         chunks = [
             quotes[i : i + MAX_QUOTES_PER_PART] for i in range(0, len(quotes), MAX_QUOTES_PER_PART)
         ]
@@ -141,8 +171,9 @@ class SnapshotResponder(Lifecycle):
                 part=i,
                 parts=len(chunks),
                 quotes=tuple(chunk),
-                offsets=offsets,
+                offsets=tuple((p, pos.offset) for p, pos in positions),
                 missing=tuple(missing) if i == 0 else (),
+                generations=tuple((p, pos.generation) for p, pos in positions),
             )
             for i, chunk in enumerate(chunks)
         ]

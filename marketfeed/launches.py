@@ -75,6 +75,7 @@ def children(
         rate=cfg.rate,
         seed=cfg.seed,
         duration=None,
+        md_history=cfg.md_history,
     )
     portfolio = build(
         PortfolioConfig,

@@ -32,7 +32,7 @@ from common.errors import MarketfeedError, RuntimeStartError
 from common.lifecycle import cancel_all
 from common.runtime import HOST, EmbeddedStack
 from common.runtime.probes import broker_answers, describe_exit, is_stopped, redis_answers
-from common.runtime.process import ChildProcess
+from common.runtime.process import ChildProcess, rss_bytes
 from common.topics import Topics
 from common.watermarks import WatermarkReader
 from marketfeed.console import Console
@@ -274,10 +274,13 @@ class Supervisor:
             return status.alert(now, alerts)
         try:
             async with asyncio.timeout(_STATUS_READ_TIMEOUT_S):
+                feed = {b: await reader.generation_marks(b) for b in self.topics.market_data}
                 marks = await reader.high_watermarks(status.watched)
         except (MarketfeedError, TimeoutError):
             return status.alert(now, [*alerts, f"no answer from the broker at {reader.bootstrap}"])
-        return status.line(marks, now, alerts)
+        broker = self.servers.broker
+        memory = rss_bytes(broker.pid) if broker is not None else None
+        return status.line(marks, feed, now, broker_rss_bytes=memory, alerts=alerts)
 
     # -- names -----------------------------------------------------------------------------
 

@@ -38,7 +38,8 @@ from common.config import (
     to_env,
 )
 from common.errors import ConfigError
-from common.kafka import KafkaSettings, TopicSpec, ensure_topics, market_data_topics
+from common.generations.naming import HistoryMode, history_mode
+from common.kafka import KafkaSettings, TopicSpec, ensure_topics
 from common.lifecycle import cancel_and_wait
 from common.logs import also_to_file, setup_logging
 from common.runtime import ChildProcess, EmbeddedStack
@@ -110,6 +111,14 @@ class UpConfig:
     )
     accounts: int = setting(
         10, help="simulated accounts of the order flow, acct-01 .. acct-NN", check=account_count
+    )
+    md_history: str = setting(
+        HistoryMode.AUTO.value,
+        help="how the publisher bounds market-data history: generations (md.quotes.gN, rolled "
+        "and deleted), retention (one topic forever), or auto (generations on the embedded "
+        "broker)",
+        check=history_mode,
+        metavar="auto|generations|retention",
     )
     status_interval: float = setting(1.0, help="seconds between status lines", check=positive)
     server_timeout: float = setting(
@@ -214,12 +223,12 @@ class Up:
             self.parts[server.name] = Part(server.name, server, Stage.REDIS)
         self.kafka = KafkaSettings(bootstrap=servers.bootstrap, partitions=cfg.partitions)
         topics = self.kafka.topics
-        # The order topics too, so that the status line and `marketfeed order` find them
-        # before order_entry has created them itself.
+        # The order topics, so that the status line and `marketfeed order` find them before
+        # order_entry has created them itself. The market-data topics are the publisher's to
+        # create: which ones depends on --md-history.
         await ensure_topics(
             self.kafka,
             [
-                *market_data_topics(self.kafka),
                 TopicSpec(topics.orders_commands, cfg.partitions),
                 TopicSpec(topics.orders_events, cfg.partitions),
             ],
@@ -293,7 +302,7 @@ class Up:
         lines = [
             f"marketfeed up: broker {servers.bootstrap} (Kafka protocol; topics "
             f"{self.kafka.topics.quotes}, {self.kafka.topics.trades}; "
-            f"{self.config.partitions} partitions)",
+            f"{self.config.partitions} partitions; history: {self._history()})",
             *(f"  redis {s:<12} {servers.redis_url(s)}" for s in CONSUMING_SERVICES),
             f"  orders      {self._order_flow_banner()}",
             f"  groups      {self.group}.* (a service joins them with --group {self.group})",
@@ -301,6 +310,13 @@ class Up:
             "  Ctrl-C stops everything",
         ]
         self.console.show("\n".join(lines))
+
+    def _history(self) -> str:
+        mode = HistoryMode(self.config.md_history)
+        if mode is HistoryMode.RETENTION:
+            return "one topic each, retention"
+        # The embedded broker keeps everything: auto means generations here.
+        return f"generations {self.kafka.topics.quotes}.gN, rolled and deleted"
 
     def _order_flow_banner(self) -> str:
         cfg = self.config

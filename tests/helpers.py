@@ -26,12 +26,11 @@ from feed_publisher.publisher import Publisher
 from order_entry.config import OrderEntryConfig
 
 
-@contextlib.asynccontextmanager
-async def running_publisher(
+def publisher_config(
     kafka: KafkaSettings, *, symbols: int = 200, rate: float = 3000, seed: int = 1, **extra: object
-) -> AsyncIterator[tuple[Publisher, asyncio.Event]]:
-    """A publisher publishing until the caller sets the yielded event (or leaves the block)."""
-    config = PublisherConfig(
+) -> PublisherConfig:
+    """The publisher on ``kafka``'s topics, ``extra`` settings on top."""
+    return PublisherConfig(
         bootstrap=kafka.bootstrap,
         topic_prefix=kafka.topic_prefix,
         partitions=kafka.partitions,
@@ -40,6 +39,14 @@ async def running_publisher(
         seed=seed,
         **extra,  # type: ignore[arg-type]
     )
+
+
+@contextlib.asynccontextmanager
+async def running_publisher(
+    kafka: KafkaSettings, *, symbols: int = 200, rate: float = 3000, seed: int = 1, **extra: object
+) -> AsyncIterator[tuple[Publisher, asyncio.Event]]:
+    """A publisher publishing until the caller sets the yielded event (or leaves the block)."""
+    config = publisher_config(kafka, symbols=symbols, rate=rate, seed=seed, **extra)
     stop = asyncio.Event()
     async with Publisher(config) as publisher:
         task = asyncio.create_task(publisher.run(stop))
@@ -49,6 +56,16 @@ async def running_publisher(
             stop.set()
             await task
             await publisher.sink.flush()
+
+
+async def publish_for(publisher: Publisher, seconds: float) -> None:
+    """Run a started publisher for ``seconds``, then flush what it sent."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(publisher.run(stop))
+    await asyncio.sleep(seconds)
+    stop.set()
+    await task
+    await publisher.sink.flush()
 
 
 async def eventually(

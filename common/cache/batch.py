@@ -1,34 +1,26 @@
 """One fetched batch -> what to write: filter by key, decode, drop stale, conflate, dead-letter.
 
-Pure logic, no I/O: the consumer hands it records and the per-symbol versions it has cached;
-it returns the newest quote per symbol, the per-partition progress, the records to dead-letter
-and the counts. Filtering happens on the record key, before any value is decoded: records of
-symbols outside the interest cost one set lookup.
+Pure logic, no I/O: the consumer hands it what one fetch read of each partition (a Chunk, cut
+at a rollover marker by ``common.generations``) and the per-symbol versions it has cached; it
+returns the newest quote per symbol, the per-partition progress (where each partition goes on,
+in the next generation after a marker), the records to dead-letter and the counts. Filtering
+happens on the record key, before any value is decoded: records of symbols outside the interest
+cost one set lookup. A marker was taken out by its key before that, so its reserved key is
+never dead-lettered as "not a symbol"; a marker whose value cannot be read is dead-lettered
+(the partition still moves on to the next generation).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from common.errors import SchemaError
+from common.generations.position import Position
+from common.generations.rollover import Chunk, KafkaRecord
 from common.schema import Quote, check_symbol, decode_quote
 
 Version = tuple[int, int]  # (publisher epoch, seq)
-
-
-class KafkaRecord(Protocol):
-    """The part of aiokafka's ConsumerRecord this module reads."""
-
-    @property
-    def offset(self) -> int: ...
-    @property
-    def timestamp(self) -> int: ...
-    @property
-    def key(self) -> bytes | None: ...
-    @property
-    def value(self) -> bytes | None: ...
 
 
 @dataclass(slots=True)
@@ -38,13 +30,17 @@ class Rejected:
     key: bytes | None
     value: bytes | None
     reason: str
+    topic: str | None = None  # where the record was, when not the caller's one topic
 
 
 @dataclass(slots=True)
 class PartitionProgress:
-    last_offset: int
+    last_offset: int  # in ``generation``; the marker's, when one ended the generation
     kafka_ts_ms: int
     last_quote_ts_ns: int | None = None
+    generation: int = 0
+    next: Position = field(default_factory=lambda: Position(0, 0))  # where the partition goes on
+    records: int = 0  # moved past: the records read and the marker, if one ended the chunk
 
 
 @dataclass(slots=True)
@@ -57,6 +53,7 @@ class PreparedBatch:
     filtered: int = 0
     stale: int = 0
     conflated: int = 0
+    rollovers: int = 0  # partitions that crossed a rollover marker
 
     def counts(self) -> dict[str, int]:
         return {
@@ -67,6 +64,7 @@ class PreparedBatch:
             "stale": self.stale,
             "gaps": len(self.gaps),
             "dead_letters": len(self.rejected),
+            "rollovers": self.rollovers,
         }
 
 
@@ -98,7 +96,7 @@ class KeyFilter:
 
 
 def prepare(
-    partition_records: Mapping[int, Sequence[KafkaRecord]],
+    chunks: Mapping[int, Chunk],
     keys: KeyFilter,
     versions: dict[str, Version],
 ) -> PreparedBatch:
@@ -110,11 +108,31 @@ def prepare(
     """
     out = PreparedBatch()
     wanted = keys.wanted
-    for partition, records in partition_records.items():
+    for partition, chunk in chunks.items():
+        records: Sequence[KafkaRecord] = chunk.records
+        last = chunk.last
+        progress = out.progress[partition] = PartitionProgress(
+            last.offset,
+            last.timestamp,
+            generation=chunk.generation,
+            next=chunk.next,
+            records=len(records) + (chunk.marker is not None),
+        )
+        marker = chunk.marker
+        out.rollovers += marker is not None
+        if marker is not None and chunk.marker_error is not None:
+            out.rejected.append(
+                Rejected(
+                    partition,
+                    marker.offset,
+                    marker.key,
+                    marker.value,
+                    chunk.marker_error,
+                    chunk.topic,
+                )
+            )
         if not records:
             continue
-        last = records[-1]
-        progress = out.progress[partition] = PartitionProgress(last.offset, last.timestamp)
         out.received += len(records)
         mine = [r for r in records if r.key in wanted]
         others = len(records) - len(mine)
@@ -124,11 +142,13 @@ def prepare(
                 if reason is not None:
                     others -= 1
                     out.rejected.append(
-                        Rejected(partition, record.offset, record.key, record.value, reason)
+                        Rejected(
+                            partition, record.offset, record.key, record.value, reason, chunk.topic
+                        )
                     )
             out.filtered += others
         for record in mine:
-            _apply_record(out, partition, record, progress, versions)
+            _apply_record(out, chunk, record, progress, versions)
     if len(out.rejected) > 1:
         out.rejected.sort(key=lambda r: (r.partition, r.offset))
     return out
@@ -136,7 +156,7 @@ def prepare(
 
 def _apply_record(
     out: PreparedBatch,
-    partition: int,
+    chunk: Chunk,
     record: KafkaRecord,
     progress: PartitionProgress,
     versions: dict[str, Version],
@@ -145,11 +165,15 @@ def _apply_record(
     try:
         quote = decode_quote(record.value or b"")
     except SchemaError as exc:
-        out.rejected.append(Rejected(partition, record.offset, key, record.value, str(exc)))
+        out.rejected.append(
+            Rejected(chunk.partition, record.offset, key, record.value, str(exc), chunk.topic)
+        )
         return
     if key is None or quote.symbol.encode("ascii") != key:
         reason = f"key {key!r} does not match symbol {quote.symbol!r}"
-        out.rejected.append(Rejected(partition, record.offset, key, record.value, reason))
+        out.rejected.append(
+            Rejected(chunk.partition, record.offset, key, record.value, reason, chunk.topic)
+        )
         return
     version = (quote.epoch, quote.seq)
     cached = versions.get(quote.symbol)

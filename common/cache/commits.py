@@ -28,17 +28,16 @@ class OffsetCommitter:
     def __init__(
         self,
         consumer: AIOKafkaConsumer,
-        topic: str,
         *,
-        positions: Callable[[], Mapping[int, int]],
+        positions: Callable[[], Mapping[TopicPartition, int]],
         interval: float,
         counts: Counter[str],
         service: str,
     ) -> None:
-        """Commit ``positions()`` (partition -> next offset) of ``topic`` every ``interval``
-        seconds (never if 0); failures are counted in ``counts["commit_errors"]``."""
+        """Commit ``positions()`` (topic-partition -> next offset; a partition's topic is its
+        generation's) every ``interval`` seconds (never if 0); failures are counted in
+        ``counts["commit_errors"]``."""
         self._consumer = consumer
-        self._topic = topic
         self._positions = positions
         self._interval = interval
         self._counts = counts
@@ -70,8 +69,7 @@ class OffsetCommitter:
             await _finished(asyncio.create_task(self._commit()))
 
     async def _commit(self) -> None:
-        tp = TopicPartition
-        offsets = {tp(self._topic, p): o for p, o in self._positions().items() if o >= 0}
+        offsets = {tp: o for tp, o in self._positions().items() if o >= 0}
         if not offsets:
             return
         try:

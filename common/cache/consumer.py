@@ -2,15 +2,18 @@
 
 It assigns itself only the quote partitions that hold its symbols (no consumer group to join),
 filters records by key before decoding, conflates each fetched batch to the newest quote per
-symbol, and writes quotes and the offsets they came with in one MULTI/EXEC. It starts by
-resuming from the offsets in Redis; symbols it has no value for are filled from a snapshot of
-the publisher, after which it consumes from exactly the snapshot's offsets (or, without an
-answer, replays their partitions from the beginning). Interest can change while it runs; the
+symbol, and writes quotes and the positions they came with in one MULTI/EXEC. It reads across
+generations (``common.generations``): each partition switches to the next generation exactly
+at its rollover marker, and its position, (generation, offset), is stored with the quotes. It
+starts by resuming from the positions in Redis; symbols it has no value for are filled from a
+snapshot of the publisher (``common.cache.filling``). Interest can change while it runs; the
 assignment follows.
 
 Faults: Redis unreachable -> retry with backoff, holding the batch and the position; Redis
 restarted empty -> rebuild from a snapshot; offsets out of range (a broker that lost its data)
--> re-snapshot; the broker gone -> aiokafka reconnects; a bad record -> dead-letter topic.
+or a generation deleted before the cache read it to its end (it was away too long) ->
+re-snapshot those partitions, with one log line; the broker gone -> aiokafka reconnects; a bad
+record -> dead-letter topic.
 """
 
 from __future__ import annotations
@@ -19,41 +22,29 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import TypeVar
 
-import redis.asyncio as aioredis
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import OffsetOutOfRangeError
+from aiokafka.errors import KafkaError, OffsetOutOfRangeError
 
 from common.cache.batch import KeyFilter, PreparedBatch, Version, prepare
-from common.cache.commits import OffsetCommitter
-from common.cache.deadletters import DeadLetterSink
+from common.cache.filling import Plan
 from common.cache.keys import CacheKeys, StartMode
+from common.cache.parts import CacheParts, open_parts
 from common.cache.settings import CacheSettings
-from common.cache.snapshots import GapRequests, SnapshotClient
-from common.cache.store import QuoteStore
-from common.kafka import (
-    TopicSpec,
-    close_consumer,
-    close_producer,
-    ensure_topics,
-    market_data_topics,
-    start_producer,
-    with_backoff,
-)
+from common.generations.position import Position
+from common.generations.rollover import Chunk
 from common.lifecycle import Lifecycle, cancel_and_wait
 from common.partitioner import partition_for
 from common.redisconn import redis_retry, unreachable
-from common.schema import Quote
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-_BEGINNING = -1  # position sentinel: replay the partition from its first offset
 _HEARTBEAT_S = 1.0
-_GAP_SNAPSHOT_EVERY_S = 1.0
+# How often the cache checks that the generations it reads still exist (a metadata request).
+_GENERATION_CHECK_S = 2.0
 
 
 # Called after each batch is readable in Redis: (the batch, time.time_ns() when EXEC returned).
@@ -75,16 +66,14 @@ class CachingConsumer(Lifecycle):
         self.settings = settings
         self._on_applied = on_applied
         self.service = service
-        self.topic = settings.topics.quotes
+        self.topic = settings.topics.quotes  # the base name; partitions read its generations
         self.keys = CacheKeys(settings.redis_prefix)
         self.group_id = group_id or f"marketfeed.{service}.quote-cache"
         self.counts: Counter[str] = Counter()
-        self.start_mode: StartMode | None = None
         self._wanted: frozenset[str] = frozenset(interest)
         self._interest: frozenset[str] = frozenset()
         self._filter = KeyFilter(())
         self._versions: dict[str, Version] = {}
-        self._next: dict[int, int] = {}
         self._hw: dict[int, int] = {}
         self._changed = asyncio.Event()
         self._caught_up: list[asyncio.Future[None]] = []
@@ -95,85 +84,59 @@ class CachingConsumer(Lifecycle):
         # One per cache: its Redis going away is logged once, however many writes wait on it.
         self._redis_retry = redis_retry(service, settings.redis_url, logger=log)
         self._task: asyncio.Task[None] | None = None
-        self._store: QuoteStore | None = None
-        self._consumer: AIOKafkaConsumer | None = None
-        self._committer: OffsetCommitter | None = None
-        self._snapshots: SnapshotClient | None = None
-        self._gaps: GapRequests | None = None
-        self._dead: DeadLetterSink | None = None
+        self._parts: CacheParts | None = None
+
+    @property
+    def start_mode(self) -> StartMode | None:
+        """How the cache was filled when it started (resume, snapshot or replay)."""
+        return self._parts.filler.start_mode if self._parts is not None else None
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def _start(self) -> None:
         if self._task is not None:
             return
-        await self._open()
-        store = self._store_ok()
+        parts = self._parts = await open_parts(
+            self.settings,
+            self.resources,
+            service=self.service,
+            group_id=self.group_id,
+            with_redis=self._with_redis,
+            versions=self._versions,
+            counts=self.counts,
+        )
+        store, filler = parts.store, parts.filler
         existed = await self._with_redis(
             "open cache",
             lambda: store.initialise(self._meta()),
             timeout=self.settings.connect_timeout,
         )
-        stored: dict[int, int] = {}
+        stored: dict[int, Position] = {}
         previous: frozenset[str] = frozenset()
         if existed:
-            stored = await store.load_offsets()
+            stored = await self._still_there(await store.load_positions())
             previous = await store.load_interest()
-            self._versions = await store.load_versions(self._wanted)
+            self._versions.update(await store.load_versions(self._wanted))
         await self._reconcile(stored, previous)
-        self.start_mode = self.start_mode or StartMode.RESUME
-        await store.client.hset(self.keys.meta, "start", self.start_mode.value)
+        filler.start_mode = filler.start_mode or StartMode.RESUME
+        await store.client.hset(self.keys.meta, "start", filler.start_mode.value)
         self._task = asyncio.create_task(self._loop(), name=f"{self.service}-quote-cache")
         self._warm.set()
 
-    async def _open(self) -> None:
-        """Connect to Redis and the broker; each connection is closed by stop(), newest first."""
-        s = self.settings
-        client = aioredis.Redis.from_url(
-            s.redis_url, socket_connect_timeout=2, socket_timeout=5, retry_on_timeout=False
-        )
-        self.resources.push_async_callback(client.aclose)
-        self._store = QuoteStore(client, self.keys)
-        await ensure_topics(
-            s, [*market_data_topics(s), TopicSpec(s.topics.dead_letter(self.service), 1)]
-        )
-        producer = await start_producer(s, client_id=f"{self.service}-cache")
-        self.resources.push_async_callback(close_producer, producer)
-        self._dead = DeadLetterSink(
-            producer, topic=s.topics.dead_letter(self.service), service=self.service
-        )
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=s.bootstrap,
-            # The group is only for committing applied offsets where lag tools look for them;
-            # partitions are assigned by hand, so the consumer never joins it.
-            group_id=self.group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="none",
-            fetch_max_wait_ms=s.fetch_max_wait_ms,
-            client_id=f"{self.service}-cache",
-        )
-        # Registered before it starts: one that fails to start must be closed all the same.
-        self.resources.push_async_callback(close_consumer, consumer)
-        await with_backoff(
-            "cache consumer", consumer.start, bootstrap=s.bootstrap, timeout=s.connect_timeout
-        )
-        self._consumer = consumer
-        self._committer = OffsetCommitter(
-            consumer,
-            self.topic,
-            positions=lambda: self._next,
-            interval=s.commit_interval,
-            counts=self.counts,
-            service=self.service,
-        )
-        self.resources.push_async_callback(self._committer.close)
-        self._snapshots = await self.resources.enter_async_context(
-            SnapshotClient(s, producer, service=self.service)
-        )
-        self._gaps = GapRequests(
-            self._snapshots, timeout=s.snapshot_timeout, every=_GAP_SNAPSHOT_EVERY_S
-        )
-        self.resources.push_async_callback(self._gaps.close)
+    async def _still_there(self, stored: dict[int, Position]) -> dict[int, Position]:
+        """The stored positions whose generation is still on the broker; the others are left
+        to a snapshot (the cache was away longer than the generations it stood in lived)."""
+        found = await self._parts_ok().follower.existing()
+        gone = sorted(p for p, pos in stored.items() if pos.generation not in found)
+        if gone:
+            log.warning(
+                "%s: partitions %s: their generation was deleted while the cache was away; "
+                "re-snapshotting",
+                self.service,
+                gone,
+            )
+            await self._count("lost_generations")
+        return {p: pos for p, pos in stored.items() if p not in gone}
 
     async def stop(self) -> None:
         """Stop consuming, commit, close every connection in reverse order. Safe to call twice."""
@@ -183,8 +146,7 @@ class CachingConsumer(Lifecycle):
             waiter.cancel()
         self._caught_up.clear()
         await super().stop()
-        self._consumer = None
-        self._committer = None
+        self._parts = None
 
     async def wait(self) -> None:
         """Until the consuming task ends (it ends only by stop() or an unexpected error).
@@ -207,7 +169,7 @@ class CachingConsumer(Lifecycle):
     @property
     def instance(self) -> str:
         """The cache's id, as written in ``P meta`` (a new one after each rebuild)."""
-        return self._store.instance if self._store is not None else ""
+        return self._parts.store.instance if self._parts is not None else ""
 
     def lost(self) -> None:
         """Its Redis was found without the cache (restarted empty): rebuild it now."""
@@ -227,7 +189,12 @@ class CachingConsumer(Lifecycle):
 
     @property
     def assigned_partitions(self) -> frozenset[int]:
-        return frozenset(self._next)
+        return frozenset(self._parts.follower.positions) if self._parts else frozenset()
+
+    @property
+    def positions(self) -> dict[int, Position]:
+        """Where each assigned partition is read next: (generation, offset)."""
+        return dict(self._parts.follower.positions) if self._parts else {}
 
     def initial_interest(self, symbols: Iterable[str]) -> None:
         """Before start(): follow ``symbols`` from the first fill (no evict-then-refill)."""
@@ -252,8 +219,9 @@ class CachingConsumer(Lifecycle):
     # -- the loop --------------------------------------------------------------------------
 
     async def _loop(self) -> None:
-        consumer = self._consumer_ok()
-        last_beat = 0.0
+        parts = self._parts_ok()
+        follower, filler = parts.follower, parts.filler
+        last_beat = last_check = 0.0
         while True:
             if self._resync:
                 await self._rebuild()
@@ -267,86 +235,100 @@ class CachingConsumer(Lifecycle):
                     if not waiter.done():
                         waiter.set_result(None)
                 self._caught_up.clear()
-            await self._apply_gap_snapshot()
+            await filler.fill_gaps(self._wanted)
             try:
-                batches = await consumer.getmany(timeout_ms=200)
+                chunks = await follower.fetch(timeout_ms=200)
             except OffsetOutOfRangeError as exc:
-                await self._out_of_range(exc)
+                lost = {tp.partition for tp in (exc.args[0] if exc.args else {})}
+                await self._lost(lost or set(follower.positions), "offsets out of range")
+                await self._count("out_of_range")
                 continue
             self._note_high_watermarks()
-            if batches:
-                await self._apply(batches)
+            if chunks:
+                await self._apply(chunks)
             elif time.monotonic() - last_beat > _HEARTBEAT_S:
                 last_beat = time.monotonic()
-                ok = await self._with_redis(
-                    "heartbeat", lambda: self._store_ok().heartbeat(self._hw)
-                )
+                ok = await self._with_redis("heartbeat", lambda: parts.store.heartbeat(self._hw))
                 if not ok:
                     self.lost()
-            self._committer_ok().maybe_commit()
+            if time.monotonic() - last_check > _GENERATION_CHECK_S:
+                last_check = time.monotonic()
+                await self._check_generations()
+            parts.committer.maybe_commit()
 
-    async def _apply(self, batches: dict[TopicPartition, list[Any]]) -> None:
-        batch = prepare(
-            {tp.partition: records for tp, records in batches.items()},
-            self._filter,
-            self._versions,
-        )
+    async def _apply(self, chunks: Mapping[int, Chunk]) -> None:
+        parts = self._parts_ok()
+        batch = prepare(chunks, self._filter, self._versions)
         if batch.rejected:
-            assert self._dead is not None, "cache not started"
-            await self._dead.store_rejected(self.topic, batch.rejected)
-        ok = await self._with_redis("apply", lambda: self._store_ok().apply(batch, self._hw))
+            await parts.dead.store_rejected(self.topic, batch.rejected)
+        ok = await self._with_redis("apply", lambda: parts.store.apply(batch, self._hw))
         if self._on_applied is not None:
             self._on_applied(batch, time.time_ns())
-        for partition, progress in batch.progress.items():
-            self._next[partition] = progress.last_offset + 1
         self.counts.update(batch.counts())
         if not ok:
             log.warning("%s: Redis lost the cache (restarted empty?); rebuilding", self.service)
             self.lost()
         if batch.gaps:
-            self._gaps_ok().note(batch.gaps)
+            parts.filler.note_gaps(batch.gaps)
 
     def _note_high_watermarks(self) -> None:
-        consumer = self._consumer_ok()
-        for partition in self._next:
-            high = consumer.highwater(TopicPartition(self.topic, partition))
+        follower = self._parts_ok().follower
+        for partition in follower.positions:
+            high = follower.highwater(partition)
             if high is not None:
                 self._hw[partition] = high
+
+    async def _check_generations(self) -> None:
+        """Partitions whose generation was deleted before the cache read it to its marker."""
+        try:
+            gone = await self._parts_ok().follower.missing()
+        except KafkaError:
+            return  # the broker is away: aiokafka reconnects, and the next check will tell
+        if gone:
+            await self._lost(gone, "its generation was deleted before it was read to its end")
+            await self._count("lost_generations")
 
     # -- filling the cache -----------------------------------------------------------------
 
     async def _reconcile(
-        self, stored: dict[int, int], previous: frozenset[str] = frozenset()
+        self, stored: Mapping[int, Position], previous: frozenset[str] = frozenset()
     ) -> None:
         """Move from the current interest and assignment to the wanted ones.
 
-        ``stored`` and ``previous`` are what Redis held at start (offsets and interest of an
+        ``stored`` and ``previous`` are what Redis held at start (positions and interest of an
         earlier run): symbols and partitions no longer wanted are evicted and forgotten too.
         """
-        wanted = self._wanted
+        parts, wanted = self._parts_ok(), self._wanted
+        follower, filler, store = parts.follower, parts.filler, parts.store
         count = self.settings.partitions
         added = wanted - self._interest
         removed = (self._interest | previous) - wanted
         new_parts = {partition_for(s, count) for s in wanted}
-        released = (set(self._next) | set(stored)) - new_parts
+        current = follower.positions
+        released = (set(current) | set(stored)) - new_parts
+        plan: Plan = {p: pos for p, pos in current.items() if p in new_parts}
         for partition in new_parts & set(stored):
-            self._next.setdefault(partition, stored[partition] + 1)
+            plan.setdefault(partition, stored[partition])
         for symbol in removed:
             self._versions.pop(symbol, None)
-        need = sorted(s for s in added if s not in self._versions)
-        unplaced = new_parts - set(self._next)
+        # A partition placed from a snapshot skips what came before it: every symbol of it is
+        # asked for, cached or not (a position lost with its generation, or never stored).
+        unplaced = new_parts - set(plan)
+        need = sorted(
+            s
+            for s in wanted
+            if (s in added and s not in self._versions) or partition_for(s, count) in unplaced
+        )
         affected = unplaced | {partition_for(s, count) for s in need}
         if affected:
-            await self._fill(need, affected)
+            await filler.fill(need, affected, plan, wanted)
         for partition in released:
-            self._next.pop(partition, None)
             self._hw.pop(partition, None)
-        store = self._store_ok()
         await self._with_redis("forget", lambda: store.forget_partitions(released))
         await self._with_redis(
             "interest", lambda: store.set_interest(wanted, removed, self._meta(wanted, new_parts))
         )
-        await self._assign(new_parts)
+        await follower.place(plan)
         self._interest = wanted
         self._filter = KeyFilter(wanted)
         log.info(
@@ -358,92 +340,24 @@ class CachingConsumer(Lifecycle):
             len(removed),
         )
 
-    async def _fill(self, symbols: list[str], partitions: set[int]) -> None:
-        """Fill ``symbols`` from a snapshot and place ``partitions`` at its offsets."""
-        snapshot = await self._snapshots_ok().request(symbols, self.settings.snapshot_timeout)
-        store = self._store_ok()
-        if snapshot is None:
-            log.warning(
-                "%s: no snapshot within %.1fs; replaying partitions %s from the beginning",
-                self.service,
-                self.settings.snapshot_timeout,
-                sorted(partitions),
-            )
-            for partition in partitions:
-                self._next[partition] = _BEGINNING
-            await self._with_redis("offsets", lambda: store.forget_partitions(partitions))
-            self.start_mode = self.start_mode or StartMode.REPLAY
-            self.counts["replays"] += 1
-            return
-        fresh = self._newer(snapshot.quotes)
-        positions = {}
-        for partition in partitions:
-            offset = snapshot.offsets.get(partition, 0)
-            current = self._next.get(partition)
-            # Never skip records we have not seen: go back if the snapshot is older than us.
-            positions[partition] = offset if current is None else min(max(current, 0), offset)
-        self._next.update(positions)
-        applied = {p: o - 1 for p, o in positions.items() if o > 0}
-        await self._with_redis("snapshot", lambda: store.write_snapshot(fresh, applied))
-        self.counts["snapshots"] += 1
-        self.counts["snapshot_quotes"] += len(fresh)
-        self.start_mode = self.start_mode or StartMode.SNAPSHOT
-
-    def _newer(self, quotes: list[tuple[Quote, bytes]]) -> list[tuple[Quote, bytes]]:
-        """The quotes of interest newer than what is cached; remembers their versions."""
-        out = []
-        for quote, raw in quotes:
-            version = (quote.epoch, quote.seq)
-            cached = self._versions.get(quote.symbol)
-            if quote.symbol in self._wanted and (cached is None or version > cached):
-                self._versions[quote.symbol] = version
-                out.append((quote, raw))
-        return out
-
-    async def _assign(self, partitions: set[int]) -> None:
-        consumer = self._consumer_ok()
-        tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        replay = [tp for tp in tps if self._next[tp.partition] == _BEGINNING]
-        if replay:
-            # Explicit offsets rather than seek_to_beginning(): with a group id and no committed
-            # offset, a lazy reset would fall back to auto_offset_reset ("none") and fail.
-            firsts = await consumer.beginning_offsets(replay)
-            for tp in replay:
-                self._next[tp.partition] = firsts[tp]
-        for tp in tps:
-            consumer.seek(tp, self._next[tp.partition])
-
-    async def _apply_gap_snapshot(self) -> None:
-        snapshot = self._gaps_ok().take()
-        if snapshot is not None:
-            fresh = self._newer(snapshot.quotes)
-            store = self._store_ok()
-            await self._with_redis("gap fill", lambda: store.write_snapshot(fresh, {}))
-            self.counts["gap_fills"] += len(fresh)
-
-    async def _out_of_range(self, exc: OffsetOutOfRangeError) -> None:
-        """Our positions are gone from the broker (it lost data): start those partitions over."""
-        lost = {tp.partition for tp in (exc.args[0] if exc.args else {})} or set(self._next)
-        log.warning(
-            "%s: offsets out of range on partitions %s; re-snapshotting", self.service, sorted(lost)
-        )
-        count = self.settings.partitions
+    async def _lost(self, lost: set[int], why: str) -> None:
+        """Positions the broker no longer has: start those partitions over from a snapshot."""
+        log.warning("%s: partitions %s: %s; re-snapshotting", self.service, sorted(lost), why)
+        parts, count = self._parts_ok(), self.settings.partitions
         symbols = sorted(s for s in self._interest if partition_for(s, count) in lost)
-        for partition in lost:
-            self._next.pop(partition, None)
-        await self._fill(symbols, lost)
-        await self._assign(set(self._next))
-        self.counts["out_of_range"] += 1
+        plan: Plan = {p: pos for p, pos in parts.follower.positions.items() if p not in lost}
+        await parts.filler.fill(symbols, lost, plan, self._wanted)
+        await parts.follower.place(plan)
 
     async def _rebuild(self) -> None:
         """Redis lost the cache: start again as a new, empty cache."""
         self._resync = False
         self._versions.clear()
-        self._next.clear()
+        parts = self._parts_ok()
+        await parts.follower.place({})
         self._interest = frozenset()
-        self.start_mode = None
-        await self._with_redis("reopen", lambda: self._store_ok().initialise(self._meta()))
+        parts.filler.start_mode = None
+        await self._with_redis("reopen", lambda: parts.store.initialise(self._meta()))
         await self._reconcile({})
         self.counts["rebuilds"] += 1
         self._warm.set()
@@ -482,22 +396,12 @@ class CachingConsumer(Lifecycle):
             if self._redis_retry.failures:
                 self.counts["redis_errors"] = self._redis_retry.failures
 
-    def _store_ok(self) -> QuoteStore:
-        assert self._store is not None, "cache not started"
-        return self._store
+    async def _count(self, name: str) -> None:
+        """One more ``name`` event, in ``counts`` and in the cache's stats in Redis."""
+        self.counts[name] += 1
+        store = self._parts_ok().store
+        await self._with_redis(name, lambda: store.count(name))
 
-    def _consumer_ok(self) -> AIOKafkaConsumer:
-        assert self._consumer is not None, "cache not started"
-        return self._consumer
-
-    def _committer_ok(self) -> OffsetCommitter:
-        assert self._committer is not None, "cache not started"
-        return self._committer
-
-    def _gaps_ok(self) -> GapRequests:
-        assert self._gaps is not None, "cache not started"
-        return self._gaps
-
-    def _snapshots_ok(self) -> SnapshotClient:
-        assert self._snapshots is not None, "cache not started"
-        return self._snapshots
+    def _parts_ok(self) -> CacheParts:
+        assert self._parts is not None, "cache not started"
+        return self._parts

@@ -56,7 +56,7 @@ class DeadLetterSink:
         records = list(rejected)
         letters = [
             self.letter(
-                source_topic=source_topic,
+                source_topic=r.topic or source_topic,
                 partition=r.partition,
                 offset=r.offset,
                 key=r.key,
@@ -70,7 +70,7 @@ class DeadLetterSink:
             log.warning(
                 "%s: dead-lettered %s[%d]@%d: %s",
                 self.service,
-                source_topic,
+                r.topic or source_topic,
                 r.partition,
                 r.offset,
                 r.reason,

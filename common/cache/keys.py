@@ -5,7 +5,9 @@ Layout (``P`` is the configured prefix, ``mf:`` by default):
 - ``P q:SYMBOL``: the cached quote: the msgpack bytes exactly as published (decode with the
   shared schema);
 - ``P offsets``: hash partition -> offset of the last record applied (consumption resumes
-  after it); ``P part_ts``: hash partition -> publish time (ns) of the last quote applied;
+  after it), -1 when none yet in its generation; ``P gen``: hash partition -> the generation
+  that offset is in (``common.generations``; absent: 0, the plain topic);
+  ``P part_ts``: hash partition -> publish time (ns) of the last quote applied;
   ``P part_kts``: hash partition -> Kafka timestamp (ms) of the last record applied, filtered
   or not; ``P hw``: hash partition -> high watermark seen by the last fetch;
 - ``P stats``: hash of counters (received, filtered, applied, conflated, stale, gaps,
@@ -44,6 +46,10 @@ class CacheKeys:
         return f"{self.prefix}offsets"
 
     @property
+    def generations(self) -> str:
+        return f"{self.prefix}gen"
+
+    @property
     def part_ts(self) -> str:
         return f"{self.prefix}part_ts"
 
@@ -69,4 +75,4 @@ class CacheKeys:
 
     @property
     def partition_hashes(self) -> tuple[str, ...]:
-        return (self.offsets, self.part_ts, self.part_kts, self.hw)
+        return (self.offsets, self.generations, self.part_ts, self.part_kts, self.hw)

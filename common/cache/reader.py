@@ -29,10 +29,11 @@ class CachedQuote:
 @dataclass(frozen=True, slots=True)
 class PartitionState:
     partition: int
-    applied_offset: int | None  # offset of the last record applied
+    applied_offset: int | None  # offset of the last record applied (-1: none yet in generation)
     quote_ts_ns: int | None  # publish time of the last quote applied
     kafka_ts_ms: int | None  # Kafka timestamp of the last record applied
     high_watermark: int | None  # as seen by the cache's last fetch
+    generation: int = 0  # of the applied offset (common.generations; 0: the plain topic)
 
 
 T = TypeVar("T")
@@ -102,7 +103,9 @@ class QuoteReader(Lifecycle):
         pipe = self.client.pipeline(transaction=True)
         for name in self.keys.partition_hashes:
             pipe.hgetall(name)
-        offsets, part_ts, part_kts, hw = [_decode_hash(h) for h in await self._call(pipe.execute())]
+        offsets, gens, part_ts, part_kts, hw = [
+            _decode_hash(h) for h in await self._call(pipe.execute())
+        ]
         assigned = (await self.meta()).get("assigned", "")
         numbers = {int(p) for p in assigned.split(",") if p} | {int(p) for p in offsets}
         return {
@@ -112,6 +115,7 @@ class QuoteReader(Lifecycle):
                 quote_ts_ns=_int(part_ts.get(str(p))),
                 kafka_ts_ms=_int(part_kts.get(str(p))),
                 high_watermark=_int(hw.get(str(p))),
+                generation=_int(gens.get(str(p))) or 0,
             )
             for p in sorted(numbers)
         }

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from common.errors import SchemaError
+from common.generations.position import Position
 from common.kafka import KafkaSettings, TopicSpec, close_consumer, ensure_topics, with_backoff
 from common.lifecycle import Lifecycle, cancel_and_wait
 from common.schema import Quote, SnapshotReply, SnapshotRequest, decode_as, decode_quote
@@ -30,8 +31,8 @@ log = logging.getLogger(__name__)
 class Snapshot:
     epoch: int
     quotes: list[tuple[Quote, bytes]]
-    # Partition -> next offset: everything before it is reflected in ``quotes``.
-    offsets: dict[int, int]
+    # Partition -> next position: everything before it is reflected in ``quotes``.
+    positions: dict[int, Position]
     missing: list[str]
 
 
@@ -174,6 +175,10 @@ def _assemble(parts: dict[int, SnapshotReply]) -> Snapshot:
                 quotes.append((decode_quote(raw), raw))
             except SchemaError as exc:
                 log.warning("snapshot %s carried a bad quote: %s", first.request_id, exc)
+    generations = dict(first.generations)
     return Snapshot(
-        epoch=first.epoch, quotes=quotes, offsets=dict(first.offsets), missing=list(first.missing)
+        epoch=first.epoch,
+        quotes=quotes,
+        positions={p: Position(generations.get(p, 0), o) for p, o in first.offsets},
+        missing=list(first.missing),
     )

@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 from common.cache.batch import PreparedBatch, Version
 from common.cache.keys import CacheKeys
 from common.errors import SchemaError
+from common.generations.position import Position
 from common.schema import Quote, decode_quote
 
 
@@ -40,9 +41,14 @@ class QuoteStore:
         )
         return existing is not None
 
-    async def load_offsets(self) -> dict[int, int]:
-        raw = await self.client.hgetall(self.keys.offsets)
-        return {int(p): int(o) for p, o in raw.items()}
+    async def load_positions(self) -> dict[int, Position]:
+        """Where each partition resumes: after the last record applied, in its generation."""
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hgetall(self.keys.offsets)
+        pipe.hgetall(self.keys.generations)
+        offsets, generations = await pipe.execute()
+        gens = {int(p): int(g) for p, g in generations.items()}
+        return {int(p): Position(gens.get(int(p), 0), int(o) + 1) for p, o in offsets.items()}
 
     async def load_interest(self) -> frozenset[str]:
         members = await self.client.smembers(self.keys.interest)
@@ -76,9 +82,7 @@ class QuoteStore:
         if batch.quotes:
             pipe.mset({k.quote(symbol): raw for symbol, (_, raw) in batch.quotes.items()})
         if batch.progress:
-            pipe.hset(
-                k.offsets, mapping=_fields({p: g.last_offset for p, g in batch.progress.items()})
-            )
+            _positions(pipe, k, {p: g.next for p, g in batch.progress.items()})
             pipe.hset(
                 k.part_kts, mapping=_fields({p: g.kafka_ts_ms for p, g in batch.progress.items()})
             )
@@ -100,17 +104,17 @@ class QuoteStore:
         return _text(results[-1]) == self.instance
 
     async def write_snapshot(
-        self, quotes: Iterable[tuple[Quote, bytes]], applied: Mapping[int, int]
+        self, quotes: Iterable[tuple[Quote, bytes]], positions: Mapping[int, Position]
     ) -> None:
-        """Write snapshot quotes and the offsets they stand at (partition -> last applied)."""
+        """Write snapshot quotes and the positions they stand at (partition -> next to read)."""
         items = {self.keys.quote(q.symbol): raw for q, raw in quotes}
-        if not items and not applied:
+        if not items and not positions:
             return
         pipe = self.client.pipeline(transaction=True)
         if items:
             pipe.mset(items)
-        if applied:
-            pipe.hset(self.keys.offsets, mapping=_fields(applied))
+        if positions:
+            _positions(pipe, self.keys, positions)
         await pipe.execute()
 
     async def forget_partitions(self, partitions: Iterable[int]) -> None:
@@ -137,6 +141,10 @@ class QuoteStore:
         pipe.hset(k.meta, mapping=_fields(meta))
         await pipe.execute()
 
+    async def count(self, name: str, by: int = 1) -> None:
+        """Add ``by`` to the counter ``name`` of the cache's stats."""
+        await self.client.hincrby(self.keys.stats, name, by)
+
     async def heartbeat(self, high_watermarks: Mapping[int, int]) -> bool:
         """Say the consumer is alive (and what it saw); False if the instance id is gone."""
         pipe = self.client.pipeline(transaction=True)
@@ -146,6 +154,15 @@ class QuoteStore:
         pipe.hget(self.keys.meta, "instance")
         results = await pipe.execute()
         return _text(results[-1]) == self.instance
+
+
+def _positions(pipe: Any, keys: CacheKeys, positions: Mapping[int, Position]) -> None:
+    """Queue the writes of ``positions``: the last offset applied (-1: none yet in the
+    generation) and its generation, written together so neither is read without the other."""
+    pipe.hset(keys.offsets, mapping=_fields({p: pos.last_read for p, pos in positions.items()}))
+    pipe.hset(
+        keys.generations, mapping=_fields({p: pos.generation for p, pos in positions.items()})
+    )
 
 
 def _fields(mapping: Mapping[Any, Any]) -> Any:

@@ -29,6 +29,7 @@ from common.schema.orders import (
     OrderRejected,
     TerminalEvent,
 )
+from common.schema.rollover import ROLLOVER_KEY, ROLLOVER_TYPE, Rollover
 from common.schema.snapshot import (
     MAX_QUOTES_PER_PART,
     SNAPSHOT_REPLY_TYPE,
@@ -44,6 +45,7 @@ Message = (
     | Trade
     | SnapshotRequest
     | SnapshotReply
+    | Rollover
     | DeadLetter
     | NewOrder
     | OrderAccepted
@@ -57,6 +59,7 @@ _READERS: dict[str, Callable[[Mapping[str, Any]], Message]] = {
     TRADE_TYPE: Trade.from_wire,
     SNAPSHOT_REQUEST_TYPE: SnapshotRequest.from_wire,
     SNAPSHOT_REPLY_TYPE: SnapshotReply.from_wire,
+    ROLLOVER_TYPE: Rollover.from_wire,
     DEAD_LETTER_TYPE: DeadLetter.from_wire,
     NEW_ORDER_TYPE: NewOrder.from_wire,
     ORDER_ACCEPTED_TYPE: OrderAccepted.from_wire,
@@ -96,6 +99,8 @@ __all__ = [
     "TRADE_TYPE",
     "DeadLetter",
     "MAX_QUOTES_PER_PART",
+    "ROLLOVER_KEY",
+    "Rollover",
     "Message",
     "SnapshotReply",
     "SnapshotRequest",

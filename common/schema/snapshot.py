@@ -4,7 +4,10 @@ A request names the symbols and the topic to reply on; the reply carries, for ea
 publisher knows, its last acknowledged quote (the exact bytes that were published), and for each
 quote partition the offset right after the last record those values include. A cache writes the
 quotes and continues consuming from exactly those offsets. A large reply is split in parts; every
-part carries the same offsets.
+part carries the same offsets. On a broker where market data is written as generations
+(``common.generations``), ``generations`` names the generation each partition's offset is in (a
+partition may be one generation ahead of its neighbour while the publisher rolls); a partition
+it does not name is in generation 0, the plain topic.
 """
 
 from __future__ import annotations
@@ -82,13 +85,15 @@ class SnapshotReply:
     # (partition, next offset): everything before it is reflected in the quotes.
     offsets: tuple[tuple[int, int], ...]
     missing: tuple[str, ...] = ()
+    # (partition, generation) of each offset; absent: generation 0 (the plain topic).
+    generations: tuple[tuple[int, int], ...] = ()
 
     def __post_init__(self) -> None:
         if not 0 <= self.part < self.parts:
             raise ValidationError(f"snapshot part {self.part} outside 0..{self.parts - 1}")
-        for partition, offset in self.offsets:
+        for partition, offset in (*self.offsets, *self.generations):
             if partition < 0 or offset < 0:
-                raise ValidationError("snapshot offsets must be >= 0")
+                raise ValidationError("snapshot offsets and generations must be >= 0")
 
     def encode(self) -> bytes:
         return pack(
@@ -102,6 +107,7 @@ class SnapshotReply:
                 "quotes": list(self.quotes),
                 "offsets": [[p, o] for p, o in self.offsets],
                 "missing": list(self.missing),
+                "generations": [[p, g] for p, g in self.generations],
             }
         )
 
@@ -110,19 +116,25 @@ class SnapshotReply:
         quotes = _get_list(raw, "quotes")
         if not all(isinstance(q, bytes) for q in quotes):
             raise DecodeError("snapshot quotes must be binary")
-        offsets = []
-        for pair in _get_list(raw, "offsets"):
-            if not (
-                isinstance(pair, list) and len(pair) == 2 and all(type(x) is int for x in pair)
-            ):
-                raise DecodeError("snapshot offsets must be [partition, offset] integer pairs")
-            offsets.append((pair[0], pair[1]))
         return cls(
             request_id=get_str(raw, "request_id"),
             epoch=get_int(raw, "epoch"),
             part=get_int(raw, "part"),
             parts=get_int(raw, "parts", minimum=1),
             quotes=tuple(quotes),
-            offsets=tuple(offsets),
+            offsets=_int_pairs(_get_list(raw, "offsets"), "[partition, offset]"),
             missing=tuple(check_symbol(s) for s in _get_list(raw, "missing")),
+            generations=_int_pairs(
+                _get_list(raw, "generations") if "generations" in raw else [],
+                "[partition, generation]",
+            ),
         )
+
+
+def _int_pairs(items: list[Any], shape: str) -> tuple[tuple[int, int], ...]:
+    pairs = []
+    for pair in items:
+        if not (isinstance(pair, list) and len(pair) == 2 and all(type(x) is int for x in pair)):
+            raise DecodeError(f"snapshot pairs must be {shape} integer pairs")
+        pairs.append((pair[0], pair[1]))
+    return tuple(pairs)

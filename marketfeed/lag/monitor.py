@@ -1,9 +1,13 @@
 """Taking the samples of ``marketfeed lag``: each cache's Redis and its broker (the I/O part).
 
-For each target: the broker's exact high watermarks of the cache's topic
+For each target: the broker's exact high watermarks of every generation of the cache's topic
 (``common/watermarks.py``; never the cache's own view of them, never the committed offset) are
-read first, then the cache's partition states, heartbeat and the ages of its symbols of
-interest. The samples are judged by ``marketfeed.lag.rules``.
+read first, then the cache's partition states (applied offset and its generation), heartbeat
+and the ages of its symbols of interest. Offset lag across generations is the rest of the
+cache's generation plus every later one (``common.generations.position``); the sample gives the
+rules a partition's high watermark as where its end would be in the cache's generation had it
+not rolled (the cache's position plus that lag), so the rules need not know about generations.
+The samples are judged by ``marketfeed.lag.rules``.
 """
 
 from __future__ import annotations
@@ -11,10 +15,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from common.cache.reader import QuoteReader
+from common.cache.reader import PartitionState, QuoteReader
+from common.generations.position import Position, offset_lag, partition_ends
 from common.lifecycle import Lifecycle
 from common.topics import Topics
 from common.watermarks import WatermarkReader
@@ -29,6 +34,8 @@ class Report:
 
     target: Target
     lag: ServiceLag
+    generations: dict[int, int] = field(default_factory=dict)  # partition -> the cache's
+    newest: int | None = None  # the newest generation on the broker
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -36,6 +43,8 @@ class Report:
             "redis_url": self.target.redis_url,
             "redis_prefix": self.target.redis_prefix,
             "bootstrap": self.target.bootstrap,
+            "newest_generation": self.newest,
+            "generations": {str(p): g for p, g in sorted(self.generations.items())},
         }
 
 
@@ -60,6 +69,9 @@ class LagMonitor(Lifecycle):
         self._connect_timeout = connect_timeout
         self._caches: list[QuoteReader] = []
         self._brokers: dict[str, WatermarkReader] = {}
+        # What the last sample found of each target: the cache's generation per partition,
+        # and the newest generation on the broker.
+        self._generations: list[tuple[dict[int, int], int | None]] = []
 
     async def _start(self) -> None:
         for target in self.targets:
@@ -85,16 +97,16 @@ class LagMonitor(Lifecycle):
             for target, meta in zip(self.targets, metas, strict=True)
         ]
         began = time.time_ns()
-        marks: dict[tuple[str, str, int], int] = {}
+        marks: dict[tuple[str, str], dict[tuple[int, int], int]] = {}
         for bootstrap, broker in self._brokers.items():
             wanted = {
                 topic
                 for target, meta, topic in zip(self.targets, metas, topics, strict=True)
                 if meta and target.bootstrap == bootstrap
             }
-            if wanted:
-                found = await broker.high_watermarks(sorted(wanted))
-                marks |= {(bootstrap, tp.topic, tp.partition): hw for tp, hw in found.items()}
+            for topic in sorted(wanted):
+                marks[(bootstrap, topic)] = await broker.generation_marks(topic)
+        self._generations = []
         samples = []
         for target, cache, meta, topic in zip(
             self.targets, self._caches, metas, topics, strict=True
@@ -109,10 +121,13 @@ class LagMonitor(Lifecycle):
         meta: dict[str, str],
         topic: str,
         began: int,
-        marks: dict[tuple[str, str, int], int],
+        marks: dict[tuple[str, str], dict[tuple[int, int], int]],
     ) -> CacheSample:
         label = _label(target, meta)
+        found = marks.get((target.bootstrap, topic), {})
+        newest = max((g for g, _ in found), default=None)
         if not meta:
+            self._generations.append(({}, newest))
             return CacheSample(service=label, began_ns=began, now_ns=time.time_ns(), has_meta=False)
         states = await cache.partitions()
         interest = sorted(await cache.interest())
@@ -121,21 +136,13 @@ class LagMonitor(Lifecycle):
         now = time.time_ns()
         # The latest sign of life: a restarted consumer writes started_ns before its first beat.
         beats = [int(meta[k]) for k in ("heartbeat_ns", "started_ns") if meta.get(k)]
+        self._generations.append(({p: s.generation for p, s in states.items()}, newest))
         return CacheSample(
             service=label,
             began_ns=began,
             now_ns=now,
             heartbeat_ns=max(beats) if beats else None,
-            partitions={
-                p: PartitionSample(
-                    partition=p,
-                    high_watermark=marks.get((target.bootstrap, topic, p), 0),
-                    applied_offset=s.applied_offset,
-                    quote_ts_ns=s.quote_ts_ns,
-                    kafka_ts_ms=s.kafka_ts_ms,
-                )
-                for p, s in states.items()
-            },
+            partitions={p: _partition(s, partition_ends(found, p)) for p, s in states.items()},
             interest_count=len(interest),
             worst_fresh=worst_fresh(
                 {s: (hit.age_s if hit is not None else None) for s, hit in cached.items()},
@@ -147,8 +154,10 @@ class LagMonitor(Lifecycle):
         """Take a sample of every cache and judge it against the previous one."""
         samples = await self.sample()
         return [
-            Report(target, self.tracker.update(sample))
-            for target, sample in zip(self.targets, samples, strict=True)
+            Report(target, self.tracker.update(sample), generations=generations, newest=newest)
+            for target, sample, (generations, newest) in zip(
+                self.targets, samples, self._generations, strict=True
+            )
         ]
 
     async def measure(self, interval: float = 1.0) -> list[Report]:
@@ -156,6 +165,19 @@ class LagMonitor(Lifecycle):
         await self.update()
         await asyncio.sleep(interval)
         return await self.update()
+
+
+def _partition(state: PartitionState, ends: dict[int, int]) -> PartitionSample:
+    """One partition's sample, its high watermark as seen from the cache's generation."""
+    applied = state.applied_offset
+    position = Position(state.generation, 0 if applied is None else applied + 1)
+    return PartitionSample(
+        partition=state.partition,
+        high_watermark=position.offset + offset_lag(position, ends),
+        applied_offset=applied,
+        quote_ts_ns=state.quote_ts_ns,
+        kafka_ts_ms=state.kafka_ts_ms,
+    )
 
 
 def _label(target: Target, meta: dict[str, str]) -> str:

@@ -28,16 +28,20 @@ def _render_one(report: Report) -> str:
         f"in {_rate(lag.in_rate)}/s",
         f"applied {_rate(lag.apply_rate)}/s",
     ]
+    if report.newest:
+        facts.append(f"feed generation {report.newest}")
     lines = [head, "  " + " · ".join(facts)]
     if lag.partitions:
         lines.append(
-            f"  {'PART':>4} {'HIGH WM':>12} {'APPLIED':>12} {'OFFSET LAG':>10} "
+            f"  {'PART':>4} {'GEN':>5} {'HIGH WM':>12} {'APPLIED':>12} {'OFFSET LAG':>10} "
             f"{'TIME LAG':>9} {'IN/S':>9} {'APPLIED/S':>9}  STATE"
         )
         for p in lag.partitions:
             applied = "-" if p.applied_offset is None else f"{p.applied_offset:,}"
+            generation = report.generations.get(p.partition, 0)
             lines.append(
-                f"  {p.partition:>4} {p.high_watermark:>12,} {applied:>12} {p.offset_lag:>10,} "
+                f"  {p.partition:>4} {generation:>5} {p.high_watermark:>12,} {applied:>12} "
+                f"{p.offset_lag:>10,} "
                 f"{_seconds(p.time_lag_s):>9} {_rate(p.in_rate):>9} {_rate(p.apply_rate):>9}"
                 f"  {p.state}"
             )

@@ -24,6 +24,7 @@ from common.schema import DeadLetter, Quote, decode_as, quote_wire
 from feed_publisher.publisher import Publisher
 from feed_publisher.universe import universe
 from tests.helpers import eventually, running_publisher, spawn
+from tests.history import read_history
 
 SYMBOLS = 200
 INTEREST = universe(SYMBOLS)[::10]  # 20 symbols spread over the partitions
@@ -158,27 +159,13 @@ async def _equals(redis_url: str, prefix: str, want: dict[str, bytes]) -> bool:
 
 
 async def last_values_on_topic(kafka: KafkaSettings, symbols: list[str]) -> dict[str, bytes]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(kafka.topics.quotes, p) for p in range(kafka.partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        wanted = {s.encode() for s in symbols}
-        out: dict[str, bytes] = {}
-        done: set[TopicPartition] = set()
-        while len(done) < len(tps):
-            for tp, records in (await consumer.getmany(timeout_ms=500)).items():
-                for r in records:
-                    if r.key in wanted and r.value is not None:
-                        out[r.key.decode()] = r.value
-                if records and records[-1].offset + 1 >= ends[tp]:
-                    done.add(tp)
-            done |= {tp for tp in tps if ends[tp] == 0 or await consumer.position(tp) >= ends[tp]}
-        return out
-    finally:
-        await consumer.stop()
+    """The last quote of each of ``symbols`` on the quotes topic, across its generations (a
+    stopped feed, whose last roll may have been cut short)."""
+    history = await read_history(
+        kafka.bootstrap, kafka.topics.quotes, kafka.partitions, strict=False
+    )
+    wanted = {s.encode() for s in symbols}
+    return {r.key.decode(): r.value for r in history.all() if r.key in wanted}
 
 
 async def test_stopped_and_restarted_cache_resumes_without_regression(

@@ -6,38 +6,25 @@ import asyncio
 import sys
 from collections import defaultdict
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
 from common.kafka import KafkaSettings
 from common.partitioner import partition_for
 from common.schema import Quote, Trade, decode
-from common.watermarks import WatermarkReader
 from feed_publisher.config import PublisherConfig
 from feed_publisher.publisher import Publisher
 from tests.helpers import spawn
+from tests.history import read_history
 
 
-async def _read_all(
-    bootstrap: str, topics: tuple[str, ...], partitions: int, expected: int
-) -> list[tuple[int, bytes, bytes]]:
-    """Read ``expected`` records from the start of every partition of ``topics``, then check
-    that nothing more is there."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(t, p) for t in topics for p in range(partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        out: list[tuple[int, bytes, bytes]] = []
-        async with asyncio.timeout(30):
-            while len(out) < expected:
-                batches = await consumer.getmany(timeout_ms=500)
-                for tp, records in batches.items():
-                    out.extend((tp.partition, r.key, r.value) for r in records)
-    finally:
-        await consumer.stop()
-    async with WatermarkReader(bootstrap) as reader:
-        assert sum((await reader.high_watermarks(topics)).values()) == len(out)
+async def _read_all(kafka: KafkaSettings, expected: int) -> list[tuple[int, bytes, bytes]]:
+    """Every record of both market-data topics, across generations; check there are
+    ``expected`` of them besides the rollover markers."""
+    out: list[tuple[int, bytes, bytes]] = []
+    markers = 0
+    for base in kafka.topics.market_data:
+        history = await read_history(kafka.bootstrap, base, kafka.partitions)
+        out.extend((r.partition, r.key, r.value) for r in history.all())
+        markers += sum(len(m) for m in history.markers.values())
+    assert len(out) + markers == expected
     return out
 
 
@@ -60,9 +47,7 @@ async def test_published_records_arrive_decoded_in_order_and_in_their_partition(
     assert stats.acked == stats.sent == stats.generated > 5_000
 
     # Everything acknowledged is on the broker, and nothing else.
-    records = await _read_all(
-        kafka.bootstrap, kafka.topics.market_data, kafka.partitions, stats.acked
-    )
+    records = await _read_all(kafka, stats.acked)
 
     last_seq: dict[tuple[type, str], int] = defaultdict(int)
     for partition, key, value in records:

@@ -17,10 +17,11 @@ from typing import Any
 
 import pytest
 
-import common.cache.consumer
+import common.cache.parts
 import common.cache.snapshots
 import common.kafka
 import common.watermarks
+import feed_publisher.closing
 import feed_publisher.publisher
 import feed_publisher.snapshot
 import order_entry.eventlog
@@ -40,8 +41,9 @@ from tests.helpers import spawn
 _MODULES = (
     common.kafka,
     common.watermarks,
-    common.cache.consumer,
+    common.cache.parts,
     common.cache.snapshots,
+    feed_publisher.closing,
     feed_publisher.publisher,
     feed_publisher.snapshot,
     order_entry.eventlog,
@@ -100,25 +102,35 @@ def clients(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     return tracker
 
 
-def _publisher_config(kafka: KafkaSettings) -> PublisherConfig:
+def _publisher_config(kafka: KafkaSettings, md_history: str = "retention") -> PublisherConfig:
     return PublisherConfig(
         bootstrap=kafka.bootstrap,
         topic_prefix=kafka.topic_prefix,
         partitions=kafka.partitions,
         symbols=20,
         connect_timeout=5.0,
+        md_history=md_history,
     )
 
 
-# The publisher's producer, then its snapshot responder's watermark reader, request consumer
-# and reply producer. Before: a failure from #2 on left the publisher's producer open, #4 the
-# responder's consumer too, and from #2 the responder's reply producer (made unstarted, but
-# stopped only with a consumer).
-@pytest.mark.parametrize("clients", [1, 2, 3, 4], indirect=True)
+# Retention: the publisher's producer, then its snapshot responder's watermark reader, request
+# consumer and reply producer. Before: a failure from #2 on left the publisher's producer open,
+# #4 the responder's consumer too, and from #2 the responder's reply producer (made unstarted,
+# but stopped only with a consumer). Generations (a fresh broker prefix, nothing to close): the
+# producer, the responder's consumer and reply producer; closing older generations adds the
+# reader of their ends, tested below.
+@pytest.mark.parametrize(
+    ("clients", "md_history"),
+    [
+        *((n, "retention") for n in (1, 2, 3, 4)),
+        *((n, "generations") for n in (1, 2, 3)),
+    ],
+    indirect=["clients"],
+)
 async def test_a_publisher_start_failing_at_any_client_leaves_none_open(
-    kafka: KafkaSettings, clients: Clients
+    kafka: KafkaSettings, clients: Clients, md_history: str
 ) -> None:
-    publisher = Publisher(_publisher_config(kafka))
+    publisher = Publisher(_publisher_config(kafka, md_history))
     with pytest.raises(_Injected):
         await publisher.start()
     assert clients.made, "nothing was started"
@@ -126,14 +138,26 @@ async def test_a_publisher_start_failing_at_any_client_leaves_none_open(
     await publisher.stop()  # and stop() after a failed start is harmless
 
 
+@pytest.mark.parametrize(("md_history", "starts"), [("retention", 4), ("generations", 3)])
 async def test_a_publisher_started_and_stopped_leaves_none_open(
-    kafka: KafkaSettings, clients: Clients
+    kafka: KafkaSettings, clients: Clients, md_history: str, starts: int
 ) -> None:
-    async with Publisher(_publisher_config(kafka)) as publisher:
+    async with Publisher(_publisher_config(kafka, md_history)) as publisher:
         assert publisher.responder is not None
-    assert clients.starts == 4
+    assert clients.starts == starts
     assert clients.left_open == []
     await publisher.stop()
+
+
+async def test_a_restarted_publisher_closing_old_generations_leaves_none_open(
+    kafka: KafkaSettings, clients: Clients
+) -> None:
+    async with Publisher(_publisher_config(kafka, "generations")):
+        pass
+    clients.fail_at = clients.starts + 2  # the second publisher's reader of generation ends
+    with pytest.raises(_Injected):
+        await Publisher(_publisher_config(kafka, "generations")).start()
+    assert clients.left_open == []
 
 
 def _cache_settings(kafka: KafkaSettings, redis_url: str, **extra: Any) -> CacheSettings:

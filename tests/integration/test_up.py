@@ -151,7 +151,14 @@ async def test_ctrl_c_stops_everything_in_order_in_seconds(tmp_path: Path) -> No
     assert counts, flow[-2000:]
     assert counts.group(1) == counts.group(2)
     # The publisher flushed before the broker went away.
-    assert re.search(r"stopped: \d+ sent, \d+ acked, 0 failed", run.logs()["publisher.log"])
+    assert re.search(r"stopped: \d+ sent, \d+ acked, 0 lost", run.logs()["publisher.log"])
+    # The status line: the generation being written and the broker's memory (the embedded
+    # broker: generations).
+    status = [line for line in run.out.splitlines() if "published" in line]
+    assert status, run.out
+    assert re.search(r"md\.quotes g\d+ hw [\d,]+  md\.trades g\d+ hw", status[-1]), status[-1]
+    assert re.search(r"\| broker \d+ MB", status[-1]), status[-1]
+    assert "history: generations" in run.out
 
 
 async def test_ctrl_c_through_tee_still_tells_each_stop(tmp_path: Path) -> None:

@@ -185,7 +185,7 @@ def test_the_report_states_ratios_and_targets_from_the_steps() -> None:
             "warmup": 2,
             "pause": 10,
             "fetch_max_wait_ms": 5,
-            "linger_ms": 2,
+            "cycle_ms": 10.0,
         },
         environment={"cpus": 2, "broker": "embedded"},
     )

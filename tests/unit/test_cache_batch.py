@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 
 import common.cache.batch as batch_module
 from common.cache.batch import (
-    KafkaRecord,
     KeyFilter,
     PartitionProgress,
     PreparedBatch,
@@ -23,7 +22,9 @@ from common.cache.batch import (
     Version,
     prepare,
 )
-from common.schema import Quote, Trade, decode_quote, quote_wire
+from common.generations.position import Position
+from common.generations.rollover import KafkaRecord, cut
+from common.schema import ROLLOVER_KEY, Quote, Rollover, Trade, decode_quote, quote_wire
 
 TS0 = 1_700_000_000_000_000_000
 
@@ -63,8 +64,13 @@ def run(
     records: dict[int, list[Record]],
     interest: tuple[str, ...] = ("AAPL", "MSFT"),
     versions: dict[str, Version] | None = None,
+    *,
+    generation: int = 3,
 ) -> PreparedBatch:
-    return prepare(records, KeyFilter(interest), {} if versions is None else versions)
+    chunks = {
+        p: cut(f"md.quotes.g{generation}", p, generation, rs) for p, rs in records.items() if rs
+    }
+    return prepare(chunks, KeyFilter(interest), {} if versions is None else versions)
 
 
 def assert_counts_add_up(out: PreparedBatch) -> None:
@@ -92,7 +98,14 @@ def test_wanted_quote_is_applied_with_its_original_bytes() -> None:
     assert out.quotes["AAPL"][1] is record.value
     assert versions == {"AAPL": (1, 1)}
     assert out.progress == {
-        0: PartitionProgress(last_offset=7, kafka_ts_ms=record.timestamp, last_quote_ts_ns=q.ts_ns)
+        0: PartitionProgress(
+            last_offset=7,
+            kafka_ts_ms=record.timestamp,
+            last_quote_ts_ns=q.ts_ns,
+            generation=3,
+            next=Position(3, 8),
+            records=1,
+        )
     }
     assert out.rejected == []
     assert out.gaps == set()
@@ -104,6 +117,7 @@ def test_wanted_quote_is_applied_with_its_original_bytes() -> None:
         "stale": 0,
         "gaps": 0,
         "dead_letters": 0,
+        "rollovers": 0,
     }
 
 
@@ -151,8 +165,8 @@ def test_symbol_outside_interest_is_filtered_without_decoding(
 
 def test_filtered_symbol_stays_filtered_when_seen_again() -> None:
     keys = KeyFilter(("AAPL",))
-    first = prepare({0: [Record(0, 1, b"IBM", b"junk")]}, keys, {})
-    second = prepare({0: [Record(1, 2, b"IBM", b"junk")]}, keys, {})
+    first = prepare({0: cut("t", 0, 0, [Record(0, 1, b"IBM", b"junk")])}, keys, {})
+    second = prepare({0: cut("t", 0, 0, [Record(1, 2, b"IBM", b"junk")])}, keys, {})
     assert first.filtered == second.filtered == 1
     assert first.rejected == second.rejected == []
 
@@ -215,9 +229,9 @@ def test_bad_record_is_rejected_and_the_batch_goes_on(
 def test_rejected_entry_keeps_the_original_bytes() -> None:
     value = _packed(bid=101.0, ask=100.0)
     out = run({2: [Record(offset=5, timestamp=6, key=b"AAPL", value=value)]})
-    assert out.rejected == [Rejected(2, 5, b"AAPL", value, out.rejected[0].reason)]
+    assert out.rejected == [Rejected(2, 5, b"AAPL", value, out.rejected[0].reason, "md.quotes.g3")]
     assert out.rejected[0].value is value
-    assert out.progress[2] == PartitionProgress(5, 6, None)
+    assert out.progress[2] == PartitionProgress(5, 6, None, 3, Position(3, 6), 1)
 
 
 def test_bad_key_outside_interest_is_rejected_not_filtered() -> None:
@@ -362,11 +376,9 @@ def test_progress_per_partition() -> None:
     }
     out = run(records)
     assert out.progress == {
-        0: PartitionProgress(last_offset=12, kafka_ts_ms=1002, last_quote_ts_ns=TS0 + 111),
-        1: PartitionProgress(last_offset=6, kafka_ts_ms=2001, last_quote_ts_ns=None),
-        3: PartitionProgress(
-            last_offset=41, kafka_ts_ms=1_700_000_000_041, last_quote_ts_ns=TS0 + 222
-        ),
+        0: PartitionProgress(12, 1002, TS0 + 111, 3, Position(3, 13), 3),
+        1: PartitionProgress(6, 2001, None, 3, Position(3, 7), 2),
+        3: PartitionProgress(41, 1_700_000_000_041, TS0 + 222, 3, Position(3, 42), 2),
     }
 
 
@@ -404,6 +416,7 @@ def test_counts_of_a_mixed_batch() -> None:
         "stale": 1,
         "gaps": 1,
         "dead_letters": 2,
+        "rollovers": 0,
     }
     assert_counts_add_up(out)
     assert sorted((r.partition, r.offset) for r in out.rejected) == [(0, 4), (1, 1)]
@@ -469,3 +482,63 @@ def test_kept_quote_is_the_newest_above_the_cached_version(
     assert out.rejected == []
     assert out.filtered == 0
     assert_counts_add_up(out)
+
+
+# --- rollover markers ------------------------------------------------------------------------
+
+
+def marker(offset: int, generation: int = 3, *, value: bytes | None = None) -> Record:
+    encoded = Rollover(
+        topic="md.quotes",
+        generation=generation,
+        next_generation=generation + 1,
+        next_topic=f"md.quotes.g{generation + 1}",
+        partition=0,
+        epoch=1,
+        ts_ns=TS0,
+    ).encode()
+    return Record(
+        offset, 1_700_000_000_000 + offset, ROLLOVER_KEY, encoded if value is None else value
+    )
+
+
+def test_a_marker_ends_the_partition_and_moves_it_to_the_next_generation() -> None:
+    q1, q2 = make_quote("AAPL", 1), make_quote("AAPL", 2)
+    out = run({0: [rec(10, q1), rec(11, q2), marker(12)]})
+    progress = out.progress[0]
+    assert progress.last_offset == 12
+    assert progress.generation == 3
+    assert progress.next == Position(4, 0)
+    assert progress.records == 3  # the two quotes and the marker
+    assert out.quotes["AAPL"][0] == q2
+    # Recognised by its key: never dead-lettered as "not a symbol", never counted as received.
+    assert out.rejected == []
+    assert out.received == 2
+    assert_counts_add_up(out)
+
+
+def test_a_fetch_holding_only_the_marker_still_moves_the_partition_on() -> None:
+    out = run({0: [marker(40)]})
+    assert out.progress[0].next == Position(4, 0)
+    assert out.progress[0].last_offset == 40
+    assert out.counts()["received"] == 0
+
+
+def test_records_after_a_marker_are_never_read() -> None:
+    late = make_quote("AAPL", 9)
+    out = run({0: [rec(1, make_quote("AAPL", 1)), marker(2), rec(3, late)]})
+    assert out.quotes["AAPL"][0].seq == 1
+    assert out.progress[0].next == Position(4, 0)
+
+
+def test_an_unreadable_marker_is_dead_lettered_and_still_ends_the_generation() -> None:
+    out = run({0: [rec(1, make_quote("AAPL", 1)), marker(2, value=b"\xc1 junk")]})
+    assert out.progress[0].next == Position(4, 0)
+    [letter] = out.rejected
+    assert (letter.offset, letter.key, letter.topic) == (2, ROLLOVER_KEY, "md.quotes.g3")
+    assert "unreadable rollover marker" in letter.reason
+
+
+def test_rejected_records_name_the_generation_topic_they_were_in() -> None:
+    out = run({0: [Record(5, 1, b"bad key!", b"x")]}, generation=7)
+    assert [r.topic for r in out.rejected] == ["md.quotes.g7"]

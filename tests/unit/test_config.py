@@ -50,7 +50,7 @@ def test_defaults() -> None:
     assert config.seed is None
     assert config.trade_ratio == 0.1
     assert config.duration is None
-    assert config.linger_ms == 2
+    assert config.linger_ms == 0
     assert config.max_batch == 5000
     assert config.idempotence is False
     assert config.snapshots is True

@@ -16,7 +16,7 @@ class _Client:
     async def request(self, symbols: list[str], timeout: float) -> Snapshot | None:
         self.asked.append(symbols)
         await self.answer.wait()
-        return Snapshot(epoch=1, quotes=[], offsets={}, missing=list(symbols))
+        return Snapshot(epoch=1, quotes=[], positions={}, missing=list(symbols))
 
 
 async def test_gaps_are_asked_once_and_answered_later() -> None:

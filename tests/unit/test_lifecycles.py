@@ -18,6 +18,7 @@ from common.runtime import ChildProcess, EmbeddedStack
 from common.watermarks import WatermarkReader
 from feed_publisher.config import PublisherConfig
 from feed_publisher.publisher import Publisher
+from feed_publisher.sink import BatchSink
 from feed_publisher.snapshot import SnapshotResponder
 from order_entry.config import OrderEntryConfig
 from order_entry.eventlog import EventLog
@@ -45,7 +46,8 @@ PARTS: dict[str, Callable[[], Lifecycle]] = {
     "SnapshotClient": lambda: SnapshotClient(KafkaSettings(), None, service="x"),
     "CachingConsumer": lambda: CachingConsumer(CacheSettings(), service="x", interest=["A"]),
     "PeriodicReport": lambda: PeriodicReport(str, logger=logging.getLogger()),
-    "SnapshotResponder": lambda: SnapshotResponder(KafkaSettings(), epoch=1),
+    "SnapshotResponder": lambda: SnapshotResponder(KafkaSettings(), epoch=1, generation=1),
+    "BatchSink": lambda: BatchSink(None, bootstrap="127.0.0.1:9", give_up_after=1.0),
     "Publisher": lambda: Publisher(PublisherConfig()),
     "EventLog": lambda: EventLog(KafkaSettings(), client_id="x"),
     "Window": lambda: Window(size=1, settle=_settle),

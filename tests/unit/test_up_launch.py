@@ -94,20 +94,21 @@ def test_status_line_sums_partitions_and_rates_since_the_previous_line() -> None
     topics = Topics(prefix="")
     status = StatusLine(topics, started=100.0)
     marks = {
-        TopicPartition(topics.quotes, 0): 600,
-        TopicPartition(topics.quotes, 1): 300,
-        TopicPartition(topics.trades, 0): 100,
         TopicPartition(topics.orders_commands, 3): 4,
         TopicPartition(topics.orders_events, 3): 8,
     }
-    first = status.line(marks, now=101.0)
+    # No generations (retention): the plain topics are generation 0.
+    feed = {topics.quotes: {(0, 0): 600, (0, 1): 300}, topics.trades: {(0, 0): 100}}
+    first = status.line(marks, feed, now=101.0, broker_rss_bytes=88 * 2**20)
     assert "published        1,000      1,000 msg/s" in first
     assert "md.quotes hw 900  md.trades hw 100" in first
+    assert "broker 88 MB" in first
     assert "orders.commands hw 4 (4.0/s)  orders.events hw 8" in first
-    marks[TopicPartition(topics.quotes, 0)] = 1600
-    second = status.line(marks, now=103.0)
+    feed[topics.quotes][(0, 0)] = 1600
+    second = status.line(marks, feed, now=103.0)
     assert second.startswith("[     3s] published        2,000        500 msg/s")
     assert "(0.0/s)" in second
+    assert "broker ?" in second
 
 
 def test_up_runs_its_services_in_consumer_groups_of_its_own(tmp_path: Path) -> None:
@@ -124,3 +125,17 @@ def test_up_runs_its_services_in_consumer_groups_of_its_own(tmp_path: Path) -> N
     # Without --group, services on one topic prefix share their groups (as before).
     prefixed = OrderEntryConfig(topic_prefix="t.")
     assert prefixed.group_id("order_entry", "orders") == "t.marketfeed.order_entry.orders"
+
+
+def test_status_line_counts_every_generation_once_even_after_it_is_deleted() -> None:
+    topics = Topics(prefix="")
+    status = StatusLine(topics, started=0.0)
+    feed = {topics.quotes: {(3, 0): 1000, (4, 0): 10}, topics.trades: {(3, 0): 5}}
+    first = status.line({}, feed, now=1.0)
+    assert "published        1,015" in first
+    assert "md.quotes g4 hw 10  md.trades g3 hw 5" in first
+    # Generation 3 deleted, 4 grew: published never goes down, the rate is what was added.
+    feed = {topics.quotes: {(4, 0): 50, (5, 0): 2}, topics.trades: {(4, 0): 1}}
+    second = status.line({}, feed, now=2.0)
+    assert "published        1,058         43 msg/s" in second
+    assert "md.quotes g5 hw 2  md.trades g4 hw 1" in second

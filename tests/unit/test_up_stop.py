@@ -116,7 +116,8 @@ async def test_how_a_child_ended_and_whether_it_is_stopped() -> None:
 def test_the_status_line_carries_alerts_and_says_them_alone_without_figures() -> None:
     topics = Topics(prefix="")
     status = StatusLine(topics, started=100.0)
-    marks = {TopicPartition(topics.quotes, 0): 10}
+    marks = {TopicPartition(topics.orders_commands, 0): 10}
+    feed = {topics.quotes: {(0, 0): 10}}
     alert = "broker at 127.0.0.1:1 NOT ANSWERING for 4s"
-    assert status.line(marks, now=101.0, alerts=[alert]).endswith(f"  | {alert}")
+    assert status.line(marks, feed, now=101.0, alerts=[alert]).endswith(f"  | {alert}")
     assert status.alert(105.0, [alert]) == f"[     5s] {alert}"

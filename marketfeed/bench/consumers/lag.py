@@ -1,11 +1,13 @@
 """Lag of every consumer under test, sampled from outside, and what the samples say.
 
-Offset lag = exact high watermark - the consumer's position, summed over the partitions it
-consumes (the position is what it has *done*: applied to Redis, or received for the bare loop;
-never a committed offset, which saw-tooths). Time lag = the worker's clock when it reported
-its position - the timestamp of the last record done, on the stalest partition that has
-records waiting; a partition with none waiting has no time lag, so a quiet feed reads as idle,
-not as hours behind.
+Offset lag = the records after the consumer's position, across generations (the rest of its
+generation and every later one: ``common.generations.position.offset_lag``), summed over the
+partitions it consumes (the position is what it has *done*: applied to Redis, or received for
+the bare loop; never a committed offset, which saw-tooths). Time lag = the worker's clock when
+it reported its position - the timestamp of the last record done, on the stalest partition
+that has records waiting; a partition with none waiting has no time lag, so a quiet feed reads
+as idle, not as hours behind. What was published and what a consumer has done are counted
+across generations (deleted ones included), for rates.
 
 The positions are asked of the workers while the high watermarks are read, at the same time:
 reading exact watermarks takes a fetch round trip (tens of ms on a busy machine), and asking
@@ -24,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from common.generations.naming import GenerationWatch
+from common.generations.position import Position, offset_lag, partition_ends
 from common.watermarks import WatermarkReader
 from marketfeed.bench.consumers.workers import Worker
 
@@ -32,14 +36,14 @@ from marketfeed.bench.consumers.workers import Worker
 class Lag:
     offset: int  # records published to its partitions and not yet done
     time_ms: float  # 0 when nothing is waiting
-    done: int  # sum of its positions: records done, counted as offsets
-    published: int  # sum of the high watermarks of its partitions
+    done: int  # records it has done so far, in all (only differences mean something)
+    published: int  # records published to its partitions so far, in all (likewise)
 
 
 @dataclass(frozen=True, slots=True)
 class Sample:
     t: float  # time.monotonic()
-    published: int  # high watermarks summed over every partition of the topic
+    published: int  # records published to every partition of the topic so far, in all
     lags: dict[str, Lag]
 
 
@@ -52,44 +56,50 @@ class LagSampler:
         # The benchmark's live mapping: a retired consumer disappears from it.
         self.consumers = consumers
         self._status: dict[str, dict[str, Any]] = {}
+        self._feed = GenerationWatch()
 
     async def sample(self) -> Sample:
         live = [(n, w) for n, w in self.consumers.items() if not w.suspended]
         marks, *answers = await asyncio.gather(
-            self.reader.high_watermarks([self.topic]), *(w.call("status") for _, w in live)
+            self.reader.generation_marks(self.topic), *(w.call("status") for _, w in live)
         )
         for (name, _), answer in zip(live, answers, strict=True):
             self._status[name] = answer
         t = time.monotonic()
-        high = {tp.partition: offset for tp, offset in marks.items()}
+        self._feed.update(marks)
         now_ms = time.time_ns() / 1e6
         lags = {}
         for name, worker in self.consumers.items():
             status = self._status.get(name, {})
             # A frozen worker's report is from before it froze: its time lag grows with ours.
             at = now_ms if worker.suspended else float(status.get("now_ms", now_ms))
-            lags[name] = _lag(status, worker.info["partitions"], high, at)
-        return Sample(t=t, published=sum(high.values()), lags=lags)
+            lags[name] = _lag(status, worker.info["partitions"], marks, self._feed, at)
+        return Sample(t=t, published=self._feed.published, lags=lags)
 
 
 def _lag(
-    status: dict[str, Any], partitions: Sequence[int], high: Mapping[int, int], now_ms: float
+    status: dict[str, Any],
+    partitions: Sequence[int],
+    marks: Mapping[tuple[int, int], int],
+    feed: GenerationWatch,
+    now_ms: float,
 ) -> Lag:
-    positions = {int(p): o for p, o in status.get("positions", {}).items()}
+    positions = {int(p): Position(*o) for p, o in status.get("positions", {}).items()}
     stamps = {int(p): t for p, t in status.get("last_ts_ms", {}).items()}
-    offset = done = published = 0
+    offset = 0
     time_ms = 0.0
     for p in partitions:
-        hw = high.get(p, 0)
         # A position the worker has not reported yet counts as "nothing done": all of it is lag.
-        position = min(positions.get(p, 0), hw)
-        waiting = hw - position
+        waiting = offset_lag(positions.get(p, Position(0, 0)), partition_ends(marks, p))
         offset += waiting
-        done += position
-        published += hw
         if waiting > 0 and p in stamps:
             time_ms = max(time_ms, now_ms - stamps[p])
-    return Lag(offset=offset, time_ms=max(time_ms, 0.0), done=done, published=published)
+    return Lag(
+        offset=offset,
+        time_ms=max(time_ms, 0.0),
+        done=int(status.get("records_done", 0)),
+        published=feed.published_on(partitions),
+    )
 
 
 @dataclass(frozen=True, slots=True)

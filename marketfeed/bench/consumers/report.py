@@ -47,8 +47,8 @@ def _header(results: Results) -> str:
         f"{c['interest']:.0%} ({interest} symbols"
         + (f" on {caching_parts} of {partitions} partitions" if caching_parts else "")
         + f"); {c['duration']:g} s steps after {c['warmup']:g} s warm-up, each on fresh topics; "
-        f"pauses of {c['pause']:g} s; fetch_max_wait_ms {c['fetch_max_wait_ms']}; publisher linger "
-        f"{c['linger_ms']} ms; {env['cpus']} CPUs; broker: {env['broker']}.",
+        f"pauses of {c['pause']:g} s; fetch_max_wait_ms {c['fetch_max_wait_ms']}; publisher cycle "
+        f"{c.get('cycle_ms', '?')} ms; {env['cpus']} CPUs; broker: {env['broker']}.",
     ]
     return "\n".join(lines)
 

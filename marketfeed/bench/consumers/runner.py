@@ -144,7 +144,7 @@ def _worker_params(config: ConsumersBenchConfig, bootstrap: str, prefix: str) ->
         symbols=config.symbols,
         seed=config.seed,
         log_level=config.log_level,
-        linger_ms=config.linger_ms,
+        cycle_ms=config.cycle_ms,
         fetch_max_wait_ms=config.fetch_max_wait_ms,
         interest=config.interest_count,
     )

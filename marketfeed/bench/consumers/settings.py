@@ -68,7 +68,12 @@ class ConsumersBenchConfig(BenchSettings):
     consumers: tuple[str, ...] = setting(
         CONSUMERS, help="consumers under test: caching, naive, bare", check=_known_consumers
     )
-    linger_ms: int = setting(2, help="the publisher's producer linger", check=non_negative)
+    cycle_ms: float = setting(
+        10.0,
+        help="the publisher sends at most once per this many ms (its --cycle-ms: record batches "
+        "per partition)",
+        check=non_negative,
+    )
     lag_bound: float = setting(
         1.0,
         help="lag is bounded if at the end of a step it is under this many seconds of feed and "

@@ -14,7 +14,7 @@ import platform
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,19 +57,20 @@ def feed_config(
     rate: float | None,
     seed: int,
     log_level: str = "INFO",
-    linger_ms: int = 2,
+    cycle_ms: float | None = None,
     duration: float | None = None,
 ) -> PublisherConfig:
-    """The publisher on ``kafka``'s topics at ``rate`` msg/s (None: unthrottled)."""
-    return PublisherConfig(
+    """The publisher on ``kafka``'s topics at ``rate`` msg/s (None: unthrottled); its own
+    default --cycle-ms unless ``cycle_ms`` is given."""
+    config = PublisherConfig(
         **kafka_fields(kafka),
         symbols=symbols,
         rate=UNTHROTTLED if rate is None else rate,
         seed=seed,
-        linger_ms=linger_ms,
         duration=duration,
         log_level=log_level,
     )
+    return config if cycle_ms is None else replace(config, cycle_ms=cycle_ms)
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,8 +23,11 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from common.cache.keys import CacheKeys
 from common.errors import RuntimeStartError
-from common.kafka import TopicSpec, ensure_topics, market_data_topics
+from common.generations.naming import GenerationWatch
+from common.generations.position import Position, offset_lag, partition_ends
+from common.kafka import TopicSpec, ensure_topics
 from common.lifecycle import Lifecycle
 from common.runtime import ChildProcess
 from common.watermarks import WatermarkReader
@@ -100,12 +103,14 @@ class OrderEnv(Lifecycle):
         self.redis = aioredis.Redis.from_url(ctx.redis_url, socket_connect_timeout=2)
         self.publisher: ChildProcess | None = None
         self.processes: dict[str, ChildProcess] = {}
+        self.feed = GenerationWatch()
 
     def redis_prefix(self, process: str) -> str:
         return f"{self.prefix}{process}:"
 
     async def _start(self) -> None:
-        specs = list(market_data_topics(self.kafka))
+        # The market-data topics are the publisher's to create (which ones: its --md-history).
+        specs: list[TopicSpec] = []
         for kafka in (self.kafka, self.echo_kafka):
             topics = kafka.topics
             specs += [
@@ -145,33 +150,41 @@ class OrderEnv(Lifecycle):
 
     async def _wait_for_quotes(self, publisher: ChildProcess) -> None:
         deadline = time.monotonic() + self.ctx.config.connect_timeout + _PUBLISHER_START_S
-        while sum((await self.quote_watermarks()).values()) == 0:
+        while not _current(await self.quote_marks()):
             if publisher.returncode is not None or time.monotonic() > deadline:
                 raise RuntimeStartError(
                     f"the publisher published no quote (see {publisher.log_path})"
                 )
             await asyncio.sleep(0.1)
 
-    async def quote_watermarks(self) -> dict[int, int]:
-        marks = await self.watermarks.high_watermarks([self.kafka.topics.quotes])
-        return {tp.partition: offset for tp, offset in marks.items()}
+    async def quote_marks(self) -> dict[tuple[int, int], int]:
+        """(generation, partition) -> high watermark of the quotes; ``self.feed`` counts what
+        was published across generations."""
+        marks = await self.watermarks.generation_marks(self.kafka.topics.quotes)
+        self.feed.update(marks)
+        return marks
 
-    async def cache_lag(self, process: str, marks: dict[int, int]) -> tuple[int, float] | None:
+    async def cache_lag(
+        self, process: str, marks: dict[tuple[int, int], int]
+    ) -> tuple[int, float] | None:
         """How far ``process``'s quote cache is behind the feed: records waiting on its
-        partitions, and the time lag of the worst one (now - Kafka timestamp of the last
-        record it applied; 0 where nothing waits). None before it wrote any."""
-        prefix = self.redis_prefix(process)
+        partitions, across generations, and the time lag of the worst one (now - Kafka
+        timestamp of the last record it applied; 0 where nothing waits). None before it wrote
+        any."""
+        keys = CacheKeys(self.redis_prefix(process))
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hgetall(f"{prefix}offsets")
-        pipe.hgetall(f"{prefix}part_kts")
-        offsets, stamps = await pipe.execute()
+        pipe.hgetall(keys.offsets)
+        pipe.hgetall(keys.generations)
+        pipe.hgetall(keys.part_kts)
+        offsets, generations, stamps = await pipe.execute()
         if not offsets:
             return None
         now_ms = time.time_ns() / 1e6
         records, seconds = 0, 0.0
         for key, value in offsets.items():
             partition = int(key)
-            waiting = max(0, marks.get(partition, 0) - int(value) - 1)
+            position = Position(int(generations.get(key, 0)), int(value) + 1)
+            waiting = offset_lag(position, partition_ends(marks, partition))
             records += waiting
             stamp = stamps.get(key)
             if waiting and stamp is not None:
@@ -236,3 +249,9 @@ class OrderEnv(Lifecycle):
         await super().stop()
         self.processes.clear()
         self.publisher = None
+
+
+def _current(marks: dict[tuple[int, int], int]) -> int:
+    """Records in the newest generation (rollover markers live only in older ones)."""
+    newest = max((g for g, _ in marks), default=0)
+    return sum(high for (g, _), high in marks.items() if g == newest)

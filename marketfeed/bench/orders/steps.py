@@ -34,12 +34,14 @@ class _Window:
 async def _sample_window(env: OrderEnv, warmup: float, duration: float) -> _Window:
     """The quote rate and CPU (cores) of each process over the measurement window."""
     await asyncio.sleep(warmup)
-    marks0, cpu0, t0 = await env.quote_watermarks(), env.cpu(), time.monotonic()
+    await env.quote_marks()
+    published0, cpu0, t0 = env.feed.published, env.cpu(), time.monotonic()
     await asyncio.sleep(max(0.0, t0 + duration - time.monotonic()))
-    marks1, cpu1, t1 = await env.quote_watermarks(), env.cpu(), time.monotonic()
+    marks1 = await env.quote_marks()
+    published1, cpu1, t1 = env.feed.published, env.cpu(), time.monotonic()
     lag = await env.cache_lag(FIRST, marks1)
     elapsed = max(t1 - t0, 1e-9)
-    published = sum(marks1.values()) - sum(marks0.values())
+    published = published1 - published0
     return _Window(published / elapsed, cores(cpu0, cpu1, elapsed), lag)
 
 

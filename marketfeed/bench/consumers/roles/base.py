@@ -29,7 +29,9 @@ class WorkerParams(KafkaSettings):
     rate: float | None = setting(
         None, help="the publisher's rate, msg/s (none: unthrottled)", check=positive
     )
-    linger_ms: int = setting(2, help="the publisher's producer linger", check=non_negative)
+    cycle_ms: float = setting(
+        10.0, help="the publisher's --cycle-ms (sends at most once per)", check=non_negative
+    )
     fetch_max_wait_ms: int = setting(5, help="fetch_max_wait_ms of a consumer", check=positive)
     # A consumer that writes to Redis does so under its own key prefix.
     redis_url: str = setting("", help="Redis of a consumer that writes to one")

@@ -12,7 +12,6 @@ import numpy as np
 
 from common.cache import CacheSettings, CachingConsumer
 from common.cache.batch import PreparedBatch
-from common.cache.reader import QuoteReader
 from feed_publisher.universe import universe
 from marketfeed.bench.consumers.roles.base import ConsumerRole
 from marketfeed.bench.core.clients import kafka_fields
@@ -39,13 +38,9 @@ class CachingRole(ConsumerRole):
         # Ends with the consumer's own task: how a request learns that the consumer died.
         self._run_loop(consumer.wait(), "caching-watch")
         partitions = sorted(consumer.assigned_partitions)
-        # Where it starts: the offsets its snapshot (or replay) left in Redis.
-        async with QuoteReader.from_url(p.redis_url, prefix=p.redis_prefix) as reader:
-            states = await reader.partitions()
-        for partition in partitions:
-            state = states.get(partition)
-            applied = state.applied_offset if state is not None else None
-            self.tracker.positions.setdefault(partition, 0 if applied is None else applied + 1)
+        # Where it starts: the positions its snapshot (or replay) placed it at.
+        for partition, position in consumer.positions.items():
+            self.tracker.positions.setdefault(partition, position)
         return partitions
 
     def _applied(self, batch: PreparedBatch, now_ns: int) -> None:
@@ -53,7 +48,7 @@ class CachingRole(ConsumerRole):
         stamps = [quote.ts_ns for quote, _ in batch.quotes.values()]
         tracker.latencies_ns(now_ns, np.asarray(stamps, dtype=np.int64))
         for partition, progress in batch.progress.items():
-            tracker.done(partition, progress.last_offset, progress.kafka_ts_ms)
+            tracker.done(partition, progress.next, progress.kafka_ts_ms, progress.records)
         tracker.counts["received"] += batch.received
         tracker.counts["filtered"] += batch.filtered
         # Decoded and valid: applied, or dropped for a newer one in the batch, or stale.

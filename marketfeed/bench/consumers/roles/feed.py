@@ -46,7 +46,7 @@ class FeedRole(Role):
             symbols=p.symbols,
             rate=p.rate,
             seed=p.seed,
-            linger_ms=p.linger_ms,
+            cycle_ms=p.cycle_ms,
             log_level=p.log_level,
         )
         publisher = await self.resources.enter_async_context(Publisher(config))

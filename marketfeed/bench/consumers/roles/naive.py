@@ -13,10 +13,11 @@ import time
 import numpy as np
 import redis.asyncio as aioredis
 import redis.exceptions
-from aiokafka import AIOKafkaConsumer
 
 from common.cache.keys import CacheKeys
 from common.errors import CacheUnavailableError, SchemaError
+from common.generations.follower import Follower
+from common.generations.position import Position
 from common.schema import decode_quote
 from marketfeed.bench.consumers.roles.bare import open_at_end
 from marketfeed.bench.consumers.roles.base import ConsumerRole, WorkerParams
@@ -39,15 +40,16 @@ class NaiveRole(ConsumerRole):
             raise CacheUnavailableError(
                 f"naive consumer: cannot reach {p.redis_url}: {exc}"
             ) from None
-        consumer = await open_at_end(p, "bench-naive", self.tracker, self.resources)
-        self._run_loop(self._run(consumer, client), "naive")
+        follower = await open_at_end(p, "bench-naive", self.tracker, self.resources)
+        self._run_loop(self._run(follower, client), "naive")
         return list(range(p.partitions))
 
-    async def _run(self, consumer: AIOKafkaConsumer, client: aioredis.Redis) -> None:
+    async def _run(self, follower: Follower, client: aioredis.Redis) -> None:
         tracker, keys = self.tracker, self.keys
         while True:
-            batches = await consumer.getmany(timeout_ms=200)
-            for tp, records in batches.items():
+            chunks = await follower.fetch(timeout_ms=200)
+            for partition, chunk in chunks.items():
+                records = chunk.records
                 published: list[int] = []
                 readable: list[int] = []
                 for record in records:
@@ -61,7 +63,10 @@ class NaiveRole(ConsumerRole):
                         readable.append(time.time_ns())
                         published.append(quote.ts_ns)
                     # Per record: a status request between two SETs sees the exact position.
-                    tracker.done(tp.partition, record.offset, record.timestamp)
+                    following = Position(chunk.generation, record.offset + 1)
+                    tracker.done(partition, following, record.timestamp, 1)
+                if chunk.marker is not None:
+                    tracker.done(partition, chunk.next, chunk.marker.timestamp, 1)
                 tracker.counts["received"] += len(records)
                 tracker.counts["decoded"] += len(published)
                 tracker.counts["applied"] += len(published)

@@ -1,7 +1,9 @@
 """What every consumer under test reports, measured the same way whatever the consumer does.
 
-- position: per partition, the next offset it will consume (everything before it is done:
-  readable in Redis for the caching and naive consumers, received for the bare loop);
+- position: per partition, the next record it will consume, as (generation, offset)
+  (``common.generations``; everything before it is done: readable in Redis for the caching
+  and naive consumers, received for the bare loop), and how many records it has done in all
+  (rollover markers included), for rates across generations;
 - the Kafka timestamp of the last record done per partition, for the time lag (the producer
   stamps it when it appends the record, so it is the publish time to the millisecond, and the
   bare loop, which decodes nothing, has it too);
@@ -21,22 +23,25 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from common.generations.position import Position
 from common.metrics import LatencyHistogram
 
 
 class ConsumerTracker:
     def __init__(self) -> None:
-        self.positions: dict[int, int] = {}
+        self.positions: dict[int, Position] = {}
         self.last_ts_ms: dict[int, int] = {}
+        self.records_done = 0
         self.latency = LatencyHistogram()
         self.counts: Counter[str] = Counter()
         self._began = time.monotonic()
         self._cpu0 = time.process_time()
 
-    def done(self, partition: int, last_offset: int, timestamp_ms: int) -> None:
-        """Records of ``partition`` up to ``last_offset`` are done."""
-        self.positions[partition] = last_offset + 1
+    def done(self, partition: int, following: Position, timestamp_ms: int, count: int) -> None:
+        """``count`` more records of ``partition`` are done; it goes on at ``following``."""
+        self.positions[partition] = following
         self.last_ts_ms[partition] = timestamp_ms
+        self.records_done += count
 
     def latencies_ns(self, now_ns: int | npt.NDArray[np.int64], ts_ns: npt.ArrayLike) -> None:
         # Whole arrays at a time: one np.unique per batch instead of a histogram call per record.
@@ -45,8 +50,9 @@ class ConsumerTracker:
     def status(self) -> dict[str, Any]:
         return {
             "now_ms": time.time_ns() / 1e6,
-            "positions": {str(p): o for p, o in self.positions.items()},
+            "positions": {str(p): [o.generation, o.offset] for p, o in self.positions.items()},
             "last_ts_ms": {str(p): t for p, t in self.last_ts_ms.items()},
+            "records_done": self.records_done,
         }
 
     def begin(self) -> None:
