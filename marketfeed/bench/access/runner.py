@@ -24,7 +24,7 @@ from common.cache.keys import CacheKeys
 from common.cache.reader import QuoteReader
 from common.cache.snapshots import SnapshotClient
 from common.errors import RuntimeStartError
-from common.kafka import KafkaSettings, ensure_topics, market_data_topics
+from common.kafka import KafkaSettings
 from common.lifecycle import Lifecycle
 from common.runtime import ChildProcess, free_port
 from common.runtime.process import tcp_accepts
@@ -39,6 +39,7 @@ from marketfeed.bench.access.results import HTTP, KAFKA, LIBRARY, AccessResults,
 from marketfeed.bench.access.settings import AccessBenchConfig
 from marketfeed.bench.core.children import child_env, cores, cpu_now, module_argv, rss_mb
 from marketfeed.bench.core.clients import kafka_fields, kafka_settings, open_producer
+from marketfeed.bench.core.feedcount import FeedCount
 from marketfeed.bench.core.progress import Progress, StepProgress
 from marketfeed.bench.core.servers import bench_servers, environment, feed_config, run_prefix
 from marketfeed.bench.core.servers import log_dir as run_log_dir
@@ -101,7 +102,6 @@ class AccessEnv(Lifecycle):
 
     async def _start(self) -> None:
         c, kafka = self.config, self.kafka
-        await ensure_topics(kafka, market_data_topics(kafka))
         self.resources.push_async_callback(self.reader.stop)
         feed = feed_config(
             kafka, symbols=c.symbols, rate=c.feed_rate, seed=c.seed, log_level=c.log_level
@@ -110,8 +110,10 @@ class AccessEnv(Lifecycle):
         publisher = await self._spawn("publisher", "feed_publisher", feed)
         async with WatermarkReader(kafka.bootstrap, connect_timeout=c.connect_timeout) as marks:
 
+            count = FeedCount(kafka, marks)
+
             async def published() -> bool:
-                return await _feed_count(marks, kafka) > 0
+                return await count.sample() > 0
 
             await self.until(published, f"the publisher publishes (see {publisher.log_path})")
         cache = CacheChildConfig(
@@ -193,11 +195,6 @@ class AccessEnv(Lifecycle):
         return proc.pid if proc else None
 
 
-async def _feed_count(watermarks: WatermarkReader, kafka: KafkaSettings) -> int:
-    marks = await watermarks.high_watermarks(list(kafka.topics.market_data))
-    return sum(marks.values())
-
-
 async def measure(config: AccessBenchConfig, progress: StepProgress) -> AccessResults:
     results = AccessResults(
         config=asdict(config), environment=environment(config, embedded_redis="embedded")
@@ -244,6 +241,7 @@ async def measure(config: AccessBenchConfig, progress: StepProgress) -> AccessRe
             SnapshotClient(kafka, producer, service="bench_access")
         )
         redis_pid = servers.redis_pids.get(CACHE)
+        feed = await stack.enter_async_context(FeedCount(kafka, watermarks))
 
         # Phase 1: the three read paths on the same draws; the cache's cost meanwhile.
         symbols = reads.draws(env.readable, config.reads, config.seed)
@@ -254,7 +252,7 @@ async def measure(config: AccessBenchConfig, progress: StepProgress) -> AccessRe
             HTTP: reads.http(http, "order_entry"),
         }
         pids = {"cache": env.pid(CACHE), "redis": redis_pid}
-        before, fed, began = cpu_now(pids), await _feed_count(watermarks, kafka), time.monotonic()
+        before, fed, began = cpu_now(pids), await feed.sample(), time.monotonic()
         progress.phase("reads: the three paths taking turns")
         results.paths = await reads.measure({n: paths[n] for n in reads.ORDER}, symbols, warm)
         env.check()
@@ -262,7 +260,7 @@ async def measure(config: AccessBenchConfig, progress: StepProgress) -> AccessRe
         used = cores(before, cpu_now(pids), elapsed)
         results.cache = CacheCost(
             seconds=elapsed,
-            feed_msgs_per_s=(await _feed_count(watermarks, kafka) - fed) / elapsed,
+            feed_msgs_per_s=(await feed.sample() - fed) / elapsed,
             cores=used["cache"],
             rss_mb=rss_mb(env.pid(CACHE)),
             redis_cores=used.get("redis"),
