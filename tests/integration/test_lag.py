@@ -158,11 +158,13 @@ async def test_live_then_idle_then_stalled_then_down(
         # by its partitions alone (a heartbeat allowed to be a minute old has no say).
         await cache.stop()
         patient = Thresholds(stale_after_s=60.0, down_after_s=120.0)
-        async with LagMonitor([target], thresholds=patient) as by_partitions:
-            async with publishing(publisher):
-                await asyncio.sleep(0.3)
-                (stalled,) = await by_partitions.measure(1.0)
-                code = await command.run(lag_args(*flags_for(target, "--interval", "1")))
+        async with (
+            LagMonitor([target], thresholds=patient) as by_partitions,
+            publishing(publisher),
+        ):
+            await asyncio.sleep(0.3)
+            (stalled,) = await by_partitions.measure(1.0)
+            code = await command.run(lag_args(*flags_for(target, "--interval", "1")))
         text = capsys.readouterr().out
         assert stalled.lag.state == LagState.STALLED, stalled.lag
         assert stalled.lag.offset_lag > 0
