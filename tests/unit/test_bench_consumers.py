@@ -187,7 +187,7 @@ def test_phases_are_found_in_a_timeline() -> None:
 def test_max_is_set_apart_and_labelled_with_the_achieved_rate() -> None:
     steps = [_step(1000, {}), _step(10_000, {}), _step(None, {}), _step(50_000, {})]
     positions, labels = rate_positions(steps)
-    assert positions == [0.0, 1.0, pytest.approx(3.6), 2.0]
+    assert positions == [0.0, 1.0, pytest.approx(3.4), 2.0]
     assert labels[2] == "max\n(80,000\nachieved)"
     assert labels[:2] == ["1,000", "10,000"]
     assert rate_positions([_step(None, {})])[0] == [0.0]
