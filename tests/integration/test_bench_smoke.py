@@ -18,25 +18,10 @@ from typing import Any
 import pytest
 
 from marketfeed.bench.consumers import command
+from tests.helpers import running_with
 
 CONSUMERS = {"caching", "naive", "bare"}
 PERCENTILES = ["p50_ms", "p90_ms", "p99_ms", "p99.9_ms", "max_ms"]
-
-
-def _running_with(text: str) -> list[int]:
-    """Live processes whose command line contains ``text``."""
-    out = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if text in cmdline and state != "Z":
-            out.append(int(entry.name))
-    return out
 
 
 def _ordered(latency: dict[str, float]) -> bool:
@@ -109,10 +94,10 @@ async def test_smoke_run_produces_every_figure_and_leaves_nothing_running(tmp_pa
     results = json.loads((out / "results.json").read_text())
     # Its workers carry the run's topic prefix on their command line; its servers, its ports.
     environment = results["environment"]
-    assert not _running_with(environment["topic_prefix"])
-    assert not _running_with(environment["bootstrap"])
+    assert not running_with(environment["topic_prefix"])
+    assert not running_with(environment["bootstrap"])
     for url in environment["redis_urls"].values():
-        assert not _running_with(f"--port {url.rsplit(':', 1)[1].split('/')[0]} ")
+        assert not running_with(f"--port {url.rsplit(':', 1)[1].split('/')[0]} ")
     assert set(results) == {"config", "environment", "steps", "get_quote", "summary"}
     assert [s["label"] for s in results["steps"]] == ["500", "2,000"]
     for index, step in enumerate(results["steps"]):

@@ -28,9 +28,10 @@ from marketfeed.bench.core.servers import UNTHROTTLED, Servers, feed_config
 from marketfeed.bench.core.settings import BenchSettings, rate_label
 from marketfeed.bench.orders.echo import EchoConfig
 from marketfeed.bench.orders.settings import OrdersBenchConfig
+from marketfeed.bench.soak.settings import SoakConfig
 from order_entry.config import OrderEntryConfig
 
-BENCHES = [ConsumersBenchConfig, OrdersBenchConfig]
+BENCHES = [ConsumersBenchConfig, OrdersBenchConfig, SoakConfig]
 SHARED = {f.name for f in dataclasses.fields(BenchSettings)}
 
 
@@ -178,6 +179,7 @@ def test_report_numbers_and_tables(tmp_path: Path) -> None:
     [
         "marketfeed.bench.consumers.command",
         "marketfeed.bench.orders.command",
+        "marketfeed.bench.soak.command",
         "marketfeed.bench.publisher",
     ],
 )
