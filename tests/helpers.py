@@ -188,3 +188,19 @@ def running_with(text: str) -> list[int]:
         if text in cmdline and state != "Z":
             out.append(int(entry.name))
     return out
+
+
+async def bench(module: str, *args: str) -> asyncio.subprocess.Process:
+    """``python -m module args`` as a user runs a benchmark, its output piped.
+
+    No ``MARKETFEED_*`` variable of the developer's shell may change the run.
+    """
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        module,
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={k: v for k, v in os.environ.items() if not k.startswith("MARKETFEED_")},
+    )

@@ -10,15 +10,12 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
-import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from marketfeed.bench.consumers import command
-from tests.helpers import running_with
+from tests.helpers import bench, running_with
 
 CONSUMERS = {"caching", "naive", "bare"}
 PERCENTILES = ["p50_ms", "p90_ms", "p99_ms", "p99.9_ms", "max_ms"]
@@ -76,18 +73,7 @@ def _check_consumer(name: str, c: dict[str, Any]) -> None:
 @pytest.mark.slow
 async def test_smoke_run_produces_every_figure_and_leaves_nothing_running(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "marketfeed.bench.consumers",
-        "--smoke",
-        "--out",
-        str(out),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        # No MARKETFEED_* from the developer's shell may change the run.
-        env={k: v for k, v in os.environ.items() if not k.startswith("MARKETFEED_")},
-    )
+    proc = await bench("marketfeed.bench.consumers", "--smoke", "--out", str(out))
     stdout, stderr = await asyncio.wait_for(proc.communicate(), 110)
     assert proc.returncode == 0, stderr.decode()[-3000:]
 
@@ -145,26 +131,3 @@ async def test_smoke_run_produces_every_figure_and_leaves_nothing_running(tmp_pa
         assert (out / "latency.png").stat().st_size > 0
     else:
         assert "plots skipped" in stderr.decode()
-
-
-async def test_unreachable_broker_is_one_line_and_exit_1(tmp_path: Path) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "marketfeed.bench.consumers",
-        "--bootstrap",
-        "127.0.0.1:1",
-        "--connect-timeout",
-        "1",
-        "--out",
-        str(tmp_path / "out"),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 1
-    lines = stderr.decode().strip().splitlines()
-    assert lines[-1].startswith(f"{command.PROG}: ")
-    assert "127.0.0.1:1" in lines[-1]
-    assert "Traceback" not in stderr.decode()
-    assert not stdout

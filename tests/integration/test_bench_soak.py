@@ -9,16 +9,13 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
-import os
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from marketfeed.bench.soak import command
-from tests.helpers import running_with
+from tests.helpers import bench, running_with
 
 CACHES = {"order_entry", "portfolio", "probe"}
 CHILDREN = {"publisher", "order_entry", "portfolio", "order_flow"}
@@ -26,19 +23,7 @@ PERCENTILES = ["p50_ms", "p90_ms", "p99_ms", "p99.9_ms", "max_ms"]
 
 
 async def _soak(out: Path, *flags: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "marketfeed.bench.soak",
-        "--smoke",
-        "--out",
-        str(out),
-        *flags,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        # No MARKETFEED_* from the developer's shell may change the run.
-        env={k: v for k, v in os.environ.items() if not k.startswith("MARKETFEED_")},
-    )
+    return await bench("marketfeed.bench.soak", "--smoke", "--out", str(out), *flags)
 
 
 def _nothing_left(results: dict[str, Any]) -> None:
@@ -134,26 +119,3 @@ async def test_ctrl_c_stops_everything_and_still_writes_what_was_measured(
     report = (out / "report.md").read_text()
     assert stdout.decode() == report
     assert "**Ended: interrupted" in report
-
-
-async def test_unreachable_broker_is_one_line_and_exit_1(tmp_path: Path) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "marketfeed.bench.soak",
-        "--bootstrap",
-        "127.0.0.1:1",
-        "--connect-timeout",
-        "1",
-        "--out",
-        str(tmp_path / "out"),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 1
-    lines = stderr.decode().strip().splitlines()
-    assert lines[-1].startswith(f"{command.PROG}: ")
-    assert "127.0.0.1:1" in lines[-1]
-    assert "Traceback" not in stderr.decode()
-    assert not stdout

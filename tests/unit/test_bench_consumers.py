@@ -50,27 +50,6 @@ def test_a_bad_rate_is_a_config_error(bad: str) -> None:
         parse_rates([bad])
 
 
-@pytest.mark.parametrize(
-    ("flags", "message"),
-    [
-        (["--rates", "1000,0"], "--rates"),
-        (["--rates=-5,1000"], "--rates"),
-        (["--interest", "0"], "--interest"),
-        (["--interest", "1.5"], "--interest"),
-        (["--consumers", "caching,fancy"], "--consumers"),
-        (["--duration", "0"], "--duration"),
-        (["--pause", "-1"], "--pause"),
-    ],
-)
-def test_bad_flags_give_one_line_and_exit_2(
-    flags: list[str], message: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert command.main(flags) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1
-    assert err[0].startswith(f"{command.PROG}: {message}")
-
-
 def test_an_out_dir_that_cannot_be_written_is_refused_before_anything_runs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

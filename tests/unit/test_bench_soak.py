@@ -12,34 +12,12 @@ import pytest
 
 from common.metrics import LatencyHistogram
 from common.schema import OrderAccepted, OrderFilled, OrderRejected, Quote
-from marketfeed.bench.soak import command
 from marketfeed.bench.soak.flat import STALE_QUOTE, is_flat, segments, summarise
 from marketfeed.bench.soak.generations import Generations, GenerationTracker
 from marketfeed.bench.soak.orders import UNDECODABLE, count_event
 from marketfeed.bench.soak.probe import served
 from marketfeed.bench.soak.report import render_markdown
 from marketfeed.bench.soak.results import SOAK, WARMUP, Sample, ServiceLag, SoakResults
-
-# -- flags -------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("flags", "message"),
-    [
-        (["--symbols", "10", "--tradable", "20"], "--tradable=20: must be at most --symbols"),
-        (["--segment", "0.9"], "--segment=0.9: must be in (0, 0.5]"),
-        (["--duration", "10", "--sample-every", "20"], "--sample-every=20: must be at most"),
-        (["--rate", "0"], "--rate=0"),
-    ],
-)
-def test_bad_flags_give_one_line_and_exit_2(
-    flags: list[str], message: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert command.main(flags) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1
-    assert err[0].startswith(f"{command.PROG}: {message}"), err
-
 
 # -- the probe's counting ----------------------------------------------------------------------
 

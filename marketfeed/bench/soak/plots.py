@@ -90,39 +90,83 @@ def _latency(plt: Any, samples: list[Sample], share: float, title: str, out: Pat
     return save(plt, fig, out / "latency.png")
 
 
+def _panel(
+    plt: Any,
+    ax: Any,
+    samples: list[Sample],
+    share: float,
+    series: dict[str, list[float | None]],
+    *,
+    title: str,
+    unit: str,
+    target: tuple[float, str] | None = None,
+) -> dict[str, Any]:
+    """One panel of lines over time, shaded and labelled; the line drawn for each series."""
+    t = [s.t for s in samples]
+    _shade(ax, samples, share)
+    lines = {}
+    for name, values in series.items():
+        (lines[name],) = ax.plot(
+            t, nan(values), linewidth=1.8 if name == "broker" else 1, label=name
+        )
+    ax.set_title(title, fontsize=9)
+    ax.yaxis.set_major_formatter(thousands(plt))
+    if target is not None:
+        _target(ax, *target)
+    _finish(ax, unit, target=target[0] if target else None)
+    return lines
+
+
 def _lag(plt: Any, samples: list[Sample], share: float, title: str, out: Path) -> Path:
     fig, axes = plt.subplots(2, 1, figsize=(13, 7.5), sharex=True)
     fig.suptitle(title, fontsize=11)
-    t = [s.t for s in samples]
     services = sorted({name for s in samples for name in s.lag})
-    for ax, field, unit, what in (
-        (axes[0], "time_lag_s", "seconds behind", "time lag (worst partition)"),
-        (axes[1], "offset_lag", "records waiting", "offset lag (all its partitions)"),
+    for ax, field, unit, what, target in (
+        (
+            axes[0],
+            "time_lag_s",
+            "seconds behind",
+            "time lag (worst partition)",
+            (TARGET_TIME_LAG_S, f"target ≤ {TARGET_TIME_LAG_S:g} s"),
+        ),
+        (axes[1], "offset_lag", "records waiting", "offset lag (all its partitions)", None),
     ):
-        _shade(ax, samples, share)
-        for name in services:
-            lags = [s.lag.get(name) for s in samples]
-            values = [None if lag is None else getattr(lag, field) for lag in lags]
-            (line,) = ax.plot(t, nan(values), linewidth=1, label=name)
-            # Where `marketfeed lag` did not call it live or idle, say so on the line.
+        series = {
+            name: [getattr(s.lag[name], field) if name in s.lag else None for s in samples]
+            for name in services
+        }
+        lines = _panel(
+            plt,
+            ax,
+            samples,
+            share,
+            series,
+            title=f"{what} per service, as `marketfeed lag` reads it",
+            unit=unit,
+            target=target,
+        )
+        for name, values in series.items():
+            # Where `marketfeed lag` called it stalled or down, say so on the line.
             bad = [
-                (x, v or 0.0)
-                for x, lag, v in zip(t, lags, values, strict=True)
-                if lag is not None and lag.state not in ("live", "idle")
+                (s.t, v or 0.0)
+                for s, v in zip(samples, values, strict=True)
+                if name in s.lag and s.lag[name].state in ("stalled", "down")
             ]
             if bad:
                 ax.plot(
                     *zip(*bad, strict=True),
                     "x",
-                    color=line.get_color(),
-                    label=f"{name}: stalled / down / unavailable",
+                    color=lines[name].get_color(),
+                    label=f"{name}: stalled / down",
                 )
-        ax.set_title(f"{what} per service, as `marketfeed lag` reads it", fontsize=9)
-        ax.yaxis.set_major_formatter(thousands(plt))
-        target = TARGET_TIME_LAG_S if field == "time_lag_s" else None
-        if target is not None:
-            _target(ax, target, f"target ≤ {target:g} s")
-        _finish(ax, unit, target=target)
+        # A sample the monitor could not take (the broker or Redis did not answer in time) has
+        # no value: a gap in the lines, marked along the bottom.
+        missing = [s.t for s in samples if any(g.state == "unavailable" for g in s.lag.values())]
+        if missing:
+            ax.plot(
+                missing, [0] * len(missing), "|", color="grey", markersize=12, label="no reading"
+            )
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     return save(plt, fig, out / "lag.png")
 
 
@@ -133,19 +177,13 @@ def _memory(plt: Any, samples: list[Sample], share: float, title: str, out: Path
     fig.suptitle(title, fontsize=11)
     t = [s.t for s in samples]
     processes = sorted({name for s in samples for name in s.rss_mb})
-    for ax, field, unit, what in (
-        (axes[0], "rss_mb", "MB resident", "memory (RSS) per process"),
-        (axes[1], "cpu", "cores (CPU s per s)", "CPU per process"),
+    broker = (TARGET_BROKER_RSS_MB, f"target: broker ≤ {TARGET_BROKER_RSS_MB:g} MB")
+    for ax, field, unit, what, target in (
+        (axes[0], "rss_mb", "MB resident", "memory (RSS) per process", broker),
+        (axes[1], "cpu", "cores (CPU s per s)", "CPU per process", None),
     ):
-        _shade(ax, samples, share)
-        for name in processes:
-            values = [getattr(s, field).get(name) for s in samples]
-            ax.plot(t, nan(values), linewidth=1.8 if name == "broker" else 1, label=name)
-        ax.set_title(what, fontsize=9)
-        target = TARGET_BROKER_RSS_MB if field == "rss_mb" else None
-        if target is not None:
-            _target(ax, target, f"target: broker ≤ {target:g} MB")
-        _finish(ax, unit, target=target)
+        series = {name: [getattr(s, field).get(name) for s in samples] for name in processes}
+        _panel(plt, ax, samples, share, series, title=what, unit=unit, target=target)
     if rows == 3:
         ax = axes[2]
         _shade(ax, samples, share)
