@@ -219,7 +219,7 @@ def _stale_target(during: dict[str, int]) -> dict[str, Any]:
 
 def _span(samples: Sequence[Sample], idx: Sequence[int]) -> str:
     """``"30-60 s"``: from the start of the first window to the end of the last."""
-    start = samples[idx[0]].t - samples[idx[0]].window_s
+    start = samples[idx[0]].start
     return f"{start:,.0f}-{samples[idx[-1]].t:,.0f} s"
 
 
@@ -245,7 +245,7 @@ def summarise(
     ]
     latency = {
         name: {
-            "from_s": samples[idx[0]].t - samples[idx[0]].window_s,
+            "from_s": samples[idx[0]].start,
             "to_s": samples[idx[-1]].t,
             "samples": len(idx),
             **merged(histograms, idx).percentiles().as_dict(),

@@ -47,7 +47,7 @@ def _shade(ax: Any, samples: list[Sample], share: float) -> None:
     if seg is None:
         return
     for idx, colour, label in ((seg.first, "tab:green", "first"), (seg.last, "tab:orange", "last")):
-        start = samples[idx[0]].t - samples[idx[0]].window_s
+        start = samples[idx[0]].start
         ax.axvspan(
             start, samples[idx[-1]].t, color=colour, alpha=0.12, label=f"{label} {share:.0%}"
         )

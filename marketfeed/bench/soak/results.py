@@ -42,6 +42,11 @@ class Sample:
     generations: Generations | None  # None: the quote topic is not rolled (n/a)
     orders: dict[str, int]  # terminal events on orders.events so far, by kind and reason
 
+    @property
+    def start(self) -> float:
+        """When its window began: the previous sample's ``t`` (both to the millisecond)."""
+        return round(self.t - self.window_s, 3)
+
 
 @dataclass(slots=True)
 class SoakResults:

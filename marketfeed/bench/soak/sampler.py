@@ -50,7 +50,7 @@ class Sampler:
         self.checkpoint = checkpoint
         # A reading may take this long before it is given up for this sample.
         self._limit = max(2.0, config.sample_every)
-        self._cpu = cpu_now(watched.pids)
+        self._cpu, self._cpu_at = cpu_now(watched.pids), time.monotonic()
         self._generations: Generations | None = None
         self._probe_task = asyncio.ensure_future(watched.probe.consumer.wait())
 
@@ -71,7 +71,7 @@ class Sampler:
                     results.ended = "interrupted (Ctrl-C or SIGTERM)"
                     break
                 now = time.monotonic()
-                sample = await self.take(now - t0, now - last)
+                sample = await self.take(now - t0)
                 self.progress.advance(now - last)
                 self.progress.phase(_progress_line(sample))
                 last = now
@@ -88,19 +88,24 @@ class Sampler:
         finally:
             await cancel_and_wait(self._probe_task)
 
-    async def take(self, t: float, window_s: float) -> Sample:
+    async def take(self, elapsed: float) -> Sample:
+        """The sample of the window that ends now, ``elapsed`` seconds after the stack was up."""
         watched = self.watched
+        samples = self.run.results.samples
+        # To the millisecond, each window beginning exactly where the previous one ended.
+        t = round(elapsed, 3)
+        window_s = round(t - (samples[-1].t if samples else 0.0), 3)
         window = watched.probe.take_window()
         self.run.histograms.append(window.histogram.encode())
         lag = await self._lag()
-        cpu = cpu_now(watched.pids)
-        used = cores(self._cpu, cpu, window_s)
-        self._cpu = cpu
+        cpu, at = cpu_now(watched.pids), time.monotonic()
+        used = cores(self._cpu, cpu, at - self._cpu_at)
+        self._cpu, self._cpu_at = cpu, at
         rss = {name: rss_bytes(pid) for name, pid in watched.pids.items()}
         sample = Sample(
-            t=round(t, 3),
+            t=t,
             phase=SOAK if t - window_s >= self.config.warmup - 1e-6 else WARMUP,
-            window_s=round(window_s, 3),
+            window_s=window_s,
             latency_ms=window.histogram.percentiles().as_dict(),
             applied=window.applied,
             lag=lag,
