@@ -24,7 +24,8 @@ from feed_publisher.universe import universe
 from marketfeed.lag import command
 from marketfeed.lag.monitor import LagMonitor, Report
 from marketfeed.lag.render import render
-from marketfeed.lag.rules import LagState, Thresholds, number_ranges
+from marketfeed.lag.rules import LagState, Thresholds
+from marketfeed.lag.verdict import number_ranges
 from marketfeed.targets import Target
 
 SERVICE = "order_entry"

@@ -17,7 +17,7 @@ from marketfeed.bench.soak.generations import Generations, GenerationTracker
 from marketfeed.bench.soak.orders import UNDECODABLE, count_event
 from marketfeed.bench.soak.probe import served
 from marketfeed.bench.soak.report import render_markdown
-from marketfeed.bench.soak.results import SOAK, WARMUP, Sample, ServiceLag, SoakResults
+from marketfeed.bench.soak.results import SOAK, WARMUP, Phase, Sample, ServiceLag, SoakResults
 
 # -- the probe's counting ----------------------------------------------------------------------
 
@@ -108,7 +108,7 @@ def _lag(time_lag_s: float | None, state: str = "live") -> ServiceLag:
 def _sample(
     t: float,
     *,
-    phase: str = SOAK,
+    phase: Phase = SOAK,
     broker_mb: float | None = 100.0,
     time_lag_s: float = 0.05,
     orders: dict[str, int] | None = None,

@@ -11,14 +11,12 @@ from marketfeed.lag.rules import (
     PartitionPass,
     Stall,
     Thresholds,
-    number_ranges,
     rate,
     service_state,
-    stalled_reason,
     time_lag_s,
-    worst_state,
 )
 from marketfeed.lag.sample import CacheSample, PartitionSample, offset_lag, worst_fresh
+from marketfeed.lag.verdict import number_ranges, stalled_reason, worst_state
 
 S = 1_000_000_000
 T0 = 1_700_000_000 * S  # a wall-clock instant, ns

@@ -97,8 +97,7 @@ def _over_time(results: SoakResults, histograms: list[bytes]) -> str:
         gen = last.generations
         rows.append(
             [
-                f"{first.start:,.0f}-{last.t:,.0f}"
-                + (" (warm-up)" if first.phase != SOAK else ""),
+                f"{first.start:,.0f}-{last.t:,.0f}" + (" (warm-up)" if first.phase != SOAK else ""),
                 ms(p.p50_ms, 2) if p and p.count else DASH,
                 ms(p.p99_ms, 2) if p and p.count else DASH,
                 ms(p.max_ms, 1) if p and p.count else DASH,

@@ -8,13 +8,19 @@ over the window); latency in ms with the keys of common.metrics.Percentiles.as_d
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from typing import Any
 
 from marketfeed.bench.soak.generations import Generations
 
-WARMUP = "warmup"
-SOAK = "soak"
+
+class Phase(enum.StrEnum):
+    WARMUP = "warmup"  # sampled and plotted, not judged
+    SOAK = "soak"  # the measured run
+
+
+WARMUP, SOAK = Phase.WARMUP, Phase.SOAK
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +38,7 @@ class ServiceLag:
 @dataclass(slots=True)
 class Sample:
     t: float  # end of the window
-    phase: str  # WARMUP or SOAK (its window lies wholly after the warm-up)
+    phase: Phase  # SOAK: its window lies wholly after the warm-up
     window_s: float
     latency_ms: dict[str, float]  # of the published quotes of the probe's symbols served
     applied: int  # quotes the probe applied in the window (each serves one or more)

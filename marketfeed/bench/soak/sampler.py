@@ -52,7 +52,8 @@ class Sampler:
         self._limit = max(2.0, config.sample_every)
         self._cpu, self._cpu_at = cpu_now(watched.pids), time.monotonic()
         self._generations: Generations | None = None
-        self._probe_task = asyncio.ensure_future(watched.probe.consumer.wait())
+        # Ends when the probe's consumer does (by an error: the soak stops it only after).
+        self._probe_task: asyncio.Future[None] | None = None
 
     async def loop(self, stop: asyncio.Event) -> None:
         config, results = self.config, self.run.results
@@ -60,6 +61,7 @@ class Sampler:
         t0 = last = time.monotonic()
         saved = t0
         tick = 0
+        self._probe_task = asyncio.ensure_future(self.watched.probe.consumer.wait())
         try:
             while True:
                 # The next tick on the schedule; a slow sample skips ticks rather than piling up.
@@ -153,8 +155,9 @@ class Sampler:
         for name, child in self.watched.children.items():
             if child.returncode is not None:
                 return f"{name} exited with code {child.returncode} (see {child.log_path})"
-        if self._probe_task.done():
-            error = None if self._probe_task.cancelled() else self._probe_task.exception()
+        probe = self._probe_task
+        if probe is not None and probe.done():
+            error = None if probe.cancelled() else probe.exception()
             return f"the latency probe's cache stopped: {error!r}"
         try:
             self.watched.outcomes.check()
@@ -174,7 +177,7 @@ async def topic_names(consumer: AIOKafkaConsumer, bootstrap: str) -> set[str]:
 
 def _progress_line(sample: Sample) -> str:
     lat = sample.latency_ms
-    parts = [sample.phase]
+    parts: list[str] = [str(sample.phase)]
     if lat.get("count"):
         parts.append(f"e2e p50 {lat['p50_ms']:.1f} p99 {lat['p99_ms']:.1f} ms")
     else:
