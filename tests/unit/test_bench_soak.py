@@ -203,6 +203,16 @@ def test_decay_memory_lag_and_stale_quotes_are_caught() -> None:
     assert flat[("broker", "RSS, MB")]["flat"] is False
 
 
+def test_a_service_down_in_a_measured_sample_has_not_kept_its_lag_down() -> None:
+    samples, histograms = _run([3.0] * 4)
+    samples[3].lag["portfolio"] = _lag(0.0, "down")  # a down service reads 0
+    _, summary = summarise(samples, histograms, 0.25)
+    met = {t["target"]: t for t in summary["targets"]}
+    portfolio = met["portfolio time lag ≤ 1 s in every measured sample"]
+    assert portfolio["met"] is False
+    assert "none read (down, or no reading) in 1" in portfolio["measured"]
+
+
 def test_stale_quotes_of_the_warm_up_do_not_count() -> None:
     samples, histograms = _run([3.0] * 4)
     stale = {"order.filled": 5, "order.rejected": 2, STALE_QUOTE: 2}

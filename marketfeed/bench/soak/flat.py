@@ -189,15 +189,20 @@ def _time_lag_target(samples: Sequence[Sample], seg: Segments, service: str) -> 
     lags = [samples[i].lag.get(service) for i in seg.measured]
     if all(lag is None for lag in lags):
         return _target(name, "not sampled", None)
-    known = sorted(lag.time_lag_s for lag in lags if lag is not None and lag.time_lag_s is not None)
-    unknown = sum(1 for lag in lags if lag is None or lag.time_lag_s is None)
+    # A service that is down has no lag to read (it reads 0): it is not keeping up either.
+    known = sorted(
+        lag.time_lag_s
+        for lag in lags
+        if lag is not None and lag.time_lag_s is not None and lag.state != "down"
+    )
+    unknown = len(lags) - len(known)
     states = sorted({lag.state for lag in lags if lag is not None and lag.state != "live"})
     if not known:
-        return _target(name, f"unknown in all {unknown} samples", False)
+        return _target(name, f"no time lag read in all {unknown} samples", False)
     worst = known[-1]
     measured = (
         f"max {worst:.2f} s, median {statistics.median(known):.3f} s over {len(lags)} samples"
-        + (f"; unknown in {unknown}" if unknown else "")
+        + (f"; none read (down, or no reading) in {unknown}" if unknown else "")
         + (f"; states seen besides live: {', '.join(states)}" if states else "")
     )
     return _target(name, measured, worst <= TARGET_TIME_LAG_S and not unknown)
