@@ -78,9 +78,9 @@ class SoakConfig(BenchSettings):
         return replace(
             self,
             symbols=200,
-            rate=2000.0,
-            duration=6.0,
-            warmup=4.0,
+            rate=1000.0,
+            duration=5.0,
+            warmup=3.0,
             sample_every=1.0,
             segment=0.5,
             tradable=20,
