@@ -44,14 +44,34 @@ class LatencyHistogram:
         self.resolution_us = resolution_us
         self._h = HdrHistogram(1, _MAX_US, 3)
 
-    def record_seconds(self, samples: npt.ArrayLike) -> None:
+    def record_seconds(self, samples: npt.ArrayLike, counts: npt.ArrayLike | None = None) -> None:
+        """Record latencies in seconds; ``counts``: how many times each one (default once)."""
         us = np.asarray(samples, dtype=np.float64) * 1e6
         if us.size == 0:
             return
         q = np.clip(np.round(us / self.resolution_us), 1, _MAX_US // self.resolution_us)
-        values, counts = np.unique(q.astype(np.int64) * self.resolution_us, return_counts=True)
-        for value, count in zip(values.tolist(), counts.tolist(), strict=True):
-            self._h.record_value(value, count)
+        if counts is None:
+            values, times = np.unique(q.astype(np.int64) * self.resolution_us, return_counts=True)
+        else:
+            values, where = np.unique(q.astype(np.int64) * self.resolution_us, return_inverse=True)
+            times = np.bincount(where, weights=np.asarray(counts, dtype=np.float64))
+        for value, count in zip(values.tolist(), times.astype(np.int64).tolist(), strict=True):
+            if count > 0:
+                self._h.record_value(value, count)
+
+    def encode(self) -> bytes:
+        """The histogram, compressed (a few KB): to keep many windows and merge them later."""
+        data: bytes = self._h.encode()
+        return data
+
+    @classmethod
+    def decode(cls, data: bytes, *, resolution_us: int = 10) -> LatencyHistogram:
+        histogram = cls(resolution_us=resolution_us)
+        histogram._h.decode_and_add(data)
+        return histogram
+
+    def add(self, other: LatencyHistogram) -> None:
+        self._h.add(other._h)
 
     def reset(self) -> None:
         self._h.reset()

@@ -115,6 +115,12 @@ BENCHES = [
         "with quotes flowing; join + warm time of a new order_entry",
     ),
     Command(
+        "soak",
+        "marketfeed.bench.soak.command",
+        "the whole stack for a long time (default an hour at 10k msg/s), sampled: e2e latency, "
+        "lag, memory, CPU, generations, STALE_QUOTE rejections; whether each stayed flat",
+    ),
+    Command(
         "publisher",
         "marketfeed.bench.publisher",
         "publisher throughput beside a bare aiokafka send() loop, acknowledged msg/s",

@@ -80,20 +80,9 @@ async def eventually(
 
 
 async def run_bench(module: str, out: Path, *args: str) -> tuple[str, str]:
-    """``python -m module --smoke --out OUT`` as CI runs it (no MARKETFEED_* of the shell);
-    its stdout and stderr once it exited 0."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        module,
-        "--smoke",
-        "--out",
-        str(out),
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={k: v for k, v in os.environ.items() if not k.startswith("MARKETFEED_")},
-    )
+    """``python -m module --smoke --out OUT`` as CI runs it (``bench``); its stdout and stderr
+    once it exited 0."""
+    proc = await bench(module, "--smoke", "--out", str(out), *args)
     stdout, stderr = await asyncio.wait_for(proc.communicate(), 110)
     assert proc.returncode == 0, stderr.decode()[-3000:]
     return stdout.decode(), stderr.decode()
@@ -214,3 +203,35 @@ async def send_order(
         kafka.topics.orders_commands, order.encode(), key=symbol_key(symbol)
     )
     return order.order_id
+
+
+def running_with(text: str) -> list[int]:
+    """Live processes whose command line contains ``text``."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if text in cmdline and state != "Z":
+            out.append(int(entry.name))
+    return out
+
+
+async def bench(module: str, *args: str) -> asyncio.subprocess.Process:
+    """``python -m module args`` as a user runs a benchmark, its output piped.
+
+    No ``MARKETFEED_*`` variable of the developer's shell may change the run.
+    """
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        module,
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={k: v for k, v in os.environ.items() if not k.startswith("MARKETFEED_")},
+    )

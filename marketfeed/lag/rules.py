@@ -22,44 +22,44 @@ Per assigned partition:
 
 A partition is **stalled** when records wait on it (offset lag > 0) and its applied offset has
 not moved for ``stall_after_s``, across two samples at least (so that a record which arrived
-just before one look is not taken for a stall).
+just before one look is not taken for a stall): whatever the other partitions do. A consumer
+that moves on some partitions while others wait is behind on those, by as long as they wait
+(under load the embedded broker answered a fetch with a few partitions only, and left the rest
+waiting: a cache 19 s behind on 13 of its 16 partitions was once called live because three
+moved).
 
 Per service, in this order: **down** (no cache meta at all: the consumer never started; or no
-heartbeat for ``down_after_s``), **stalled** (heartbeat older than ``stale_after_s``; or a
-stalled partition while no partition's applied offset moved since the previous sample: the
-consumer has stopped while lag waits or grows), **idle** (every partition caught up and no
-record arrived since the previous sample: the feed is quiet), else **live**. A consumer that
-moves on some partitions while others are stalled is live, and the reason names the stalled
-ones (under load the embedded broker serves a few partitions per fetch, and one partition can
-wait a second or two while the consumer as a whole makes progress).
+heartbeat for ``down_after_s``), **stalled** (heartbeat older than ``stale_after_s``), else its
+worst partition's state (``verdict.worst_state``: stalled, then live, then idle): stalled when
+any partition is, and the reason names every stalled partition (``verdict.stalled_reason``);
+**idle** when every partition is caught up and no record arrived since the previous sample (the
+feed is quiet), or none is assigned; else **live**.
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from marketfeed.lag.sample import CacheSample, PartitionSample, SymbolAge
+from marketfeed.lag.verdict import LagState, Stall, Thresholds, stalled_reason, worst_state
+
+# Re-exported: what a sample is judged against, and what a verdict is, are read from here too.
+__all__ = [
+    "LagState",
+    "LagTracker",
+    "PartitionLag",
+    "PartitionPass",
+    "ServiceLag",
+    "Stall",
+    "Thresholds",
+    "rate",
+    "service_state",
+    "time_lag_s",
+]
 
 _NS = 1_000_000_000
-
-
-class LagState(enum.StrEnum):
-    """A partition's or a service's state; the value is what ``--json`` prints."""
-
-    LIVE = "live"
-    IDLE = "idle"
-    STALLED = "stalled"
-    DOWN = "down"  # a service only
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Thresholds:
-    stale_after_s: float = 3.0  # heartbeat older than this: stalled (it beats about every 1 s)
-    down_after_s: float = 5.0  # no heartbeat for this long: down
-    stall_after_s: float = 1.0  # applied offset stuck this long with records waiting: stalled
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -164,40 +164,36 @@ class PartitionPass:
     """What one pass over a sample's partitions found: the rows, and what the verdict needs."""
 
     rows: list[PartitionLag] = field(default_factory=list)
-    stalled: list[str] = field(default_factory=list)  # why, for each stalled partition
+    stalled: list[Stall] = field(default_factory=list)
     quiet: bool = True  # no record arrived on any partition since the previous sample
-    moved: bool = False  # some partition's applied offset moved since the previous sample
 
     @property
     def offset_lag(self) -> int:
         return sum(r.offset_lag for r in self.rows)
 
 
+# -- the verdict -------------------------------------------------------------------------------
+
+
 def service_state(
     heartbeat_age_s: float | None, found: PartitionPass, limits: Thresholds
 ) -> tuple[LagState, str]:
     """The service's state and why, from its heartbeat and its partitions (see the top)."""
-    lag = found.offset_lag
     if heartbeat_age_s is None:
         return LagState.DOWN, "no heartbeat yet"
     if heartbeat_age_s > limits.down_after_s:
         return LagState.DOWN, f"no heartbeat for {heartbeat_age_s:.1f}s"
     if heartbeat_age_s > limits.stale_after_s:
         return LagState.STALLED, f"heartbeat {heartbeat_age_s:.1f}s old"
-    if found.stalled and not found.moved:
-        return LagState.STALLED, "no progress: " + _some(found.stalled)
     if not found.rows:
         return LagState.IDLE, "no partitions assigned (no symbols of interest)"
-    if lag == 0:
-        return (
-            (LagState.IDLE, "caught up, feed quiet")
-            if found.quiet
-            else (LagState.LIVE, "caught up")
-        )
-    reason = f"{lag:,} records behind, applying"
-    if found.stalled:
-        reason += "; but " + _some(found.stalled)
-    return LagState.LIVE, reason
+    state = worst_state(row.state for row in found.rows)
+    if state is LagState.STALLED:
+        return state, stalled_reason(found.stalled, len(found.rows))
+    if state is LagState.IDLE:
+        return state, "caught up, feed quiet"
+    lag = found.offset_lag
+    return state, "caught up" if lag == 0 else f"{lag:,} records behind, applying"
 
 
 @dataclass(slots=True)
@@ -279,9 +275,6 @@ class LagTracker:
             before = previous.partitions.get(number) if previous else None
             arrived = before is None or part.high_watermark != before.high_watermark
             found.quiet = found.quiet and not arrived
-            found.moved = found.moved or (
-                before is not None and before.applied_offset != part.applied_offset
-            )
             row, stall = self._partition(history, sample, part, before, arrived, interval)
             found.rows.append(row)
             if stall is not None:
@@ -297,8 +290,8 @@ class LagTracker:
         before: PartitionSample | None,
         arrived: bool,
         interval: _Interval,
-    ) -> tuple[PartitionLag, str | None]:
-        """One partition's lag and state; and why it is stalled, if it is."""
+    ) -> tuple[PartitionLag, Stall | None]:
+        """One partition's lag and state; and how it is stalled, if it is."""
         number, lag = part.partition, part.offset_lag
         timed = time_lag_s(
             lag, part.position_ts_ns, sample.now_ns, history.caught_up_ns.get(number)
@@ -307,10 +300,12 @@ class LagTracker:
         stall = None
         if stuck is not None:
             state = LagState.STALLED
-            stall = (
-                f"partition {number} applied offset stuck at {part.applied_offset} for "
-                f"{(sample.now_ns - stuck.since_ns) / _NS:.1f}s, offset lag "
-                f"{stuck.first_lag:,} -> {lag:,}"
+            stall = Stall(
+                partition=number,
+                applied_offset=part.applied_offset,
+                stuck_s=(sample.now_ns - stuck.since_ns) / _NS,
+                first_lag=stuck.first_lag,
+                lag=lag,
             )
         elif lag == 0 and not arrived:
             state = LagState.IDLE
@@ -360,11 +355,6 @@ class LagTracker:
         if run.samples >= 2 and waited >= self.thresholds.stall_after_s:
             return run
         return None
-
-
-def _some(items: list[str], shown: int = 3) -> str:
-    more = len(items) - shown
-    return "; ".join(items[:shown]) + (f"; and {more} more partitions" if more > 0 else "")
 
 
 def _position(part: PartitionSample | None) -> int | None:

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import run_bench
-from tests.integration.test_bench_smoke import _running_with
+from tests.helpers import run_bench, running_with
 
 PERCENTILES = ["p50_ms", "p90_ms", "p99_ms", "p99.9_ms", "max_ms"]
 
@@ -31,8 +30,8 @@ async def test_smoke_run_produces_every_figure_and_leaves_nothing_running(tmp_pa
 
     results = json.loads((out / "results.json").read_text())
     environment = results["environment"]
-    assert not _running_with(environment["topic_prefix"])
-    assert not _running_with(environment["bootstrap"])
+    assert not running_with(environment["topic_prefix"])
+    assert not running_with(environment["bootstrap"])
     assert [p["path"] for p in results["paths"]] == ["library", "kafka", "http"]
     for path in results["paths"]:
         assert path["failed"] == 0, path

@@ -9,40 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from marketfeed.bench.orders import command
-from tests.helpers import run_bench
+from tests.helpers import bench, run_bench, running_with
 
 PERCENTILES = ["p50_ms", "p90_ms", "p99_ms", "p99.9_ms", "max_ms"]
 TARGETS = {"order_entry", "echo"}
 OUTCOMES = {"order.filled", "order.cancelled", "order.rejected"}
-
-
-def _env() -> dict[str, str]:
-    # No MARKETFEED_* from the developer's shell may change the run.
-    return {k: v for k, v in os.environ.items() if not k.startswith("MARKETFEED_")}
-
-
-def _running_with(text: str) -> list[int]:
-    """Live processes whose command line contains ``text``."""
-    out = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if text in cmdline and state != "Z":
-            out.append(int(entry.name))
-    return out
 
 
 def _positive(value: Any) -> bool:
@@ -84,10 +61,10 @@ async def test_smoke_run_produces_every_figure_and_leaves_nothing_running(tmp_pa
     results = json.loads((out / "results.json").read_text())
     environment = results["environment"]
     # Its children carry the run's topic prefix on their command line; its servers, its ports.
-    assert not _running_with(environment["topic_prefix"])
-    assert not _running_with(environment["bootstrap"])
+    assert not running_with(environment["topic_prefix"])
+    assert not running_with(environment["bootstrap"])
     redis_port = environment["redis_url"].rsplit(":", 1)[1].split("/")[0]
-    assert not _running_with(f"--port {redis_port} ")
+    assert not running_with(f"--port {redis_port} ")
     assert set(results) == {"config", "environment", "join", "steps", "notes"}
 
     join = results["join"]
@@ -130,16 +107,7 @@ async def test_smoke_run_produces_every_figure_and_leaves_nothing_running(tmp_pa
     [("--order-rates", "100,fast"), ("--tradable", "0"), ("--duration", "-1")],
 )
 async def test_bad_flag_is_one_line_and_exit_2(flag: str, value: str) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "marketfeed.bench.orders",
-        flag,
-        value,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=_env(),
-    )
+    proc = await bench("marketfeed.bench.orders", flag, value)
     stdout, stderr = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 2
     lines = stderr.decode().strip().splitlines()

@@ -7,36 +7,17 @@ servers and worker processes.
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from marketfeed.bench.consumers import command
-from tests.helpers import run_bench
+from tests.helpers import run_bench, running_with
 
 CONSUMERS = {"caching", "naive", "bare"}
 PERCENTILES = ["p50_ms", "p90_ms", "p99_ms", "p99.9_ms", "max_ms"]
-
-
-def _running_with(text: str) -> list[int]:
-    """Live processes whose command line contains ``text``."""
-    out = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if text in cmdline and state != "Z":
-            out.append(int(entry.name))
-    return out
 
 
 def _ordered(latency: dict[str, float]) -> bool:
@@ -54,12 +35,13 @@ def _check_consumer(name: str, c: dict[str, Any]) -> None:
     assert c["consumed_rate"] > 0
     assert c["feed_rate"] > 0
     assert c["received"] > 0
-    assert 0 < c["fetched_share"] < 3
+    assert 0 < c["read_share"] <= 1
     assert 0 < c["partitions"] <= 16
     lag = c["lag"]
     assert 0 <= lag["offset_p99"] <= lag["offset_max"]
     assert 0 <= lag["time_p99_ms"] <= lag["time_max_ms"]
-    assert isinstance(lag["bounded"], bool)
+    assert lag["trend"] in {"within the bound", "catching up", "growing", "behind the bound"}
+    kept_up = lag["trend"] in {"within the bound", "catching up"}
     if name == "bare":
         assert c["decoded_share"] is None
     else:
@@ -72,14 +54,19 @@ def _check_consumer(name: str, c: dict[str, Any]) -> None:
         assert c["conflation"] is None
     assert c["cpu"] is None or c["cpu"] >= 0
     catch_up = c["catch_up"]
-    if lag["bounded"]:
-        assert catch_up is not None, c
-        assert catch_up["pause_s"] > 0.5
-        assert catch_up["backlog"] > 0
-        if catch_up["caught_up"]:
-            assert catch_up["time_s"] > 0
-            assert catch_up["rate"] > 0
-            assert catch_up["multiple"] > 0
+    # Bounded: kept up during the window, and caught up after the pause it was then given.
+    if not kept_up:
+        assert catch_up is None, c
+        assert c["bounded"] is False, c
+        return
+    assert catch_up is not None, c
+    assert c["bounded"] == catch_up["caught_up"], c
+    assert catch_up["pause_s"] > 0.5
+    assert catch_up["backlog"] > 0
+    if catch_up["caught_up"]:
+        assert catch_up["time_s"] > 0
+        assert catch_up["rate"] > 0
+        assert catch_up["multiple"] > 0
 
 
 @pytest.mark.slow
@@ -90,10 +77,10 @@ async def test_smoke_run_produces_every_figure_and_leaves_nothing_running(tmp_pa
     results = json.loads((out / "results.json").read_text())
     # Its workers carry the run's topic prefix on their command line; its servers, its ports.
     environment = results["environment"]
-    assert not _running_with(environment["topic_prefix"])
-    assert not _running_with(environment["bootstrap"])
+    assert not running_with(environment["topic_prefix"])
+    assert not running_with(environment["bootstrap"])
     for url in environment["redis_urls"].values():
-        assert not _running_with(f"--port {url.rsplit(':', 1)[1].split('/')[0]} ")
+        assert not running_with(f"--port {url.rsplit(':', 1)[1].split('/')[0]} ")
     assert set(results) == {"config", "environment", "steps", "get_quote", "summary"}
     assert [s["label"] for s in results["steps"]] == ["500", "2,000"]
     for index, step in enumerate(results["steps"]):
@@ -111,7 +98,10 @@ async def test_smoke_run_produces_every_figure_and_leaves_nothing_running(tmp_pa
         timeline = step["timeline"]
         assert len(timeline["t"]) == len(timeline["phase"]) > 5
         assert timeline["t"] == sorted(timeline["t"])
-        for name in CONSUMERS:
+        # A consumer retired at an earlier step has no samples in this one.
+        ran = {name for name, c in step["consumers"].items() if c["measured"]}
+        assert set(timeline["offset_lag"]) == ran
+        for name in ran:
             assert len(timeline["offset_lag"][name]) == len(timeline["t"])
         assert "measure" in timeline["phase"]
 
@@ -138,26 +128,3 @@ async def test_smoke_run_produces_every_figure_and_leaves_nothing_running(tmp_pa
         assert (out / "latency.png").stat().st_size > 0
     else:
         assert "plots skipped" in stderr
-
-
-async def test_unreachable_broker_is_one_line_and_exit_1(tmp_path: Path) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "marketfeed.bench.consumers",
-        "--bootstrap",
-        "127.0.0.1:1",
-        "--connect-timeout",
-        "1",
-        "--out",
-        str(tmp_path / "out"),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 1
-    lines = stderr.decode().strip().splitlines()
-    assert lines[-1].startswith(f"{command.PROG}: ")
-    assert "127.0.0.1:1" in lines[-1]
-    assert "Traceback" not in stderr.decode()
-    assert not stdout

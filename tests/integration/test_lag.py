@@ -25,6 +25,7 @@ from marketfeed.lag import command
 from marketfeed.lag.monitor import LagMonitor, Report
 from marketfeed.lag.render import render
 from marketfeed.lag.rules import LagState, Thresholds
+from marketfeed.lag.verdict import number_ranges
 from marketfeed.targets import Target
 
 SERVICE = "order_entry"
@@ -154,16 +155,27 @@ async def test_live_then_idle_then_stalled_then_down(
         assert text.count("marketfeed lag ·") == 2, text
         assert text.count(f"{SERVICE}  IDLE") == 2, text
 
-        # The consumer stops while the feed resumes: records wait, nothing moves -> stalled.
+        # The consumer stops while the feed resumes: records wait, nothing moves -> stalled,
+        # by its partitions alone (a heartbeat allowed to be a minute old has no say).
         await cache.stop()
-        async with publishing(publisher):
+        patient = Thresholds(stale_after_s=60.0, down_after_s=120.0)
+        async with (
+            LagMonitor([target], thresholds=patient) as by_partitions,
+            publishing(publisher),
+        ):
             await asyncio.sleep(0.3)
-            (stalled,) = await monitor.measure(1.0)
+            (stalled,) = await by_partitions.measure(1.0)
             code = await command.run(lag_args(*flags_for(target, "--interval", "1")))
         text = capsys.readouterr().out
         assert stalled.lag.state == LagState.STALLED, stalled.lag
         assert stalled.lag.offset_lag > 0
         assert stalled.lag.apply_rate == 0.0
+        waiting = [p for p in stalled.lag.partitions if p.offset_lag > 0]
+        assert {p.state for p in waiting} == {LagState.STALLED}, stalled.lag
+        named = number_ranges(p.partition for p in waiting)
+        assert stalled.lag.reason.startswith(
+            f"{len(waiting)} of {len(stalled.lag.partitions)} partitions stalled: {named} "
+        ), stalled.lag.reason
         assert code == 1, text
         assert f"{SERVICE}  STALLED" in text or f"{SERVICE}  DOWN" in text, text
 

@@ -19,6 +19,7 @@ from common.errors import ConfigError
 from common.kafka import KafkaSettings
 from feed_publisher.config import PublisherConfig
 from marketfeed.bench.access.settings import AccessBenchConfig
+from marketfeed.bench.consumers import command as consumers_command
 from marketfeed.bench.consumers.roles.base import WorkerParams
 from marketfeed.bench.consumers.settings import ConsumersBenchConfig
 from marketfeed.bench.consumers.worker import main as worker_main
@@ -29,9 +30,11 @@ from marketfeed.bench.core.servers import UNTHROTTLED, Servers, feed_config
 from marketfeed.bench.core.settings import BenchSettings, rate_label
 from marketfeed.bench.orders.echo import EchoConfig
 from marketfeed.bench.orders.settings import OrdersBenchConfig
+from marketfeed.bench.soak import command as soak_command
+from marketfeed.bench.soak.settings import SoakConfig
 from order_entry.config import OrderEntryConfig
 
-BENCHES = [ConsumersBenchConfig, OrdersBenchConfig, AccessBenchConfig]
+BENCHES = [ConsumersBenchConfig, OrdersBenchConfig, SoakConfig, AccessBenchConfig]
 SHARED = {f.name for f in dataclasses.fields(BenchSettings)}
 
 
@@ -86,6 +89,31 @@ def test_shared_checks_name_the_flag(
     with pytest.raises(ConfigError) as caught:
         build(cls, args, environ={})
     assert str(caught.value).startswith(words)
+
+
+@pytest.mark.parametrize(
+    ("entry", "flags", "message"),
+    [
+        (consumers_command, ["--rates", "1000,0"], "--rates"),
+        (consumers_command, ["--rates=-5,1000"], "--rates"),
+        (consumers_command, ["--interest", "0"], "--interest"),
+        (consumers_command, ["--interest", "1.5"], "--interest"),
+        (consumers_command, ["--consumers", "caching,fancy"], "--consumers"),
+        (consumers_command, ["--duration", "0"], "--duration"),
+        (consumers_command, ["--pause", "-1"], "--pause"),
+        (soak_command, ["--symbols", "10", "--tradable", "20"], "--tradable=20: must be at most"),
+        (soak_command, ["--segment", "0.9"], "--segment=0.9: must be in (0, 0.5]"),
+        (soak_command, ["--duration", "10", "--sample-every", "20"], "--sample-every=20: must"),
+        (soak_command, ["--rate", "0"], "--rate=0"),
+    ],
+)
+def test_bad_flags_give_one_line_and_exit_2(
+    entry: Any, flags: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert entry.main(flags) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith(f"{entry.PROG}: {message}"), err
 
 
 def test_rate_labels() -> None:
@@ -179,6 +207,7 @@ def test_report_numbers_and_tables(tmp_path: Path) -> None:
     [
         "marketfeed.bench.consumers.command",
         "marketfeed.bench.orders.command",
+        "marketfeed.bench.soak.command",
         "marketfeed.bench.publisher",
     ],
 )

@@ -114,3 +114,27 @@ def test_as_dict() -> None:
     assert set(d) == {"count", "p50_ms", "p90_ms", "p99_ms", "p99.9_ms", "max_ms"}
     assert d["count"] == 2
     assert _close(d["max_ms"], 2.0)
+
+
+def test_weighted_samples_count_as_many() -> None:
+    h = LatencyHistogram()
+    # One sample standing for 99 others (e.g. quotes superseded by the one that was applied).
+    h.record_seconds([0.001, 0.050], counts=[1, 99])
+    p = h.percentiles()
+    assert p.count == 100
+    assert _close(p.p50_ms, 50.0)
+    h.record_seconds([0.002], counts=[0])
+    assert h.count == 100
+
+
+def test_encoded_windows_merge_into_one() -> None:
+    early, late = LatencyHistogram(), LatencyHistogram()
+    early.record_seconds(np.full(50, 0.001))
+    late.record_seconds(np.full(50, 0.003))
+    merged = LatencyHistogram.decode(early.encode())
+    assert merged.percentiles() == early.percentiles()
+    merged.add(LatencyHistogram.decode(late.encode()))
+    p = merged.percentiles()
+    assert p.count == 100
+    assert _close(p.p50_ms, 1.0)
+    assert _close(p.max_ms, 3.0)

@@ -109,7 +109,6 @@ class AccessEnv(Lifecycle):
         self.progress("starting the publisher")
         publisher = await self._spawn("publisher", "feed_publisher", feed)
         async with WatermarkReader(kafka.bootstrap, connect_timeout=c.connect_timeout) as marks:
-
             count = FeedCount(kafka, marks)
 
             async def published() -> bool:

@@ -1,4 +1,4 @@
-"""Lag of every consumer under test, sampled from outside, and what the samples say.
+"""Lag of every consumer under test, sampled from outside (the verdicts are in ``verdicts``).
 
 Offset lag = the records after the consumer's position, across generations (the rest of its
 generation and every later one: ``common.generations.position.offset_lag``), summed over the
@@ -23,8 +23,6 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-import numpy as np
 
 from common.generations.naming import GenerationWatch
 from common.generations.position import Position, offset_lag, partition_ends
@@ -100,53 +98,3 @@ def _lag(
         done=int(status.get("records_done", 0)),
         published=feed.published_on(partitions),
     )
-
-
-@dataclass(frozen=True, slots=True)
-class LagStats:
-    offset_p99: float
-    offset_max: int
-    time_p99_ms: float
-    time_max_ms: float
-    # Offset lag at the start and at the end of the window, in seconds of feed.
-    start_s: float
-    end_s: float
-    bounded: bool
-
-
-def lag_stats(lags: Sequence[Lag], feed_rate: float, bound_s: float) -> LagStats:
-    """Percentiles of the lag over a window, and whether it stayed bounded.
-
-    Bounded: at the end of the window the consumer is less than ``bound_s`` of feed behind, and
-    it has fallen behind by less than half of that since the start. The ends are medians of
-    the first and last fifths of the samples, so that one slow fetch does not decide. Over a
-    10 s window with the default 1 s bound, a consumer 5% slower than the feed fails the
-    second test; the broker's own jitter here (a few tenths of a second) does not.
-    """
-    offsets = np.array([lag.offset for lag in lags], dtype=np.float64)
-    times = np.array([lag.time_ms for lag in lags], dtype=np.float64)
-    if offsets.size == 0:
-        return LagStats(0.0, 0, 0.0, 0.0, 0.0, 0.0, bounded=True)
-    k = max(1, offsets.size // 5)
-    per_s = max(feed_rate, 1.0)
-    start = float(np.median(offsets[:k])) / per_s
-    end = float(np.median(offsets[-k:])) / per_s
-    return LagStats(
-        offset_p99=float(np.percentile(offsets, 99)),
-        offset_max=int(offsets.max()),
-        time_p99_ms=float(np.percentile(times, 99)),
-        time_max_ms=float(times.max()),
-        start_s=start,
-        end_s=end,
-        bounded=end <= bound_s and end - start <= bound_s / 2,
-    )
-
-
-def caught_up_level(lags: Sequence[Lag], feed_rate: float) -> float:
-    """Offset lag at or below which a resumed consumer counts as caught up.
-
-    Back within its own steady range (the 99th percentile of its lag during the step), but
-    never asking for less than 100 ms of feed (catch-up is sampled every 100 ms) or 50 records.
-    """
-    steady = float(np.percentile([lag.offset for lag in lags], 99)) if lags else 0.0
-    return max(steady, 0.1 * feed_rate, 50.0)

@@ -7,7 +7,9 @@ from typing import Any
 
 from marketfeed.bench.consumers.plots import write_plots
 from marketfeed.bench.consumers.results import ConsumerStep, Results
-from marketfeed.bench.core.report import DASH, ms, shown, table, write_json
+from marketfeed.bench.consumers.settings import Plan
+from marketfeed.bench.consumers.verdicts import definitions
+from marketfeed.bench.core.report import DASH, ms, shown, table, write_files
 
 # -- Markdown ------------------------------------------------------------------------------
 
@@ -105,13 +107,21 @@ def _latency_table(results: Results) -> str:
     return table(["rate", "consumer", "samples", "p50", "p90", "p99", "p99.9", "max"], rows)
 
 
-def _catch_up_cells(c: ConsumerStep) -> list[str]:
+def _caught_up_cell(c: ConsumerStep) -> str:
     cu = c.catch_up
     if cu is None:
-        return [DASH, DASH]
+        return "not paused" if c.lag is not None and not c.lag.kept_up else DASH
     if not cu.caught_up:
-        return ["not caught up", DASH]
-    return [f"{cu.time_s:.2f}", f"{cu.multiple:.1f}x" if cu.multiple is not None else DASH]
+        return "NO"
+    multiple = f", {cu.multiple:.1f}x feed" if cu.multiple is not None else ""
+    return f"{cu.time_s:.2f} s{multiple}"
+
+
+def _kept_up_cell(c: ConsumerStep) -> str:
+    lag = c.lag
+    assert lag is not None
+    moved = f"{lag.start_s:.2f} → {lag.end_s:.2f} s"
+    return f"{'yes' if lag.kept_up else 'NO'} ({lag.trend}: {moved})"
 
 
 def _lag_table(results: Results) -> str:
@@ -127,13 +137,14 @@ def _lag_table(results: Results) -> str:
                     s.label,
                     name,
                     _num(c.consumed_rate),
-                    _share(c.fetched_share),
+                    _share(c.read_share),
                     _share(c.decoded_share),
                     _share(c.conflation),
                     f"{_num(lag.offset_p99)} / {_num(lag.offset_max)}",
                     f"{_ms(lag.time_p99_ms)} / {_ms(lag.time_max_ms)}",
-                    "yes" if lag.bounded else f"NO ({lag.start_s:.2f}->{lag.end_s:.2f} s)",
-                    *_catch_up_cells(c),
+                    _kept_up_cell(c),
+                    _caught_up_cell(c),
+                    "yes" if c.bounded else "NO",
                     _num(c.cpu, 2),
                 ]
             )
@@ -142,14 +153,14 @@ def _lag_table(results: Results) -> str:
             "rate",
             "consumer",
             "done rec/s",
-            "fetched",
+            "reads",
             "decoded",
             "conflated",
             "offset lag p99 / max",
             "time lag p99 / max ms",
+            "kept up (window lag)",
+            "caught up",
             "bounded",
-            "catch-up s",
-            "catch-up rate",
             "CPU",
         ],
         rows,
@@ -225,6 +236,23 @@ def _get_quote_table(results: Results) -> str:
     )
 
 
+def _definitions(results: Results) -> str:
+    c = results.config
+    plan = Plan(
+        rates=(),
+        duration=c["duration"],
+        pause=c["pause"],
+        warmup=c["warmup"],
+        lag_bound=c["lag_bound"],
+    )
+    return definitions(
+        window_s=plan.duration,
+        sample_s=plan.sample_every,
+        bound_s=plan.lag_bound,
+        timeout_s=plan.catch_up_timeout,
+    )
+
+
 def render_markdown(results: Results) -> str:
     parts = [
         _header(results),
@@ -234,10 +262,8 @@ def render_markdown(results: Results) -> str:
         + "\n\n\\* bare: publish → fetched, from Kafka record timestamps (1 ms resolution).",
         "## Lag, throughput, catch-up\n\n"
         + _lag_table(results)
-        + "\n\nfetched: records received / published on the whole topic; decoded: of those "
-        "received; conflated: of those decoded. Catch-up: after the pause, time until the lag "
-        "is back to its steady level, and records/s done meanwhile as a multiple of the "
-        "step's feed rate. CPU in cores.",
+        + "\n\nCPU in cores. What each verdict means:\n\n"
+        + _definitions(results),
         "## Highest rate with bounded lag\n\n" + _summary_table(results),
     ]
     targets = _targets_table(results)
@@ -254,12 +280,4 @@ def render_markdown(results: Results) -> str:
 
 def write_outputs(results: Results, out: Path) -> list[str]:
     """Write results.json, report.md and the plots; return lines to tell the user."""
-    write_json(results, out)
-    (out / "report.md").write_text(render_markdown(results))
-    written = ["results.json", "report.md"]
-    notes = []
-    try:
-        written += [p.name for p in write_plots(results, out)]
-    except ImportError:
-        notes.append("plots skipped: matplotlib is not installed (pip install 'marketfeed[bench]')")
-    return [f"wrote {', '.join(written)} to {out}", *notes]
+    return write_files(results, out, render_markdown(results), write_plots)

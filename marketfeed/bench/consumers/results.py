@@ -3,6 +3,7 @@
 Rates are per second. "Feed rate" is what arrives on the quote partitions a consumer reads
 (records/s); the publisher's own rate counts quotes and trades. Latency percentiles are in ms
 with the keys of common.metrics.Percentiles.as_dict; CPU is in cores (CPU seconds per second).
+What each verdict means is in marketfeed.bench.consumers.verdicts.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from marketfeed.bench.consumers.lag import LagStats
+from marketfeed.bench.consumers.verdicts import LagStats
 
 
 @dataclass(slots=True)
@@ -47,11 +48,14 @@ class ConsumerStep:
     applied: int = 0
     conflated: int = 0
     partitions: int = 0  # how many quote partitions it consumes
-    fetched_share: float = 0.0  # records received / records published on the whole topic
+    # Records published to the partitions it reads / to the whole topic, over the window.
+    read_share: float | None = None
     decoded_share: float | None = None  # records decoded / records received
     conflation: float | None = None  # conflated / decoded (the caching consumer only)
     cpu: float | None = None
     catch_up: CatchUp | None = None
+    # The step's verdict (marketfeed.bench.consumers.verdicts.bounded); None: not measured.
+    bounded: bool | None = None
 
 
 @dataclass(slots=True)

@@ -120,21 +120,26 @@ async def _step(
 
 
 def _retire(step: Step, retired: dict[str, str]) -> None:
-    """Consumers whose lag went unbounded at this rate while the bare ceiling kept up are not
-    run at higher rates: the limit was their own, and at a higher rate they would only take
-    CPU from the rest. When the ceiling fell behind too, the limit was the broker (or the
+    """Consumers whose lag was unbounded at this rate while the bare ceiling's was bounded are
+    not run at higher rates: the limit was their own, and at a higher rate they would only take
+    CPU from the rest. When the ceiling was unbounded too, the limit was the broker (or the
     machine), which on the embedded broker depends on batch sizes, not only on the rate (the
     unthrottled publisher sends far bigger batches), so nobody is retired.
     """
     ceiling = step.consumers.get("bare")
-    ceiling_ok = ceiling is None or (ceiling.lag is not None and ceiling.lag.bounded)
+    ceiling_ok = ceiling is None or ceiling.bounded is True
     for name, result in step.consumers.items():
-        if result.lag is not None and not result.lag.bounded:
-            result.note = f"lag unbounded at {step.label} msg/s"
-            if ceiling_ok and name != "bare":
-                retired[name] = f"retired: {result.note}"
-        elif result.catch_up is not None and not result.catch_up.caught_up:
-            result.note = f"did not catch up at {step.label} msg/s"
+        if result.bounded is not False:
+            continue
+        result.note = _why_unbounded(result, step.label)
+        if ceiling_ok and name != "bare":
+            retired[name] = f"retired: {result.note}"
+
+
+def _why_unbounded(result: ConsumerStep, label: str) -> str:
+    if result.lag is not None and not result.lag.kept_up:
+        return f"lag {result.lag.trend} at {label} msg/s"
+    return f"lag unbounded at {label} msg/s: did not catch up after the pause"
 
 
 def _worker_params(config: ConsumersBenchConfig, bootstrap: str, prefix: str) -> WorkerParams:

@@ -76,8 +76,8 @@ class ConsumersBenchConfig(BenchSettings):
     )
     lag_bound: float = setting(
         1.0,
-        help="lag is bounded if at the end of a step it is under this many seconds of feed and "
-        "grew by under half of that during the step",
+        help="seconds of feed: a consumer kept up if its lag ends a step within this and grew "
+        "by under half of it, or fell by half of it (catching up); see the report",
         check=positive,
     )
     get_samples: int = setting(

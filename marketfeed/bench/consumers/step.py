@@ -7,14 +7,15 @@ side on the same records throughout:
 - warm-up: the processes have started and the feed runs at the step's rate; nothing counted;
 - one measurement window: each worker keeps its own latency histogram and counts, and the lag
   of each is sampled about every 200 ms;
-- then the consumers whose lag stayed bounded are paused together (frozen while the feed goes
-  on), resumed together, and each one's catch-up is timed until its lag is back within its
-  steady range. Together rather than one after the other: the embedded broker gets slower
+- then the consumers that kept up are paused together (frozen while the feed goes on),
+  resumed together, and each one's catch-up is timed until its lag is back within its steady
+  range. Together rather than one after the other: the embedded broker gets slower
   as a topic fills, so consumers paused one after another would each be timed on a
   different broker; together, they catch up under the same conditions, as they were measured.
 
-A consumer whose lag was not bounded is not paused (it cannot catch up with a feed it cannot
-keep up with); the caller does not run it at higher rates.
+A consumer that did not keep up is not paused (it cannot catch up with a feed it cannot keep
+up with). Each consumer's verdicts (kept up, caught up, bounded) are defined in
+marketfeed.bench.consumers.verdicts; the caller does not run an unbounded one at higher rates.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import asyncio
 import time
 from typing import Any
 
-from marketfeed.bench.consumers.lag import Lag, LagSampler, Sample, caught_up_level, lag_stats
+from marketfeed.bench.consumers.lag import Lag, LagSampler, Sample
 from marketfeed.bench.consumers.results import (
     CatchUp,
     ConsumerStep,
@@ -32,6 +33,7 @@ from marketfeed.bench.consumers.results import (
     Timeline,
 )
 from marketfeed.bench.consumers.settings import Plan
+from marketfeed.bench.consumers.verdicts import bounded, caught_up_level, lag_stats, read_share
 from marketfeed.bench.consumers.workers import Worker
 from marketfeed.bench.core.children import cores, cpu_now
 from marketfeed.bench.core.progress import Progress
@@ -124,13 +126,16 @@ class StepRun:
             results[name] = _consumer_step(
                 name, worker, end, lags, elapsed, published, used[name], plan.lag_bound
             )
-        bounded = [n for n, r in results.items() if r.lag is not None and r.lag.bounded]
-        if bounded and plan.pause > 0:
-            self.progress(f"{label} msg/s: pausing {', '.join(bounded)} {plan.pause:g}s")
-            windows = {n: [sample.lags[n] for sample in window] for n in bounded}
-            feed = {n: results[n].feed_rate for n in bounded}
+        kept_up = [n for n, r in results.items() if r.lag is not None and r.lag.kept_up]
+        if kept_up and plan.pause > 0:
+            self.progress(f"{label} msg/s: pausing {', '.join(kept_up)} {plan.pause:g}s")
+            windows = {n: [sample.lags[n] for sample in window] for n in kept_up}
+            feed = {n: results[n].feed_rate for n in kept_up}
             for name, catch_up in (await self._pause_and_catch_up(windows, feed)).items():
                 results[name].catch_up = catch_up
+        for result in results.values():
+            caught_up = result.catch_up.caught_up if result.catch_up is not None else None
+            result.bounded = bounded(result.lag, caught_up)
         return Step(
             label=label,
             target_rate=self.rate,
@@ -217,8 +222,7 @@ def _consumer_step(
         applied=counts.get("applied", 0),
         conflated=conflated,
         partitions=len(worker.info["partitions"]),
-        # As rates: the worker's window (begin..end) is a little wider than the samples'.
-        fetched_share=(received / end["elapsed_s"]) / (published / elapsed) if published else 0.0,
+        read_share=read_share(lags[-1].published - lags[0].published, published),
         decoded_share=decoded / received if received and name != "bare" else None,
         conflation=conflated / decoded if decoded and name == "caching" else None,
         cpu=cpu,

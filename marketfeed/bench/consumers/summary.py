@@ -33,9 +33,9 @@ def _sustained(steps: list[Step], name: str) -> dict[str, Any]:
     failed_at: str | None = None
     for step in steps:
         result = step.consumers.get(name)
-        if result is None or not result.measured or result.lag is None:
+        if result is None or not result.measured or result.bounded is None:
             continue
-        if not result.lag.bounded:
+        if not result.bounded:
             failed_at = failed_at or step.label
         elif best is None or step.publisher.quote_rate > best.publisher.quote_rate:
             best = step
@@ -115,7 +115,7 @@ def _catch_up_target(steps: list[Step]) -> tuple[str, bool | None]:
     if catch_up is None:
         why = caching.note or "no pause"
         bare = step.consumers.get("bare")
-        if bare and bare.lag and not bare.lag.bounded:
+        if bare and bare.lag and not bare.lag.kept_up:
             # Not the consumer's limit: the ceiling could not keep up with this feed either.
             return f"not paused: {why}; so was the bare ceiling's", None
         return f"not paused: {why}", False

@@ -1,20 +1,24 @@
-"""The child processes of a benchmark: how each is launched, and the CPU each one used.
+"""The child processes of a benchmark: how each is launched, and the CPU and memory each used.
 
 A child is launched from its config, ``python -m MODULE`` with every one of its settings as a
 flag (``common.config.to_argv``), secrets through the environment (``to_env``), and the
 environment without ``MARKETFEED_*``: nothing in the user's shell can quietly change what is
-measured. CPU time is read from ``/proc`` per process and given in cores (CPU seconds per
-second of a window), so that where the machine's two cores went is part of every figure.
+measured (:func:`spawn`). CPU time is read from ``/proc`` per process and given in cores (CPU
+seconds per second of a window), so that where the machine's two cores went is part of every
+figure; so is each process's resident memory.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from common.config import ENV_PREFIX, to_argv, to_env
+from common.runtime import ChildProcess
 
 
 def module_argv(module: str, config: Any, *positional: str) -> list[str]:
@@ -27,6 +31,51 @@ def child_env(config: Any) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
     env.update(to_env(config))
     return env
+
+
+async def _alive() -> bool:
+    # A benchmark measures when its children are ready (by probing them), it does not wait.
+    return True
+
+
+async def spawn(
+    resources: contextlib.AsyncExitStack,
+    *,
+    name: str,
+    module: str,
+    config: Any,
+    log_path: Path | None,
+    stop_timeout: float,
+) -> ChildProcess:
+    """Start ``python -m module`` launched from ``config``; ``resources`` stops it.
+
+    Its stop is registered before it starts, so a start that fails half-way is stopped too.
+    """
+    proc = ChildProcess(
+        name=name,
+        argv=module_argv(module, config),
+        ready=_alive,
+        log_path=log_path,
+        env=child_env(config),
+        stop_timeout=stop_timeout,
+    )
+    resources.push_async_callback(proc.stop)
+    await proc.start()
+    return proc
+
+
+def rss_bytes(pid: int | None) -> int | None:
+    """Resident memory of a process now (``VmRSS``); None where /proc cannot tell."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except (OSError, ValueError, IndexError):
+        return None
+    return None  # a zombie has no VmRSS
 
 
 def cpu_seconds(pid: int | None) -> float | None:

@@ -1,4 +1,5 @@
-"""A progress bar for a benchmark's steps on stderr: tqdm when installed, else plain lines.
+"""A progress bar for a benchmark on stderr, in steps or seconds: tqdm when installed, else
+plain lines.
 
 stdout carries only the report, so that ``marketfeed bench consumers > report.md`` works.
 """
@@ -16,12 +17,18 @@ Progress = Callable[[str], None]
 
 
 class StepProgress:
-    """``with StepProgress(steps, desc=...) as progress``: the bar is closed however it ends."""
+    """``with StepProgress(steps, desc=...) as progress``: the bar is closed however it ends.
 
-    def __init__(self, total: int, *, desc: str, stream: TextIO = sys.stderr) -> None:
+    ``unit="s"`` with a total in seconds shows elapsed and remaining time (a soak).
+    """
+
+    def __init__(
+        self, total: float, *, desc: str, unit: str = "step", stream: TextIO = sys.stderr
+    ) -> None:
         self.total = total
         self.desc = desc
-        self.done = 0
+        self.unit = unit
+        self.done: float = 0
         self._stream = stream
         self._bar: Any = None
         try:
@@ -30,18 +37,28 @@ class StepProgress:
         except ImportError:
             tqdm = None
         if tqdm is not None:
-            self._bar = tqdm(total=total, unit="step", desc=desc, file=stream)
+            # In seconds, a rate ("1.00s/s") says nothing: elapsed and remaining do.
+            timed = "{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}"
+            self._bar = tqdm(
+                total=total,
+                unit=unit,
+                desc=desc,
+                file=stream,
+                bar_format=timed if unit == "s" else None,
+            )
 
     def phase(self, text: str) -> None:
         if self._bar is not None:
             self._bar.set_postfix_str(text)
         else:
-            print(f"{self.desc} [{self.done}/{self.total}] {text}", file=self._stream, flush=True)
+            done = f"{self.done:g}/{self.total:g}{'' if self.unit == 'step' else ' ' + self.unit}"
+            print(f"{self.desc} [{done}] {text}", file=self._stream, flush=True)
 
-    def advance(self) -> None:
-        self.done += 1
+    def advance(self, amount: float = 1) -> None:
+        amount = min(amount, max(0.0, self.total - self.done))  # never past the end
+        self.done += amount
         if self._bar is not None:
-            self._bar.update(1)
+            self._bar.update(amount)
 
     def close(self) -> None:
         if self._bar is not None:

@@ -1,4 +1,4 @@
-"""How every benchmark writes its figures: Markdown tables, numbers, and results.json.
+"""How every benchmark writes its figures: Markdown tables, numbers, results.json and plots.
 
 The report goes to stdout (readable in a terminal, pasteable as Markdown); results.json is the
 run's results dataclass as it is, so that a later tool can read every figure.
@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+R = TypeVar("R")
 
 # A figure that was not measured.
 DASH = "—"
@@ -53,3 +56,27 @@ def finite(value: Any) -> Any:
 def write_json(results: Any, out: Path) -> None:
     """``out``/results.json: every figure of ``results`` (a dataclass)."""
     (out / "results.json").write_text(json.dumps(finite(asdict(results)), indent=1) + "\n")
+
+
+def write_files(
+    results: R,
+    out: Path,
+    markdown: str,
+    plots: Callable[[R, Path], list[Path]] | None = None,
+) -> list[str]:
+    """``out``/results.json, report.md and the plots; the lines to tell the user.
+
+    Without matplotlib (the ``bench`` extra) the plots are skipped, and a line says so.
+    """
+    write_json(results, out)
+    (out / "report.md").write_text(markdown)
+    written = ["results.json", "report.md"]
+    notes = []
+    if plots is not None:
+        try:
+            written += [p.name for p in plots(results, out)]
+        except ImportError:
+            notes.append(
+                "plots skipped: matplotlib is not installed (pip install 'marketfeed[bench]')"
+            )
+    return [f"wrote {', '.join(written)} to {out}", *notes]

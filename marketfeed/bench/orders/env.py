@@ -31,7 +31,7 @@ from common.kafka import TopicSpec, ensure_topics
 from common.lifecycle import Lifecycle
 from common.runtime import ChildProcess
 from common.watermarks import WatermarkReader
-from marketfeed.bench.core.children import child_env, cpu_now, module_argv
+from marketfeed.bench.core.children import cpu_now, spawn
 from marketfeed.bench.core.clients import kafka_fields, kafka_settings
 from marketfeed.bench.core.servers import feed_config
 from marketfeed.bench.orders.driver import OrderDriver
@@ -73,11 +73,6 @@ class Spawned:
     def mono(self, wall_ns: int) -> float:
         """A wall-clock time of this host as time.monotonic()."""
         return self.at + (wall_ns - self.wall_ns) / 1e9
-
-
-async def _alive() -> bool:
-    # Readiness is measured, not waited for: the benchmark probes with orders.
-    return True
 
 
 class OrderEnv(Lifecycle):
@@ -136,17 +131,14 @@ class OrderEnv(Lifecycle):
         self, role: str, module: str, config: Any, *, stop_timeout: float = _STOP_TIMEOUT_S
     ) -> ChildProcess:
         """Start ``python -m module`` with ``config``; it is stopped with this env."""
-        proc = ChildProcess(
+        return await spawn(
+            self.resources,
             name=f"{role} ({self.name})",
-            argv=module_argv(module, config),
-            ready=_alive,
+            module=module,
+            config=config,
             log_path=self.ctx.log_dir / f"{self.name}-{role}.log",
-            env=child_env(config),
             stop_timeout=stop_timeout,
         )
-        self.resources.push_async_callback(proc.stop)
-        await proc.start()
-        return proc
 
     async def _wait_for_quotes(self, publisher: ChildProcess) -> None:
         deadline = time.monotonic() + self.ctx.config.connect_timeout + _PUBLISHER_START_S

@@ -1,0 +1,1 @@
+"""``marketfeed bench soak``: the whole stack for a long time, and whether it stayed flat."""
