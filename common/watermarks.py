@@ -33,6 +33,10 @@ class WatermarkReader(Lifecycle):
         self.bootstrap = bootstrap
         self._connect_timeout = connect_timeout
         self._consumer: AIOKafkaConsumer | None = None
+        # One consumer serves every caller, and a read reassigns it: two reads at once (a
+        # background sampler and a last look at the end of a window) would unassign each
+        # other's partitions mid-fetch ("Partition is not assigned"). Reads take turns.
+        self._turn = asyncio.Lock()
 
     async def _start(self) -> None:
         if self._consumer is not None:
@@ -84,6 +88,12 @@ class WatermarkReader(Lifecycle):
     async def high_watermarks(self, topics: Iterable[str]) -> dict[TopicPartition, int]:
         """End offset of every partition of ``topics``; a topic that does not exist is skipped."""
         consumer = self._started()
+        async with self._turn:
+            return await self._high_watermarks(consumer, topics)
+
+    async def _high_watermarks(
+        self, consumer: AIOKafkaConsumer, topics: Iterable[str]
+    ) -> dict[TopicPartition, int]:
         try:
             # consumer.topics() fetches fresh metadata but does not update the view that
             # partitions_for_topic() reads, so a topic created after start() would stay
