@@ -13,7 +13,7 @@ import pytest
 from common.metrics import LatencyHistogram
 from common.schema import OrderAccepted, OrderFilled, OrderRejected, Quote
 from marketfeed.bench.soak.flat import STALE_QUOTE, is_flat, segments, summarise
-from marketfeed.bench.soak.generations import Generations, GenerationTracker
+from marketfeed.bench.soak.generations import GenerationCounts, GenerationTracker
 from marketfeed.bench.soak.orders import UNDECODABLE, count_event
 from marketfeed.bench.soak.probe import served
 from marketfeed.bench.soak.report import render_markdown
@@ -65,15 +65,15 @@ def test_generations_are_counted_from_the_topic_list() -> None:
     tracker = GenerationTracker("run.md.quotes")
     other = ["run.md.trades.g3", "other.md.quotes.g9", "run.md.quotes", "run.md.quotes.g3.x"]
     assert tracker.update(other) is None  # nothing rolled: n/a
-    assert tracker.update(["run.md.quotes.g3", "run.md.quotes.g4", *other]) == Generations(
+    assert tracker.update(["run.md.quotes.g3", "run.md.quotes.g4", *other]) == GenerationCounts(
         current=4, existing=2, rolled=0, deleted=0
     )
     # 5 and 6 came, 3 and 4 went.
-    assert tracker.update(["run.md.quotes.g0006", "run.md.quotes.g5"]) == Generations(
+    assert tracker.update(["run.md.quotes.g6", "run.md.quotes.g5"]) == GenerationCounts(
         current=6, existing=2, rolled=2, deleted=2
     )
     # Generations made and deleted between two looks (7 and 8) count too.
-    assert tracker.update(["run.md.quotes.g9", "run.md.quotes.g10"]) == Generations(
+    assert tracker.update(["run.md.quotes.g9", "run.md.quotes.g10"]) == GenerationCounts(
         current=10, existing=2, rolled=6, deleted=6
     )
 
@@ -265,7 +265,7 @@ def test_the_report_says_how_it_ended_the_targets_and_what_is_not_measured() -> 
         assert heading in text
     assert "| 0-10 (warm-up) |" in text
     assert "Generations: n/a" in text
-    samples[-1].generations = Generations(current=9, existing=2, rolled=5, deleted=4)
+    samples[-1].generations = GenerationCounts(current=9, existing=2, rolled=5, deleted=4)
     assert "Generations: 9 → 9: 5 rolled, 4 deleted" in render_markdown(
         _results(samples, histograms), histograms
     )
@@ -279,7 +279,7 @@ def test_plots_are_written(tmp_path: Path) -> None:
     # A window in which nothing became readable.
     samples[5].latency_ms = LatencyHistogram().percentiles().as_dict()
     samples[6].lag["order_entry"] = _lag(None, "stalled")
-    samples[7].generations = Generations(current=3, existing=2, rolled=1, deleted=0)
+    samples[7].generations = GenerationCounts(current=3, existing=2, rolled=1, deleted=0)
     paths = write_plots(_results(samples, histograms), tmp_path)
     assert [p.name for p in paths] == ["latency.png", "lag.png", "memory.png"]
     assert all(p.stat().st_size > 0 for p in paths)

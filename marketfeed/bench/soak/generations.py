@@ -12,13 +12,14 @@ there is nothing to count, and the figures are "n/a". No I/O: the sampler lists 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from common.generations.naming import Generations
+
 
 @dataclass(frozen=True, slots=True)
-class Generations:
+class GenerationCounts:
     current: int  # the newest generation on the broker
     existing: int  # generations on the broker now
     rolled: int  # rolls since the soak began watching
@@ -29,21 +30,22 @@ class GenerationTracker:
     """Counts generations of ``quotes_topic`` from successive listings of topic names (no I/O)."""
 
     def __init__(self, quotes_topic: str) -> None:
-        self._pattern = re.compile(re.escape(quotes_topic) + r"\.g(\d+)")
+        self._topic = quotes_topic
         self._first: int | None = None  # the oldest generation at the first look
         self._current_first = 0  # the newest at the first look
         self._newest: int | None = None
 
-    def update(self, topics: Iterable[str]) -> Generations | None:
+    def update(self, topics: Iterable[str]) -> GenerationCounts | None:
         """What ``topics`` (every topic the broker has now) say; None: not rolled (n/a)."""
-        numbers = {int(m.group(1)) for t in topics if (m := self._pattern.fullmatch(t))}
+        # The names are parsed as every reader of the feed parses them (common.generations).
+        numbers = {g for g in Generations.from_names(self._topic, topics).numbers if g > 0}
         if not numbers:
             return None
         if self._first is None:
             self._first, self._current_first = min(numbers), max(numbers)
         self._newest = max(self._newest or 0, *numbers)
         oldest = min(numbers)
-        return Generations(
+        return GenerationCounts(
             current=max(numbers),
             existing=len(numbers),
             rolled=self._newest - self._current_first,

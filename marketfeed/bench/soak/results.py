@@ -12,7 +12,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-from marketfeed.bench.soak.generations import Generations
+from marketfeed.bench.soak.generations import GenerationCounts
 
 
 class Phase(enum.StrEnum):
@@ -45,7 +45,7 @@ class Sample:
     lag: dict[str, ServiceLag]  # by service, the probe included
     rss_mb: dict[str, float | None]  # by process
     cpu: dict[str, float | None]  # by process, cores over the window
-    generations: Generations | None  # None: the quote topic is not rolled (n/a)
+    generations: GenerationCounts | None  # None: the quote topic is not rolled (n/a)
     orders: dict[str, int]  # terminal events on orders.events so far, by kind and reason
 
     @property

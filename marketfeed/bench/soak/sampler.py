@@ -26,7 +26,7 @@ from common.errors import BrokerUnavailableError, MarketfeedError
 from common.lifecycle import cancel_and_wait
 from marketfeed.bench.core.children import cores, cpu_now, rss_bytes
 from marketfeed.bench.core.progress import StepProgress
-from marketfeed.bench.soak.generations import Generations
+from marketfeed.bench.soak.generations import GenerationCounts
 from marketfeed.bench.soak.results import SOAK, WARMUP, Run, Sample, ServiceLag
 from marketfeed.bench.soak.settings import SoakConfig
 from marketfeed.bench.soak.stack import Watched
@@ -51,7 +51,7 @@ class Sampler:
         # A reading may take this long before it is given up for this sample.
         self._limit = max(2.0, config.sample_every)
         self._cpu, self._cpu_at = cpu_now(watched.pids), time.monotonic()
-        self._generations: Generations | None = None
+        self._generations: GenerationCounts | None = None
         # Ends when the probe's consumer does (by an error: the soak stops it only after).
         self._probe_task: asyncio.Future[None] | None = None
 
@@ -139,7 +139,7 @@ class Sampler:
             for r in reports
         }
 
-    async def _topics(self) -> Generations | None:
+    async def _topics(self) -> GenerationCounts | None:
         """The generations the broker holds; the last known ones if it does not answer now."""
         watched = self.watched
         try:
