@@ -30,7 +30,9 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from common.collectors import ServiceCollector
 from common.errors import BrokerUnavailableError
+from common.exposition import new_registry, open_metrics
 from common.generations.naming import Generations, HistoryMode, require_no_generations, resolve_mode
 from common.kafka import create_topics, market_data_topics, with_backoff
 from common.lifecycle import Lifecycle
@@ -40,6 +42,7 @@ from feed_publisher.closing import open_generation
 from feed_publisher.config import PublisherConfig
 from feed_publisher.frames import FrameEncoder
 from feed_publisher.market import MarketSimulator
+from feed_publisher.metrics import PublisherMetrics
 from feed_publisher.pacer import Pacer
 from feed_publisher.roller import GenerationRoller
 from feed_publisher.sink import BatchSink
@@ -47,6 +50,8 @@ from feed_publisher.snapshot import SnapshotResponder
 from feed_publisher.universe import universe
 
 log = logging.getLogger(__name__)
+
+SERVICE = "publisher"
 
 # Topic creation and deletion (at a roll) hold up publishing while they wait: not for long.
 _ADMIN_TIMEOUT_MS = 10_000
@@ -95,11 +100,17 @@ class Publisher(Lifecycle):
         self.dropped = 0
         self._dropping_since: float | None = None
         self._dropped_before = 0
+        self.registry = new_registry()
+        self.registry.register(ServiceCollector(SERVICE, PublisherMetrics(self)))
 
     @property
     def sink(self) -> BatchSink:
         if self._sink is None:
             raise RuntimeError("publisher not started")
+        return self._sink
+
+    @property
+    def sink_or_none(self) -> BatchSink | None:
         return self._sink
 
     @property
@@ -111,6 +122,8 @@ class Publisher(Lifecycle):
         if self._producer is not None:
             return
         cfg = self.config
+        # First: a publisher still waiting for its broker already says so.
+        await open_metrics(self.resources, cfg, self.registry, service=SERVICE)
         # Registered before they start, and before the responder: whatever fails after, each is
         # closed, and what was sent is flushed before the producer is.
         admin = AIOKafkaAdminClient(

@@ -30,7 +30,9 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from common.cache.reader import QuoteReader
+from common.collectors import ServiceCollector
 from common.errors import CacheUnavailableError
+from common.exposition import new_registry, open_metrics
 from common.kafka import TopicSpec, close_producer, ensure_topics, with_backoff
 from common.lifecycle import Lifecycle, cancel_and_wait
 from common.metrics import LatencyHistogram
@@ -38,9 +40,12 @@ from common.schema import NewOrder, Quote
 from common.topics import symbol_key
 from feed_publisher.pacer import Pacer
 from order_flow.config import OrderFlowConfig
+from order_flow.metrics import FlowMetrics
 from order_flow.mix import Intent, Kind, OrderMix, account_names, limit_price
 
 log = logging.getLogger("order_flow")
+
+SERVICE = "order_flow"
 
 STATS_EVERY_S = 5.0
 # Orders released in one cycle when the driver is behind its schedule.
@@ -82,9 +87,12 @@ class OrderFlow(Lifecycle):
         self._started_at = 0.0
         self._producer: AIOKafkaProducer | None = None
         self._quotes: QuoteReader | None = None
+        self.registry = new_registry()
+        self.registry.register(ServiceCollector(SERVICE, FlowMetrics(self)))
 
     async def _start(self) -> None:
         cfg = self.config
+        await open_metrics(self.resources, cfg, self.registry, service=SERVICE)
         topics = cfg.topics
         # Creates nothing when order_entry runs; refuses a partition count that breaks routing.
         await ensure_topics(
