@@ -2,8 +2,10 @@
 
 ``CacheMetrics.applied`` is the consumer's ``on_applied`` hook: for each batch readable in
 Redis it observes publish -> readable latency of the quotes written (one numpy array per batch;
-a quote conflated away in the batch is not observed, its newer one is) and notes the publish
-time of each partition's last applied quote. Everything else is read from the consumer when
+a quote conflated away in the batch is not observed, its newer one is) and notes the Kafka
+timestamp of the last record each partition moved past, filtered or not (its time lag: how far
+behind the feed the partition's position is, whether or not its recent records were of
+interest). Everything else is read from the consumer when
 scraped: its ``counts``, positions and high watermarks, its Redis retry state.
 """
 
@@ -44,7 +46,7 @@ class CacheMetrics:
             "cache_e2e_latency_seconds",
             "publish (the quote's ts_ns) to readable in the cache's Redis (EXEC returned)",
         )
-        self.last_quote_ns: dict[int, int] = {}
+        self.last_record_ms: dict[int, int] = {}
         self.consumer: CachingConsumer | None = None
 
     def applied(self, batch: PreparedBatch, applied_ns: int) -> None:
@@ -56,8 +58,7 @@ class CacheMetrics:
             )
             self.e2e.observe((applied_ns - published) / 1e9)
         for partition, progress in batch.progress.items():
-            if progress.last_quote_ts_ns is not None:
-                self.last_quote_ns[partition] = progress.last_quote_ts_ns
+            self.last_record_ms[partition] = progress.kafka_ts_ms
 
     def add_to(self, f: Families) -> None:
         """Its part of a scrape (a ``ServiceCollector`` part, once ``consumer`` is set)."""
@@ -86,12 +87,12 @@ class CacheMetrics:
                     max(0, high - offset),
                     partition=label,
                 )
-            published = self.last_quote_ns.get(partition)
-            if published is not None:
+            moved_past = self.last_record_ms.get(partition)
+            if moved_past is not None:
                 f.gauge(
                     "cache_time_lag_seconds",
-                    "now minus the publish time of the partition's last applied quote",
-                    max(0.0, (now_ns - published) / 1e9),
+                    "now minus the Kafka timestamp of the last record the partition moved past",
+                    max(0.0, now_ns / 1e9 - moved_past / 1e3),
                     partition=label,
                 )
         f.retries("cache", {"redis": consumer.redis_retry})
