@@ -64,12 +64,8 @@ def children(
 ) -> list[Launch]:
     """The children to launch, in start order (writes their tradable file in ``run_dir``)."""
     env = os.environ
-    broker: dict[str, Any] = {
-        "bootstrap": servers.bootstrap,
-        "topic_prefix": topic_prefix,
-        "partitions": cfg.partitions,
-    }
-    kafka = broker | METRICS
+    broker: dict[str, Any] = {"bootstrap": servers.bootstrap, "partitions": cfg.partitions}
+    kafka = broker | {"topic_prefix": topic_prefix} | METRICS
     tradable_file = _write_tradable_file(cfg, run_dir)
     order_entry = build(
         OrderEntryConfig,
@@ -127,6 +123,8 @@ def children(
         ApiConfig,
         environ=env,
         **broker,
+        # Its optional prefix: "" goes on a command line as an empty value, read back as None.
+        topic_prefix=topic_prefix or None,
         host="127.0.0.1",
         port=0,
         redis_url=None,
