@@ -27,9 +27,9 @@ from common.kafka import KafkaSettings
 from common.symbols import load_symbols
 from feed_publisher.config import PublisherConfig
 from feed_publisher.universe import universe
-from order_entry.config import OrderEntryConfig
 from http_api.config import ApiConfig
 from marketfeed.targets import BrokerSettings
+from order_entry.config import OrderEntryConfig
 from portfolio.config import PortfolioConfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -362,14 +362,15 @@ def _prometheus() -> tuple[dict[str, Any], dict[str, Any]]:
     path = (ROOT / sources[0]).resolve()
     assert path.is_file(), f"{sources[0]} is not in the repository"
     config = yaml.safe_load(path.read_text(encoding="utf-8"))
-    assert isinstance(config, dict) and config.get("scrape_configs"), f"{path}: no scrape_configs"
+    assert isinstance(config, dict), f"{path} is not a mapping"
+    assert config.get("scrape_configs"), f"{path}: no scrape_configs"
     return prometheus, config
 
 
 def _scraped() -> set[str]:
     """Every ``host:port`` Prometheus scrapes at /metrics."""
     _, config = _prometheus()
-    targets = set()
+    targets: set[str] = set()
     for job in config["scrape_configs"]:
         assert job.get("metrics_path", "/metrics") == "/metrics", job.get("job_name")
         for static in job.get("static_configs") or []:
