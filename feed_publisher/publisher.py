@@ -32,7 +32,7 @@ from aiokafka.errors import KafkaError
 
 from common.collectors import ServiceCollector
 from common.errors import BrokerUnavailableError
-from common.exposition import new_registry, open_metrics
+from common.exposition import MetricsServer, new_registry, open_metrics
 from common.generations.naming import Generations, HistoryMode, require_no_generations, resolve_mode
 from common.kafka import create_topics, market_data_topics, with_backoff
 from common.lifecycle import Lifecycle
@@ -102,6 +102,7 @@ class Publisher(Lifecycle):
         self._dropped_before = 0
         self.registry = new_registry()
         self.registry.register(ServiceCollector(SERVICE, PublisherMetrics(self)))
+        self.metrics_server: MetricsServer | None = None
 
     @property
     def sink(self) -> BatchSink:
@@ -123,7 +124,9 @@ class Publisher(Lifecycle):
             return
         cfg = self.config
         # First: a publisher still waiting for its broker already says so.
-        await open_metrics(self.resources, cfg, self.registry, service=SERVICE)
+        self.metrics_server = await open_metrics(
+            self.resources, cfg, self.registry, service=SERVICE
+        )
         # Registered before they start, and before the responder: whatever fails after, each is
         # closed, and what was sent is flushed before the producer is.
         admin = AIOKafkaAdminClient(
