@@ -1,7 +1,8 @@
 """The publisher's Prometheus collector: what it generated, sent, had acknowledged, rolled.
 
 Read at scrape time from ``Publisher.stats()`` (the counters the publishing loop keeps) and the
-sink's broker ``Retry``; nothing on the publishing path changes for it.
+sink's broker ``Retry``. The one thing observed on the publishing path is how late each batch
+of ticks was generated, as the numpy array it already is (one ``BatchHistogram.observe``).
 """
 
 from __future__ import annotations
@@ -34,17 +35,13 @@ class PublisherMetrics:
 
     def add_to(self, f: Families) -> None:
         p = self.publisher
-        s = p.stats()
+        s = p.stats(lateness=False)
         f.counters(COUNTS, {k: getattr(s, k) for k in COUNTS}, "publisher")
         f.gauge("publisher_held", "records sent and not acknowledged yet", s.held)
         f.gauge(
             "publisher_generation", "topic generation being written (0: plain topics)", s.generation
         )
-        f.gauge(
-            "publisher_lateness_p99_seconds",
-            "p99 of how late ticks were generated behind the pacer's schedule, since start",
-            s.lateness_p99_ms / 1000,
-        )
+        f.histogram(p.lateness_buckets)
         sink = p.sink_or_none
         if sink is not None:
             f.gauge(

@@ -26,7 +26,7 @@ class FlowMetrics:
         self.flow = flow
 
     def add_to(self, f: Families) -> None:
-        s = self.flow.stats()
+        s = self.flow.stats(lateness=False)
         f.counters(COUNTS, {k: getattr(s, k) for k in COUNTS}, "order_flow")
         for kind in Kind:
             f.counter(
@@ -35,8 +35,4 @@ class FlowMetrics:
                 s.by_kind.get(kind.value, 0),
                 kind=kind.value,
             )
-        f.gauge(
-            "order_flow_lateness_p99_seconds",
-            "p99 of how late orders were sent behind the schedule, since start",
-            s.lateness_p99_ms / 1000,
-        )
+        f.histogram(self.flow.lateness_buckets)

@@ -55,7 +55,7 @@ DOCUMENTED = {
             ),
             "marketfeed_publisher_held",
             "marketfeed_publisher_generation",
-            "marketfeed_publisher_lateness_p99_seconds",
+            "marketfeed_publisher_lateness_seconds",
             "marketfeed_publisher_stalled",
         ],
         "marketfeed_publisher_acked_total",
@@ -89,7 +89,7 @@ DOCUMENTED = {
                 f"marketfeed_order_flow_{name}_total"
                 for name in ("sent", "acked", "failed", "unpriced", "orders")
             ),
-            "marketfeed_order_flow_lateness_p99_seconds",
+            "marketfeed_order_flow_lateness_seconds",
         ],
         "marketfeed_order_flow_sent_total",
     ),
