@@ -12,8 +12,8 @@ and the order of "off" and "on" swapped every round:
   is scraped as above.
 
 The figures: the ratio on / off of each rate (median over the rounds), and, of the "on" runs,
-the share of the run's wall time its process spent on metrics (the hook, timed around each
-call; the scrapes, as many as were made times what one takes to collect and format). On a
+the share of the run's wall time its process spent on metrics (the cache's hook and the
+publisher's lateness histogram, timed around each call; the scrapes, as many as were made times what one takes to collect and format). On a
 shared, loaded machine the ratio carries the noise of the machine; the share is the cost.
 
 The command line imports this module to build its parser: what measuring needs is imported by
@@ -39,6 +39,8 @@ from marketfeed.bench.core.report import table
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
+
+    import numpy.typing as npt
 
     from prometheus_client import CollectorRegistry
 
@@ -82,12 +84,22 @@ async def _publisher(settings: KafkaSettings, config: MetricsBenchConfig, on: bo
     # One plain topic (retention): the cache run after it knows where the end is.
     feed = replace(feed, md_history="retention", metrics_port="0" if on else "off", snapshots=False)
     publisher = Publisher(feed)
+    # Its one observation on the publishing path, timed around each call.
+    observe, observing = publisher.lateness_buckets.observe, 0.0
+
+    def timed(seconds: npt.ArrayLike) -> None:
+        nonlocal observing
+        begun = time.perf_counter()
+        observe(seconds)
+        observing += time.perf_counter() - begun
+
+    publisher.lateness_buckets.observe = timed  # type: ignore[method-assign]
     async with publisher, _scraping(publisher.metrics_server, config) as scrapes:
         started = time.monotonic()
         await publisher.run(asyncio.Event())
         await publisher.sink.flush()
         elapsed = time.monotonic() - started
-        spent = scrapes() * _scrape_cost(publisher.registry) if on else 0.0
+        spent = observing + (scrapes() * _scrape_cost(publisher.registry) if on else 0.0)
     rate = publisher.stats().acked / elapsed
     return Run("publisher", on, rate, scrapes(), spent / elapsed)
 
