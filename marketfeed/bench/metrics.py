@@ -13,8 +13,9 @@ and the order of "off" and "on" swapped every round:
 
 The figures: the ratio on / off of each rate (median over the rounds), and, of the "on" runs,
 the share of the run's wall time its process spent on metrics (the cache's hook and the
-publisher's lateness histogram, timed around each call; the scrapes, as many as were made times what one takes to collect and format). On a
-shared, loaded machine the ratio carries the noise of the machine; the share is the cost.
+publisher's lateness histogram, timed around each call; the scrapes, as many as were made
+times what one takes to collect and format). On a shared, loaded machine the ratio carries the
+noise of the machine; the share is the cost.
 
 The command line imports this module to build its parser: what measuring needs is imported by
 the functions that measure.
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
 
     import numpy.typing as npt
-
     from prometheus_client import CollectorRegistry
 
     from common.cache.batch import PreparedBatch
