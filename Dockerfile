@@ -1,5 +1,5 @@
 # One image for every marketfeed service; compose.yaml picks the service by its command
-# (`python -m feed_publisher`, `python -m order_entry`, `python -m portfolio`).
+# (`python -m feed_publisher`, `python -m order_entry`, `python -m portfolio`, `python -m http_api`).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -28,6 +28,8 @@ COPY common ./common
 COPY feed_publisher ./feed_publisher
 COPY order_entry ./order_entry
 COPY portfolio ./portfolio
+COPY order_flow ./order_flow
+COPY http_api ./http_api
 COPY marketfeed ./marketfeed
 RUN pip install --no-deps . && rm -rf build ./*.egg-info
 

@@ -30,7 +30,9 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from common.collectors import BatchHistogram, ServiceCollector
 from common.errors import BrokerUnavailableError
+from common.exposition import MetricsServer, new_registry, open_metrics
 from common.generations.naming import Generations, HistoryMode, require_no_generations, resolve_mode
 from common.kafka import create_topics, market_data_topics, with_backoff
 from common.lifecycle import Lifecycle
@@ -40,6 +42,7 @@ from feed_publisher.closing import open_generation
 from feed_publisher.config import PublisherConfig
 from feed_publisher.frames import FrameEncoder
 from feed_publisher.market import MarketSimulator
+from feed_publisher.metrics import PublisherMetrics
 from feed_publisher.pacer import Pacer
 from feed_publisher.roller import GenerationRoller
 from feed_publisher.sink import BatchSink
@@ -47,6 +50,8 @@ from feed_publisher.snapshot import SnapshotResponder
 from feed_publisher.universe import universe
 
 log = logging.getLogger(__name__)
+
+SERVICE = "publisher"
 
 # Topic creation and deletion (at a roll) hold up publishing while they wait: not for long.
 _ADMIN_TIMEOUT_MS = 10_000
@@ -84,6 +89,9 @@ class Publisher(Lifecycle):
         partition_of = np.array([partition_for(s, config.partitions) for s in self.symbols])
         self.encoder = FrameEncoder(self.symbols, partition_of.astype(np.int64), self.epoch)
         self.lateness = LatencyHistogram(resolution_us=100)
+        self.lateness_buckets = BatchHistogram(
+            "publisher_lateness_seconds", "how late ticks were generated behind the schedule"
+        )
         self.generated = 0
         self._producer: AIOKafkaProducer | None = None
         self._sink: BatchSink | None = None
@@ -95,11 +103,18 @@ class Publisher(Lifecycle):
         self.dropped = 0
         self._dropping_since: float | None = None
         self._dropped_before = 0
+        self.registry = new_registry()
+        self.registry.register(ServiceCollector(SERVICE, PublisherMetrics(self)))
+        self.metrics_server: MetricsServer | None = None
 
     @property
     def sink(self) -> BatchSink:
         if self._sink is None:
             raise RuntimeError("publisher not started")
+        return self._sink
+
+    @property
+    def sink_or_none(self) -> BatchSink | None:
         return self._sink
 
     @property
@@ -111,6 +126,10 @@ class Publisher(Lifecycle):
         if self._producer is not None:
             return
         cfg = self.config
+        # First: a publisher still waiting for its broker already says so.
+        self.metrics_server = await open_metrics(
+            self.resources, cfg, self.registry, service=SERVICE
+        )
         # Registered before they start, and before the responder: whatever fails after, each is
         # closed, and what was sent is flushed before the producer is.
         admin = AIOKafkaAdminClient(
@@ -284,9 +303,14 @@ class Publisher(Lifecycle):
 
     def _record_lateness(self, first: float, last: float, n: int) -> None:
         now = time.monotonic()
-        self.lateness.record_seconds(now - np.linspace(first, last, n))
+        late = now - np.linspace(first, last, n)
+        self.lateness.record_seconds(late)
+        if self.config.metrics_on:  # nobody would read it
+            self.lateness_buckets.observe(late)
 
-    def stats(self) -> PublisherStats:
+    def stats(self, *, lateness: bool = True) -> PublisherStats:
+        """The counters; ``lateness=False`` leaves ``lateness_p99_ms`` at 0: a percentile of the
+        HdrHistogram takes tens of ms (pure Python), too much for each scrape of /metrics."""
         sink, roller = self._sink, self.roller
         return PublisherStats(
             generated=self.generated,
@@ -294,7 +318,7 @@ class Publisher(Lifecycle):
             acked=sink.acked if sink else 0,
             failed=sink.lost if sink else 0,
             elapsed_s=time.monotonic() - self._started_at if self._started_at else 0.0,
-            lateness_p99_ms=self.lateness.percentiles().p99_ms,
+            lateness_p99_ms=self.lateness.percentiles().p99_ms if lateness else 0.0,
             snapshots_served=self.responder.requests_served if self.responder else 0,
             snapshots_rejected=self.responder.requests_rejected if self.responder else 0,
             held=sink.held if sink else 0,

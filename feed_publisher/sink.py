@@ -113,6 +113,11 @@ class BatchSink(Lifecycle):
         self.acked = 0
         self.lost = 0  # held when the sink stopped: never acknowledged
 
+    @property
+    def retry(self) -> Retry:
+        """The state of the broker's acknowledgements (``failing``, ``failures``): for metrics."""
+        return self._retry
+
     def on_ack(self, listener: AckListener) -> None:
         self._listeners.append(listener)
 

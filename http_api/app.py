@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from http_api import errors
+from http_api import errors, metrics
 from http_api.backend import Backend
 from http_api.routes import lag, orders, positions, quotes, stream
 
@@ -32,6 +32,7 @@ def create_app(backend: Backend) -> FastAPI:
     app = FastAPI(title="marketfeed API", version="1", description=DESCRIPTION)
     app.state.backend = backend
     errors.install(app)
+    metrics.install(app, backend)
     for module in (quotes, orders, positions, lag, stream):
         app.include_router(module.router)
 

@@ -47,6 +47,11 @@ class KafkaLink(Lifecycle):
         )
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def retry(self) -> Retry:
+        """The state of the broker connection (``failing``, ``failures``): for metrics."""
+        return self._retry
+
     async def _start(self) -> None:
         self._task = asyncio.create_task(self._connect(), name="api-kafka-link")
 

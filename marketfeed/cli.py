@@ -121,6 +121,11 @@ BENCHES = [
         "lag, memory, CPU, generations, STALE_QUOTE rejections; whether each stayed flat",
     ),
     Command(
+        "metrics",
+        "marketfeed.bench.metrics",
+        "what Prometheus metrics cost: publisher and cache throughput with metrics on vs off",
+    ),
+    Command(
         "publisher",
         "marketfeed.bench.publisher",
         "publisher throughput beside a bare aiokafka send() loop, acknowledged msg/s",

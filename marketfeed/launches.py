@@ -6,7 +6,9 @@ level). What up decides is passed as overrides, which ``build()`` applies before
 the environment: where the broker and caches are, the namespace of the consumer groups, the
 sizes up was given (up's ``MARKETFEED_TRADABLE`` and ``MARKETFEED_WATCHLIST`` are counts, the
 services' are lists, and are never read as theirs), and no duration for the publisher (up's
-``--duration`` is up's own; a publisher stopping by itself would look like a death).
+``--duration`` is up's own; a publisher stopping by itself would look like a death). Every
+child listens on a free loopback port it prints (its ``/metrics``; the API's own port), which
+up reads from its log.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from common.config import build
+from common.exposition import MetricsSettings
 from feed_publisher.config import PublisherConfig
 from feed_publisher.universe import universe
+from http_api.config import ApiConfig
 from order_entry.config import OrderEntryConfig
 from order_flow.config import OrderFlowConfig
 from portfolio.config import PortfolioConfig
@@ -27,6 +31,9 @@ if TYPE_CHECKING:
     from marketfeed.up import UpConfig
 
 ORDER_FLOW = "order_flow"
+API = "api"
+# Every child's /metrics: on loopback, a free port each (printed, read back by up).
+METRICS: dict[str, Any] = {"metrics_port": "0", "metrics_host": "127.0.0.1"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +43,11 @@ class Launch:
     name: str
     module: str  # run as ``python -m module``
     config: Any  # a settings dataclass of that module, turned into its flags by to_argv()
+
+    @property
+    def has_metrics(self) -> bool:
+        """Whether it serves its own /metrics endpoint (the API serves them on its own port)."""
+        return isinstance(self.config, MetricsSettings)
 
 
 class Servers(Protocol):
@@ -52,11 +64,8 @@ def children(
 ) -> list[Launch]:
     """The children to launch, in start order (writes their tradable file in ``run_dir``)."""
     env = os.environ
-    kafka: dict[str, Any] = {
-        "bootstrap": servers.bootstrap,
-        "topic_prefix": topic_prefix,
-        "partitions": cfg.partitions,
-    }
+    broker: dict[str, Any] = {"bootstrap": servers.bootstrap, "partitions": cfg.partitions}
+    kafka = broker | {"topic_prefix": topic_prefix} | METRICS
     tradable_file = _write_tradable_file(cfg, run_dir)
     order_entry = build(
         OrderEntryConfig,
@@ -109,6 +118,22 @@ def children(
             limit_band=order_entry.limit_band,
         )
         launches.append(Launch(ORDER_FLOW, "order_flow", flow))
+    # Over the caches and the broker of this run, never another up's (no up.json lookup).
+    api = build(
+        ApiConfig,
+        environ=env,
+        **broker,
+        # Its optional prefix: "" goes on a command line as an empty value, read back as None.
+        topic_prefix=topic_prefix or None,
+        host="127.0.0.1",
+        port=0,
+        redis_url=None,
+        order_entry_redis_url=order_entry.redis_url,
+        order_entry_redis_prefix=order_entry.redis_prefix,
+        portfolio_redis_url=portfolio.redis_url,
+        portfolio_redis_prefix=portfolio.redis_prefix,
+    )
+    launches.append(Launch(API, "http_api", api))
     return launches
 
 

@@ -35,6 +35,8 @@ class UpState:
     log_dir: str
     group: str = ""  # the namespace of its consumer groups (``--group`` of its services)
     processes: dict[str, int] = field(default_factory=dict)
+    api: str = ""  # the HTTP API and dashboard, ``http://127.0.0.1:PORT/``
+    metrics: dict[str, str] = field(default_factory=dict)  # process -> its /metrics URL
 
     def write(self, directory: Path | None = None) -> Path:
         directory = directory or state_dir()

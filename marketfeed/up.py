@@ -45,7 +45,8 @@ from common.logs import also_to_file, setup_logging
 from common.runtime import ChildProcess, EmbeddedStack
 from feed_publisher.universe import MAX_SYMBOLS
 from marketfeed.console import Console
-from marketfeed.launches import ORDER_FLOW, Launch, children
+from marketfeed.endpoints import Listener, printed_urls
+from marketfeed.launches import API, ORDER_FLOW, Launch, children
 from marketfeed.shutdown import Part, Stage, stop_parts
 from marketfeed.state import UpState, remove_state, state_dir
 from marketfeed.supervisor import Ending, Outcome, Supervisor
@@ -56,6 +57,8 @@ log = logging.getLogger("marketfeed.up")
 
 CONSUMING_SERVICES = ("order_entry", "portfolio")
 STAGES = {
+    # The API is a client of order_entry, like the order flow: it goes first.
+    API: Stage.ORDER_FLOW,
     ORDER_FLOW: Stage.ORDER_FLOW,
     "order_entry": Stage.SERVICES,
     "portfolio": Stage.SERVICES,
@@ -69,6 +72,8 @@ CHILD_STOP_S = 10.0
 # ... when the broker or a Redis server it needs is gone: it may wait on it, and cannot lose
 # more than it has lost already.
 LOST_STOP_S = 2.0
+# Seconds the children get to say where they listen (imports, then the port): a busy machine.
+LISTEN_TIMEOUT_S = 60.0
 
 
 def _rate_or_off(value: float) -> str | None:
@@ -160,6 +165,8 @@ class Up:
         self.group = f"marketfeed.up-{stamp}-{os.getpid()}"
         self.kafka = KafkaSettings(bootstrap="127.0.0.1:1", partitions=config.partitions)
         self.parts: dict[str, Part] = {}
+        self.listeners: list[Listener] = []
+        self.urls: dict[str, str] = {}  # child -> where it listens (/metrics; the API's root)
         self.console = Console(log=_events_log())
 
     async def run(self, stop: asyncio.Event, force: asyncio.Event) -> int:
@@ -242,6 +249,8 @@ class Up:
         )
         for launch in launches:
             await self._start_child(launch)
+        # All started first: their imports run side by side, not one after the other.
+        self.urls = await printed_urls(self.listeners, timeout=LISTEN_TIMEOUT_S)
         self._write_state(servers)
         self._print_banner(servers)
 
@@ -273,17 +282,21 @@ class Up:
         return await stop_parts(parts, self.console, force)
 
     async def _start_child(self, launch: Launch) -> None:
+        log_path = self.log_dir / f"{launch.name}.log"
         child = ChildProcess(
             name=launch.name,
             argv=[sys.executable, "-m", launch.module, *to_argv(launch.config)],
             # Secrets go by environment, never on a command line others can read.
             env={**os.environ, **to_env(launch.config)},
             ready=_alive,
-            log_path=self.log_dir / f"{launch.name}.log",
+            log_path=log_path,
             stop_timeout=CHILD_STOP_S,
         )
         # Registered before it starts: a start that fails half-way still stops it.
         self.parts[launch.name] = Part(launch.name, child, STAGES[launch.name])
+        if launch.has_metrics or launch.name == API:
+            listener = Listener.before_start(launch.name, child, log_path, api=launch.name == API)
+            self.listeners.append(listener)
         await child.start()
 
     def _write_state(self, servers: EmbeddedStack) -> None:
@@ -296,7 +309,16 @@ class Up:
             log_dir=str(self.log_dir),
             group=self.group,
             processes={name: part.process.pid or 0 for name, part in self.parts.items()},
+            api=self.urls.get(API, ""),
+            metrics=self._metrics_urls(),
         ).write()
+
+    def _metrics_urls(self) -> dict[str, str]:
+        """Every process's /metrics; the API serves its own on its port."""
+        urls = {name: self.urls[name] for name in self.parts if name in self.urls}
+        if API in urls:
+            urls[API] += "metrics"
+        return urls
 
     def _print_banner(self, servers: EmbeddedStack) -> None:
         lines = [
@@ -305,6 +327,8 @@ class Up:
             f"{self.config.partitions} partitions; history: {self._history()})",
             *(f"  redis {s:<12} {servers.redis_url(s)}" for s in CONSUMING_SERVICES),
             f"  orders      {self._order_flow_banner()}",
+            f"  api         {self.urls.get(API, '(not running)')} (dashboard; API docs at /docs)",
+            *(f"  metrics     {name:<12} {url}" for name, url in self._metrics_urls().items()),
             f"  groups      {self.group}.* (a service joins them with --group {self.group})",
             f"  logs        {self.log_dir}",
             "  Ctrl-C stops everything",

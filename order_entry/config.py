@@ -6,11 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.config import in_range, known_log_level, positive, redis_url, setting
+from common.exposition import MetricsSettings
 from common.groups import GroupSettings
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class OrderEntryConfig(GroupSettings):
+class OrderEntryConfig(GroupSettings, MetricsSettings):
     tradable: tuple[str, ...] = setting((), help="tradable symbols, comma-separated")
     tradable_file: Path | None = setting(None, help="file of tradable symbols, one per line")
     log_level: str = setting("INFO", help="log level", check=known_log_level)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from common.lifecycle import Lifecycle, cancel_all
-from common.schema.orders import OrderKind
+from order_entry.stats import Decided
 
 
 @dataclass(slots=True)
@@ -34,7 +34,7 @@ class Pending:
     key: bytes | None = None
     events: list[bytes] = field(default_factory=list)  # the encoded events sent
     futures: list[asyncio.Future[Any]] = field(default_factory=list)  # their delivery
-    terminal: OrderKind | None = None  # the terminal event's kind, if decided here
+    terminal: Decided | None = None  # how it was answered, if decided here
     scan_from: int = -1  # the ledger's lower bound of where the events land
     settled: asyncio.Event = field(default_factory=asyncio.Event)
 

@@ -53,7 +53,7 @@ from order_entry.inflight import Pending, Window
 from order_entry.ledger import OrderLedger
 from order_entry.quotes import QuoteCache, WarmQuotes
 from order_entry.restore import LedgerRestorer
-from order_entry.stats import OrderStats, outcome
+from order_entry.stats import Decided, OrderStats, outcome
 from order_entry.validate import Limits, decide, malformed, parse
 
 log = logging.getLogger("order_entry.orders")
@@ -348,7 +348,7 @@ class OrderProcessor(Lifecycle):
                 key=key,
                 events=claim.events,
                 futures=futures,
-                terminal=events[-1].TYPE,
+                terminal=Decided.of(events[-1]),
                 scan_from=claim.scan_from,
             )
         )
@@ -374,6 +374,11 @@ class OrderProcessor(Lifecycle):
         if pending.order_id is not None:
             await self._answers_ok().settle(pending)
         self.stats.answered(pending.terminal)
+
+    @property
+    def retries(self) -> dict[str, Retry]:
+        """The state of the Redis and broker it waits out: for metrics."""
+        return {"redis": self._redis_retry, "kafka": self._kafka_retry}
 
     def _window_ok(self) -> Window:
         assert self.window is not None, "order processor not started"

@@ -17,9 +17,13 @@ from collections.abc import Iterable
 import redis.asyncio as aioredis
 
 from common.cache import CachingConsumer
+from common.cache.metrics import CacheMetrics
+from common.collectors import ServiceCollector
+from common.exposition import new_registry, open_metrics
 from common.lifecycle import Lifecycle, first_of
 from common.partitioner import partition_for
 from order_entry.config import OrderEntryConfig
+from order_entry.metrics import OrderMetrics
 from order_entry.processor import OrderProcessor
 
 log = logging.getLogger("order_entry")
@@ -31,11 +35,13 @@ class OrderEntryService(Lifecycle):
     def __init__(self, config: OrderEntryConfig, *, tradable: Iterable[str]) -> None:
         self.config = config
         self.tradable = frozenset(tradable)
-        self.cache = CachingConsumer(
+        self.cache_metrics = CacheMetrics()
+        self.cache = self.cache_metrics.consumer = CachingConsumer(
             config,
             service=SERVICE,
             group_id=config.group_id(SERVICE, "quote-cache"),
             interest=self.tradable,
+            on_applied=self.cache_metrics.applied,
         )
         # Its own connection: order lookups must not queue behind the cache's batched writes.
         self.redis = aioredis.Redis.from_url(
@@ -55,8 +61,14 @@ class OrderEntryService(Lifecycle):
             service=SERVICE,
             cache=self.cache,
         )
+        self.registry = new_registry()
+        self.registry.register(
+            ServiceCollector(SERVICE, self.cache_metrics, OrderMetrics(self.orders))
+        )
 
     async def _start(self) -> None:
+        # First: a process still waiting for its Redis or broker already says so.
+        await open_metrics(self.resources, self.config, self.registry, service=SERVICE)
         self.resources.push_async_callback(self.redis.aclose)
         if self.ledger_redis is not None:
             self.resources.push_async_callback(self.ledger_redis.aclose)

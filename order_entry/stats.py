@@ -8,11 +8,26 @@ restart (the events recorded before the crash are the decision); a duplicate dec
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 
 from common.errors import SchemaError
 from common.schema import decode
-from common.schema.orders import TERMINAL_EVENTS, OrderKind
+from common.schema.orders import TERMINAL_EVENTS, OrderKind, OrderRejected
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """How an order was answered: its terminal event's kind, and a rejection's reason code."""
+
+    kind: OrderKind
+    reason: str | None = None
+
+    @classmethod
+    def of(cls, event: object) -> Decided | None:
+        if not isinstance(event, TERMINAL_EVENTS):
+            return None
+        return cls(event.TYPE, event.reason if isinstance(event, OrderRejected) else None)
 
 
 @dataclass(slots=True)
@@ -25,17 +40,20 @@ class OrderStats:
     resent: int = 0  # recorded but not acknowledged before a restart: sent again
     recovered: int = 0  # recorded, not marked sent, but found on orders.events: not sent again
     dead_letters: int = 0  # no order id to answer to
+    rejections: Counter[str] = field(default_factory=Counter)  # reason code -> rejected
 
-    def answered(self, outcome: OrderKind | None) -> None:
-        """One command acked; ``outcome`` is its terminal event's kind if it was decided here."""
+    def answered(self, outcome: Decided | None) -> None:
+        """One command acked; ``outcome``: how it was answered, if it was decided here."""
         self.commands += 1
-        match outcome:
+        match outcome.kind if outcome is not None else None:
             case OrderKind.FILLED:
                 self.filled += 1
             case OrderKind.CANCELLED:
                 self.cancelled += 1
             case OrderKind.REJECTED:
                 self.rejected += 1
+                assert outcome is not None
+                self.rejections[outcome.reason or "unknown"] += 1
 
     def describe(self) -> str:
         return (
@@ -46,10 +64,10 @@ class OrderStats:
         )
 
 
-def outcome(events: list[bytes]) -> OrderKind | None:
-    """The terminal kind of a recorded decision (None if its last event does not decode)."""
+def outcome(events: list[bytes]) -> Decided | None:
+    """How a recorded decision answered (None if its last event does not decode)."""
     try:
         last = decode(events[-1])
     except SchemaError:
         return None
-    return last.TYPE if isinstance(last, TERMINAL_EVENTS) else None
+    return Decided.of(last)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from common.config import in_range, known_log_level, positive, redis_url, setting
 from common.errors import ConfigError
+from common.exposition import MetricsSettings
 from common.kafka import KafkaSettings
 
 # Account names are acct-01 .. acct-NNN: past 999 they would stop sorting with the narrow ones.
@@ -24,7 +25,7 @@ def account_count(value: int) -> str | None:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class OrderFlowConfig(KafkaSettings):
+class OrderFlowConfig(KafkaSettings, MetricsSettings):
     orders_rate: float = setting(2.0, help="orders per second", check=positive)
     accounts: int = setting(
         10, help="number of simulated accounts, acct-01 .. acct-NN", check=account_count

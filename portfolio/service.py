@@ -21,11 +21,15 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from common.cache import CachingConsumer
+from common.cache.metrics import CacheMetrics
+from common.collectors import ServiceCollector
 from common.errors import MarketfeedError
+from common.exposition import new_registry, open_metrics
 from common.lifecycle import Lifecycle, cancel_all, first_of
 from common.redisconn import unreachable
 from portfolio.config import PortfolioConfig
 from portfolio.keeper import PositionKeeper, positions_retry
+from portfolio.metrics import PositionMetrics
 from portfolio.positions import Position, PositionStore
 
 log = logging.getLogger("portfolio")
@@ -37,11 +41,13 @@ class PortfolioService(Lifecycle):
     def __init__(self, config: PortfolioConfig, *, watchlist: Iterable[str]) -> None:
         self.config = config
         self.watchlist = frozenset(watchlist)
-        self.cache = CachingConsumer(
+        self.cache_metrics = CacheMetrics()
+        self.cache = self.cache_metrics.consumer = CachingConsumer(
             config,
             service=SERVICE,
             group_id=config.group_id(SERVICE, "quote-cache"),
             interest=self.watchlist,
+            on_applied=self.cache_metrics.applied,
         )
         self.redis = aioredis.Redis.from_url(
             config.redis_url, socket_connect_timeout=2, socket_timeout=5
@@ -60,8 +66,12 @@ class PortfolioService(Lifecycle):
         self.holders: dict[str, set[str]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._evictions: dict[str, asyncio.Task[None]] = {}
+        self.registry = new_registry()
+        self.registry.register(ServiceCollector(SERVICE, self.cache_metrics, PositionMetrics(self)))
 
     async def _start(self) -> None:
+        # First: a process still waiting for its Redis or broker already says so.
+        await open_metrics(self.resources, self.config, self.registry, service=SERVICE)
         self.resources.push_async_callback(self.redis.aclose)
         # Positions survive a restart in Redis; so must the marks of what is held.
         positions = await self.store_retry.run(

@@ -37,6 +37,7 @@ from common.generations.rollover import Chunk
 from common.lifecycle import Lifecycle, cancel_and_wait
 from common.partitioner import partition_for
 from common.redisconn import redis_retry, unreachable
+from common.retry import Retry
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +196,16 @@ class CachingConsumer(Lifecycle):
     def positions(self) -> dict[int, Position]:
         """Where each assigned partition is read next: (generation, offset)."""
         return dict(self._parts.follower.positions) if self._parts else {}
+
+    @property
+    def high_watermarks(self) -> dict[int, int]:
+        """Partition -> high watermark of the generation it reads, as the last fetch saw it."""
+        return dict(self._hw)
+
+    @property
+    def redis_retry(self) -> Retry:
+        """The state of its Redis (``failing``, ``failures``): for status lines and metrics."""
+        return self._redis_retry
 
     def initial_interest(self, symbols: Iterable[str]) -> None:
         """Before start(): follow ``symbols`` from the first fill (no evict-then-refill)."""

@@ -8,6 +8,7 @@ test is skipped with one line saying so.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,7 +19,8 @@ import pytest_asyncio
 from common.runtime import EmbeddedStack
 from tests.apienv import TRADABLE, ApiEnv, api_env
 
-CHROMIUM = "/usr/bin/chromium"
+# Another path by environment: to try the skip (a path with no browser) on a machine that has it.
+CHROMIUM = os.environ.get("MARKETFEED_TEST_CHROMIUM", "/usr/bin/chromium")
 ARGS = [
     "--no-sandbox",
     "--headless",

@@ -24,7 +24,7 @@ from tests.helpers import eventually, spawn
 # Far above the 2-4 s a stop takes, for a loaded machine; a forced kill would take 10 s each.
 STOP_BOUND_S = 25
 STOP_ORDER = [
-    "order_flow",
+    "order_flow|api",
     "order_entry|portfolio",
     "publisher",
     r"redis\[\w+\]",

@@ -3,7 +3,7 @@
 The checks are about wiring that would only fail at ``docker compose up``: addresses that point
 at the wrong listener, a Redis shared by two services, a ``depends_on`` that cannot become
 healthy, a ``MARKETFEED_*`` variable no service reads, partition counts that disagree, a command
-that runs a module the image does not contain.
+that runs a module the image does not contain, a process Prometheus does not scrape.
 """
 
 from __future__ import annotations
@@ -27,11 +27,14 @@ from common.kafka import KafkaSettings
 from common.symbols import load_symbols
 from feed_publisher.config import PublisherConfig
 from feed_publisher.universe import universe
+from http_api.config import ApiConfig
+from marketfeed.targets import BrokerSettings
 from order_entry.config import OrderEntryConfig
 from portfolio.config import PortfolioConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "compose.yaml"
+PROMETHEUS_CONFIG = "/etc/prometheus/prometheus.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 
 # Services whose config module is not written yet. Their MARKETFEED_* variables are checked
@@ -46,6 +49,8 @@ PENDING_MAIN_MODULES = frozenset({"order_entry", "portfolio"})
 
 # The services that keep a Redis cache, each its own.
 CONSUMER_MODULES = frozenset({"order_entry", "portfolio"})
+# Serves its metrics on its own HTTP port (MARKETFEED_HOST / MARKETFEED_PORT), not --metrics-port.
+API_MODULE = "http_api"
 
 
 @functools.cache
@@ -142,8 +147,10 @@ def kafka_internal_addresses() -> set[str]:
     return internal
 
 
-def config_classes(module: str) -> list[type[KafkaSettings]] | None:
-    """The KafkaSettings dataclasses of ``<module>.config``; None if that module does not exist."""
+def config_classes(module: str) -> list[type[Any]] | None:
+    """The settings dataclasses of ``<module>.config`` (those with ``setting`` fields, each
+    extending KafkaSettings or the read commands' BrokerSettings); None if that module does not
+    exist."""
     try:
         config = importlib.import_module(f"{module}.config")
     except ModuleNotFoundError as exc:
@@ -155,10 +162,12 @@ def config_classes(module: str) -> list[type[KafkaSettings]] | None:
         for obj in vars(config).values()
         if isinstance(obj, type)
         and dataclasses.is_dataclass(obj)
-        and issubclass(obj, KafkaSettings)
-        and obj is not KafkaSettings
+        and obj.__module__ == config.__name__
+        and env_settings(obj)
     ]
-    assert classes, f"{module}.config defines no dataclass extending common.kafka.KafkaSettings"
+    assert classes, f"{module}.config defines no settings dataclass"
+    for cls in classes:
+        assert issubclass(cls, KafkaSettings | BrokerSettings), f"{cls} names no broker"
     return classes
 
 
@@ -176,7 +185,7 @@ BUILT = sorted(built_services())
 
 def test_the_expected_services_are_there() -> None:
     modules = {command_module(svc) for svc in built_services().values()}
-    assert modules == {"feed_publisher", "order_entry", "portfolio"}
+    assert modules == {"feed_publisher", "order_entry", "portfolio", API_MODULE}
     assert len(redis_services()) == len(CONSUMER_MODULES)
     kafka_service()
 
@@ -338,3 +347,66 @@ def test_command_runs_a_module_the_image_contains(name: str) -> None:
         assert (package / "__main__.py").is_file(), f"{module}/__main__.py is missing"
     assert module in _dockerfile_copies(), f"the Dockerfile does not COPY {module}/"
     assert module in _packaged(), f"pyproject.toml does not package {module}"
+
+
+def _prometheus() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The prometheus service, and the config file it mounts (read from the repository)."""
+    found = [s for s in services().values() if image_name(s) == "prom/prometheus"]
+    assert len(found) == 1, "expected one prom/prometheus service"
+    prometheus = found[0]
+    command = " ".join(prometheus.get("command") or [])
+    assert f"--config.file={PROMETHEUS_CONFIG}" in command
+    mounts = [str(v).split(":") for v in prometheus.get("volumes") or []]
+    sources = [m[0] for m in mounts if len(m) >= 2 and m[1] == PROMETHEUS_CONFIG]
+    assert sources, f"nothing is mounted at {PROMETHEUS_CONFIG}"
+    path = (ROOT / sources[0]).resolve()
+    assert path.is_file(), f"{sources[0]} is not in the repository"
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert isinstance(config, dict), f"{path} is not a mapping"
+    assert config.get("scrape_configs"), f"{path}: no scrape_configs"
+    return prometheus, config
+
+
+def _scraped() -> set[str]:
+    """Every ``host:port`` Prometheus scrapes at /metrics."""
+    _, config = _prometheus()
+    targets: set[str] = set()
+    for job in config["scrape_configs"]:
+        assert job.get("metrics_path", "/metrics") == "/metrics", job.get("job_name")
+        for static in job.get("static_configs") or []:
+            targets.update(static.get("targets") or [])
+    return targets
+
+
+@pytest.mark.parametrize("name", BUILT)
+def test_prometheus_scrapes_every_process(name: str) -> None:
+    service = services()[name]
+    module = command_module(service)
+    if module == API_MODULE:
+        config = build(ApiConfig, {}, environment(service))
+        host, port = config.host, str(config.port)
+    else:
+        classes = config_classes(module) or []
+        metrics = build(classes[0], {}, environment(service))
+        assert metrics.metrics_on, f"{name}: no /metrics (MARKETFEED_METRICS_PORT)"
+        host, port = metrics.metrics_host, metrics.metrics_port
+    # Loopback inside a container is unreachable from the prometheus container.
+    assert host not in {"127.0.0.1", "localhost"}, f"{name} listens on loopback only"
+    assert f"{name}:{port}" in _scraped(), f"Prometheus does not scrape {name}:{port}"
+
+
+def test_prometheus_scrapes_only_services_that_exist() -> None:
+    for target in _scraped():
+        host = target.rsplit(":", 1)[0]
+        assert host in built_services(), f"Prometheus scrapes {target}: no such marketfeed service"
+
+
+def test_the_api_reads_each_services_own_redis() -> None:
+    apis = [s for s in built_services().values() if command_module(s) == API_MODULE]
+    assert len(apis) == 1
+    env = environment(apis[0])
+    for service in CONSUMER_MODULES:
+        consumer = next(s for s in built_services().values() if command_module(s) == service)
+        variable = env_name(f"{service}_redis_url")
+        assert env.get(variable) == environment(consumer)["MARKETFEED_REDIS_URL"], variable
+        assert urlsplit(env[variable]).hostname in depends_on(apis[0])

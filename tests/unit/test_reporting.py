@@ -20,7 +20,7 @@ from common.schema import OrderFilled
 from common.schema.orders import OrderKind
 from order_entry.config import OrderEntryConfig
 from order_entry.processor import OrderProcessor
-from order_entry.stats import OrderStats
+from order_entry.stats import Decided, OrderStats
 from portfolio.config import PortfolioConfig
 from portfolio.keeper import PositionKeeper
 from portfolio.positions import Position
@@ -59,10 +59,12 @@ async def test_periodic_report_logs_changes_only_and_a_final_line(
 
 def test_order_stats_count_outcomes_of_answered_commands_only() -> None:
     stats = OrderStats()
-    for outcome in (OrderKind.FILLED, OrderKind.FILLED, OrderKind.REJECTED, None):
+    filled, rejected = Decided(OrderKind.FILLED), Decided(OrderKind.REJECTED, "STALE_QUOTE")
+    for outcome in (filled, filled, rejected, None):
         stats.answered(outcome)
-    stats.answered(OrderKind.CANCELLED)
+    stats.answered(Decided(OrderKind.CANCELLED))
     assert (stats.commands, stats.filled, stats.cancelled, stats.rejected) == (5, 2, 1, 1)
+    assert stats.rejections == {"STALE_QUOTE": 1}
     assert stats.describe().startswith("5 commands answered (2 filled, 1 cancelled, 1 rejected)")
 
 

@@ -13,6 +13,7 @@ from common.config import add_arguments, build, to_argv
 from common.topics import Topics
 from feed_publisher.config import PublisherConfig
 from feed_publisher.universe import universe
+from http_api.config import ApiConfig
 from marketfeed.launches import Launch, children
 from marketfeed.status import StatusLine
 from marketfeed.up import UpConfig
@@ -41,7 +42,7 @@ def test_up_settings_and_environment_reach_the_children(
     monkeypatch.setenv("MARKETFEED_MAX_QTY", "500")
     monkeypatch.setenv("MARKETFEED_BAD_RATIO", "0.3")
     children = launches(tmp_path, symbols=50, rate=1000.0, seed=7, tradable=3, watchlist=2)
-    assert list(children) == ["publisher", "order_entry", "portfolio", "order_flow"]
+    assert list(children) == ["publisher", "order_entry", "portfolio", "order_flow", "api"]
     publisher = children["publisher"].config
     assert (publisher.bootstrap, publisher.symbols, publisher.rate, publisher.seed) == (
         "127.0.0.1:19092",
@@ -74,13 +75,13 @@ def test_up_counts_and_duration_are_never_read_as_the_childrens(
     assert children["publisher"].config.duration is None
     assert children["order_entry"].config.tradable == ()
     assert children["portfolio"].config.watchlist == tuple(universe(10))  # up's default
-    assert {c.config.topic_prefix for c in children.values()} == {""}
+    assert {c.config.topic_prefix or "" for c in children.values()} == {""}
 
 
 def test_child_argv_rebuilds_its_config_whatever_env_it_inherits(tmp_path: Path) -> None:
     inherited = {"MARKETFEED_TRADABLE": "5", "MARKETFEED_SESSION_TIMEOUT": "99"}
     for cls, launch in zip(
-        (PublisherConfig, OrderEntryConfig, PortfolioConfig, OrderFlowConfig),
+        (PublisherConfig, OrderEntryConfig, PortfolioConfig, OrderFlowConfig, ApiConfig),
         launches(tmp_path).values(),
         strict=True,
     ):
@@ -88,6 +89,22 @@ def test_child_argv_rebuilds_its_config_whatever_env_it_inherits(tmp_path: Path)
         add_arguments(parser, cls)
         args = parser.parse_args(to_argv(launch.config))
         assert build(cls, args, environ=inherited) == launch.config
+
+
+def test_every_child_listens_on_a_free_loopback_port_it_prints(tmp_path: Path) -> None:
+    children = launches(tmp_path)
+    for name, launch in children.items():
+        if name == "api":
+            assert (launch.config.host, launch.config.port) == ("127.0.0.1", 0)
+            assert not launch.has_metrics  # served on its own port
+        else:
+            assert launch.has_metrics, name
+            assert (launch.config.metrics_host, launch.config.metrics_port) == ("127.0.0.1", "0")
+    api = children["api"].config
+    # Over this run's caches, never found through another up's state file.
+    assert api.bootstrap == FakeServers.bootstrap
+    assert api.order_entry_redis_url == children["order_entry"].config.redis_url
+    assert api.portfolio_redis_url == children["portfolio"].config.redis_url
 
 
 def test_status_line_sums_partitions_and_rates_since_the_previous_line() -> None:
