@@ -153,11 +153,19 @@ async def create_topics(
 
 
 async def start_producer(
-    settings: KafkaSettings, *, client_id: str, linger_ms: int = 1
+    settings: KafkaSettings,
+    *,
+    client_id: str,
+    linger_ms: int = 1,
+    max_request_size: int = 1024 * 1024,
 ) -> AIOKafkaProducer:
     """A started acks=all producer; an unreachable broker is retried for --connect-timeout."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap, acks="all", linger_ms=linger_ms, client_id=client_id
+        bootstrap_servers=settings.bootstrap,
+        acks="all",
+        linger_ms=linger_ms,
+        client_id=client_id,
+        max_request_size=max_request_size,
     )
     try:
         await with_backoff(

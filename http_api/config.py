@@ -31,16 +31,23 @@ class ApiConfig(BrokerSettings):
     )
     port: int = setting(8000, help="port to listen on; 0 picks a free one", check=port_number)
     redis_url: str | None = setting(
-        None, help="Redis of both services' caches (when they share one)", check=a_redis_url
+        None,
+        help="Redis of both services' caches (when they share one)",
+        check=a_redis_url,
+        secret=True,
     )
     order_entry_redis_url: str | None = setting(
         None,
         help="Redis of order_entry's cache (default: --redis-url, else `up`)",
         check=a_redis_url,
+        secret=True,
     )
     order_entry_redis_prefix: str = setting("mf:", help="key prefix of order_entry's cache")
     portfolio_redis_url: str | None = setting(
-        None, help="Redis of portfolio's cache (default: --redis-url, else `up`)", check=a_redis_url
+        None,
+        help="Redis of portfolio's cache (default: --redis-url, else `up`)",
+        check=a_redis_url,
+        secret=True,
     )
     portfolio_redis_prefix: str = setting("mf:", help="key prefix of portfolio's cache")
     stale_after: float = setting(

@@ -37,11 +37,17 @@ class UpState:
     processes: dict[str, int] = field(default_factory=dict)
 
     def write(self, directory: Path | None = None) -> Path:
+        """Write the file, readable by its owner only: it holds the Redis passwords."""
         directory = directory or state_dir()
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        directory.chmod(0o700)  # one made before passwords were kept here
         path = directory / STATE_FILE
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2))
+        tmp.unlink(missing_ok=True)
+        # Created 0600, not chmod-ed after: no moment when another user could open it.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(json.dumps(asdict(self), indent=2))
         tmp.replace(path)  # atomic: a reader never sees half a file
         return path
 

@@ -77,6 +77,7 @@ class TargetSettings(BrokerSettings):
         None,
         help="Redis of the service's cache (default: the running `marketfeed up`)",
         check=redis_url,
+        secret=True,
     )
     redis_prefix: str = setting("mf:", help="key prefix of the cache in that Redis")
 

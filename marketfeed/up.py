@@ -41,7 +41,7 @@ from common.errors import ConfigError
 from common.generations.naming import HistoryMode, history_mode
 from common.kafka import KafkaSettings, TopicSpec, ensure_topics
 from common.lifecycle import cancel_and_wait
-from common.logs import also_to_file, setup_logging
+from common.logs import also_to_file, redact_url, setup_logging
 from common.runtime import ChildProcess, EmbeddedStack
 from feed_publisher.universe import MAX_SYMBOLS
 from marketfeed.console import Console
@@ -166,7 +166,10 @@ class Up:
         """Start everything, supervise until something ends the run, stop; the exit code."""
         self._open_log_dir()
         servers = EmbeddedStack(
-            services=CONSUMING_SERVICES, log_dir=self.log_dir, data_dir=self.log_dir
+            services=CONSUMING_SERVICES,
+            log_dir=self.log_dir,
+            data_dir=self.log_dir,
+            passwords=True,
         )
         outcome: Outcome | None = None
         try:
@@ -203,7 +206,7 @@ class Up:
 
     def _open_log_dir(self) -> None:
         try:
-            self.log_dir.mkdir(parents=True, exist_ok=True)
+            self.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             handler = also_to_file(self.log_dir / "up.log")
         except OSError as exc:
             flag = "--log-dir" if self.config.log_dir else "the run directory (--log-dir)"
@@ -303,7 +306,7 @@ class Up:
             f"marketfeed up: broker {servers.bootstrap} (Kafka protocol; topics "
             f"{self.kafka.topics.quotes}, {self.kafka.topics.trades}; "
             f"{self.config.partitions} partitions; history: {self._history()})",
-            *(f"  redis {s:<12} {servers.redis_url(s)}" for s in CONSUMING_SERVICES),
+            *(f"  redis {s:<12} {redact_url(servers.redis_url(s))}" for s in CONSUMING_SERVICES),
             f"  orders      {self._order_flow_banner()}",
             f"  groups      {self.group}.* (a service joins them with --group {self.group})",
             f"  logs        {self.log_dir}",

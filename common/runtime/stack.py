@@ -3,12 +3,15 @@
 Used alike by ``marketfeed up``, the benchmark and the test suite, as an async context manager
 that starts the servers in order and stops them in reverse order, whatever happens in between.
 With a ``data_dir`` each Redis server keeps an append-only file in a directory of its own there
-(starting empty: what an earlier run left is removed) and can be restarted on it.
+(starting empty: what an earlier run left is removed) and can be restarted on it. With
+``passwords`` each Redis server gets a password of its own, generated for the run (its URL
+carries it).
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -52,8 +55,10 @@ class EmbeddedStack(Lifecycle):
         log_dir: Path | None = None,
         with_broker: bool = True,
         data_dir: Path | None = None,
+        passwords: bool = False,
     ) -> None:
         self.services = tuple(services)
+        self.passwords = passwords
         self.log_dir = log_dir
         self.data_dir = data_dir
         self.with_broker = with_broker
@@ -86,9 +91,10 @@ class EmbeddedStack(Lifecycle):
             data = self.data_dir / f"redis-{service}" if self.data_dir else None
             if data is not None:
                 forget_data(data)
+            password = secrets.token_urlsafe(24) if self.passwords else None
             server = await start_on_free_port(
-                lambda s=service, d=data: EmbeddedRedis(  # type: ignore[misc]
-                    name=s, log_path=self._log(f"redis-{s}"), data_dir=d
+                lambda s=service, d=data, p=password: EmbeddedRedis(  # type: ignore[misc]
+                    name=s, log_path=self._log(f"redis-{s}"), data_dir=d, password=p
                 )
             )
             self.redis[service] = server

@@ -21,6 +21,7 @@ from typing import Any
 from common.cache.reader import PartitionState, QuoteReader
 from common.generations.position import Position, offset_lag, partition_ends
 from common.lifecycle import Lifecycle
+from common.logs import redact_url
 from common.topics import Topics
 from common.watermarks import WatermarkReader
 from marketfeed.lag.rules import LagTracker, ServiceLag, Thresholds
@@ -40,7 +41,7 @@ class Report:
     def as_dict(self) -> dict[str, Any]:
         return {
             **self.lag.as_dict(),
-            "redis_url": self.target.redis_url,
+            "redis_url": redact_url(self.target.redis_url),
             "redis_prefix": self.target.redis_prefix,
             "bootstrap": self.target.bootstrap,
             "newest_generation": self.newest,

@@ -384,12 +384,12 @@ def _configs() -> list[object]:
 
 @pytest.mark.parametrize("config", _configs())
 def test_to_argv_builds_back_the_same_config(config: object) -> None:
-    from common.config import to_argv
+    from common.config import to_argv, to_env
 
     cls = type(config)
     parser = OneLineParser(prog="child")
     add_arguments(parser, cls)
-    assert build(cls, parser.parse_args(to_argv(config)), environ={}) == config
+    assert build(cls, parser.parse_args(to_argv(config)), environ=to_env(config)) == config
 
 
 def test_to_argv_wins_over_an_inherited_environment() -> None:
@@ -416,4 +416,6 @@ def test_secrets_go_to_the_environment_never_the_command_line() -> None:
     parser = OneLineParser(prog="child")
     add_arguments(parser, _WithSecret)
     assert build(_WithSecret, parser.parse_args(argv), environ=env) == config
-    assert to_env(_WithSecret()) == {}
+    # None too: a variable the child inherits must not stand in for it.
+    assert to_env(_WithSecret()) == {"MARKETFEED_PASSWORD": "none"}
+    assert build(_WithSecret, environ={"MARKETFEED_PASSWORD": "none"}) == _WithSecret()
