@@ -18,6 +18,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 from common.config import bootstrap_servers, positive, setting
 from common.errors import BrokerUnavailableError, ConfigError
 from common.generations.naming import generation_topic
+from common.kafkasec import KafkaSecurity, connection
 from common.lifecycle import cancel_all
 from common.retry import Backoff, retry
 from common.topics import DEFAULT_PARTITIONS, Topics
@@ -31,8 +32,9 @@ _TOPIC_ALREADY_EXISTS = 36
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class KafkaSettings:
-    """Where the broker is and how the topics are laid out; every service config extends it."""
+class KafkaSettings(KafkaSecurity):
+    """Where the broker is, how to connect to it and how the topics are laid out; every service
+    config extends it."""
 
     bootstrap: str = setting(
         "127.0.0.1:9092",
@@ -112,7 +114,9 @@ async def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec]) -> 
     A wrong partition count would silently break the symbol -> partition contract, so it is a
     configuration error, not something to paper over.
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, request_timeout_ms=10000)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap, request_timeout_ms=10000, **connection(settings)
+    )
     try:
         await with_backoff(
             "admin", admin.start, bootstrap=settings.bootstrap, timeout=settings.connect_timeout
@@ -166,6 +170,7 @@ async def start_producer(
         linger_ms=linger_ms,
         client_id=client_id,
         max_request_size=max_request_size,
+        **connection(settings),
     )
     try:
         await with_backoff(

@@ -89,6 +89,8 @@ def unreachable(url: str) -> GiveUp:
     def give_up(exc: BaseException, spent: float) -> CacheUnavailableError:
         if isinstance(exc, REFUSED):
             return CacheUnavailableError(problem(url, exc))
-        return CacheUnavailableError(f"{problem(url, exc)} (for {spent:.0f}s)")
+        return CacheUnavailableError(
+            f"cannot reach Redis at {redact_url(url)} after {spent:.0f}s: {describe(exc)}"
+        )
 
     return give_up

@@ -33,6 +33,7 @@ from aiokafka.errors import KafkaError
 from common.errors import BrokerUnavailableError
 from common.generations.naming import Generations, HistoryMode, require_no_generations, resolve_mode
 from common.kafka import create_topics, market_data_topics, with_backoff
+from common.kafkasec import connection
 from common.lifecycle import Lifecycle
 from common.metrics import LatencyHistogram
 from common.partitioner import partition_for
@@ -117,6 +118,7 @@ class Publisher(Lifecycle):
             bootstrap_servers=cfg.bootstrap,
             request_timeout_ms=min(cfg.send_timeout_ms, _ADMIN_TIMEOUT_MS),
             client_id="feed_publisher",
+            **connection(cfg),
         )
         self.resources.push_async_callback(admin.close)
         await with_backoff(
@@ -130,6 +132,7 @@ class Publisher(Lifecycle):
             linger_ms=cfg.linger_ms,
             max_batch_size=256 * 1024,
             request_timeout_ms=cfg.send_timeout_ms,
+            **connection(cfg),
         )
         self.resources.push_async_callback(producer.stop)
         await with_backoff(

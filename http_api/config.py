@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from common.config import in_range, known_log_level, positive, setting
 from common.config import redis_url as a_redis_url
 from common.kafka import KafkaSettings
+from common.kafkasec import security_fields
 from marketfeed.state import load_state
 from marketfeed.targets import SERVICES, BrokerSettings, Target
 
@@ -92,6 +93,7 @@ class ApiConfig(BrokerSettings):
     def resolve(self) -> Resolved:
         """Where the broker and each served cache are: the flags, else the running up."""
         bootstrap, topic_prefix, partitions = self.resolve_broker()
+        security = self.resolve_security()
         up_redis = load_state().redis if self.bootstrap is None else {}
         given = {ORDER_ENTRY: self.order_entry_redis_url, PORTFOLIO: self.portfolio_redis_url}
         prefixes = {
@@ -109,12 +111,14 @@ class ApiConfig(BrokerSettings):
                     redis_prefix=prefixes[service],
                     topic_prefix=topic_prefix,
                     partitions=partitions,
+                    security=security,
                 )
         kafka = KafkaSettings(
             bootstrap=bootstrap,
             topic_prefix=topic_prefix,
             partitions=partitions,
             connect_timeout=self.connect_timeout,
+            **security_fields(security),
         )
         return Resolved(kafka=kafka, caches=caches)
 

@@ -11,7 +11,9 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from common.errors import StateNotFoundError
+from common.config import build
+from common.errors import ConfigError, StateNotFoundError
+from common.kafkasec import KafkaSecurity
 
 STATE_DIR_ENV = "MARKETFEED_STATE_DIR"
 STATE_FILE = "up.json"
@@ -35,6 +37,15 @@ class UpState:
     log_dir: str
     group: str = ""  # the namespace of its consumer groups (``--group`` of its services)
     processes: dict[str, int] = field(default_factory=dict)
+    # How to connect to its broker (``up --tls``: SSL with the run's CA and client
+    # certificate); absent: plaintext.
+    kafka_security: dict[str, str] = field(default_factory=dict)
+
+    def security(self) -> KafkaSecurity:
+        try:
+            return build(KafkaSecurity, self.kafka_security, environ={})
+        except ConfigError as exc:
+            raise StateNotFoundError(f"unreadable state file: {exc}") from None
 
     def write(self, directory: Path | None = None) -> Path:
         """Write the file, readable by its owner only: it holds the Redis passwords."""

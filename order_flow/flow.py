@@ -32,6 +32,7 @@ from aiokafka.errors import KafkaError
 from common.cache.reader import QuoteReader
 from common.errors import CacheUnavailableError
 from common.kafka import TopicSpec, close_producer, ensure_topics, with_backoff
+from common.kafkasec import connection
 from common.lifecycle import Lifecycle, cancel_and_wait
 from common.metrics import LatencyHistogram
 from common.schema import NewOrder, Quote
@@ -99,7 +100,10 @@ class OrderFlow(Lifecycle):
             self.resources.push_async_callback(quotes.aclose)
             self._quotes = quotes
         producer = AIOKafkaProducer(
-            bootstrap_servers=cfg.bootstrap, client_id="marketfeed-order-flow", acks="all"
+            bootstrap_servers=cfg.bootstrap,
+            client_id="marketfeed-order-flow",
+            acks="all",
+            **connection(cfg),
         )
         # Registered before start: a start that fails half-way still closes what it opened.
         self.resources.push_async_callback(close_producer, producer)

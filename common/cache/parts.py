@@ -32,6 +32,7 @@ from common.kafka import (
     start_producer,
     with_backoff,
 )
+from common.kafkasec import connection
 
 _GAP_SNAPSHOT_EVERY_S = 1.0
 
@@ -77,6 +78,7 @@ async def open_parts(
         auto_offset_reset="none",
         fetch_max_wait_ms=s.fetch_max_wait_ms,
         client_id=f"{service}-cache",
+        **connection(s),
     )
     # Registered before it starts: one that fails to start must be closed all the same.
     resources.push_async_callback(close_consumer, consumer)

@@ -79,8 +79,11 @@ class LagMonitor(Lifecycle):
             reader = QuoteReader.from_url(target.redis_url, prefix=target.redis_prefix)
             self.resources.push_async_callback(reader.aclose)
             self._caches.append(reader)
-        for bootstrap in dict.fromkeys(t.bootstrap for t in self.targets):
-            broker = WatermarkReader(bootstrap, connect_timeout=self._connect_timeout)
+        for target in {t.bootstrap: t for t in self.targets}.values():
+            bootstrap = target.bootstrap
+            broker = WatermarkReader(
+                bootstrap, connect_timeout=self._connect_timeout, security=target.security
+            )
             self._brokers[bootstrap] = await self.resources.enter_async_context(broker)
 
     async def stop(self) -> None:

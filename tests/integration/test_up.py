@@ -16,8 +16,10 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+import redis
 
 from tests.helpers import eventually, spawn
 
@@ -131,6 +133,30 @@ def assert_stopped_cleanly(run: UpRun, pids: dict[str, int]) -> None:
     assert not (run.tmp / "state" / "up.json").exists()
 
 
+def _cmdline(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+
+
+def _redis_passwords(run: UpRun) -> list[str]:
+    """The run's Redis passwords, from up.json (its owner's only), each one required."""
+    state_file = run.tmp / "state" / "up.json"
+    assert state_file.stat().st_mode & 0o077 == 0
+    assert (run.tmp / "state").stat().st_mode & 0o077 == 0
+    urls = run.state["redis"]
+    assert isinstance(urls, dict)
+    passwords = []
+    for url in urls.values():
+        password = urlsplit(url).password
+        assert password, url
+        with (
+            redis.Redis.from_url(url.replace(password, "wrong")) as client,
+            pytest.raises(redis.AuthenticationError),
+        ):
+            client.ping()
+        passwords.append(password)
+    return passwords
+
+
 def orders_answered(run: UpRun) -> bool:
     return bool(re.search(r"orders\.events hw [1-9]", run.out))
 
@@ -141,9 +167,16 @@ async def test_ctrl_c_stops_everything_in_order_in_seconds(tmp_path: Path) -> No
         await run.wait_for(lambda: orders_answered(run), "orders answered")
         pids = run.state["processes"]
         assert isinstance(pids, dict)
+        secrets = _redis_passwords(run)
+        for pid in pids.values():  # a command line is anyone's to read (ps)
+            cmdline = _cmdline(pid)
+            assert not [s for s in secrets if s in cmdline], cmdline
         ctrl_c(run)
         assert await run.ended() == 0, run.err
     assert_stopped_cleanly(run, pids)
+    # No secret in anything the run printed or logged.
+    for name, text in {"stdout": run.out, "stderr": run.err, **run.logs()}.items():
+        assert not [s for s in secrets if s in text], name
     assert "stopping everything (Ctrl-C again to kill at once)" in run.err
     # The order flow stopped first: everything it sent was acknowledged.
     flow = run.logs()["order_flow.log"]

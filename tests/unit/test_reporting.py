@@ -119,7 +119,9 @@ async def test_the_order_processor_holds_a_command_with_one_line_per_outage(
     )
     assert messages[1].startswith("order_entry: Kafka at h:1 unavailable (")
     assert messages[2].startswith("order_entry: Kafka at h:1 available again after ")
-    assert messages[3].startswith("order_entry: Redis at redis://:***@127.0.0.1:1/0 available again")
+    assert messages[3].startswith(
+        "order_entry: Redis at redis://:***@127.0.0.1:1/0 available again"
+    )
     assert not [m for m in messages if "pw" in m]
 
 
