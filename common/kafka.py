@@ -18,9 +18,10 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 from common.config import bootstrap_servers, positive, setting
 from common.errors import BrokerUnavailableError, ConfigError
 from common.generations.naming import generation_topic
-from common.kafkasec import KafkaSecurity, connection
+from common.kafkasec import PLAINTEXT, KafkaSecurity, connection
 from common.lifecycle import cancel_all
 from common.retry import Backoff, retry
+from common.tlsprobe import tls_refusal
 from common.topics import DEFAULT_PARTITIONS, Topics
 
 log = logging.getLogger(__name__)
@@ -63,13 +64,19 @@ async def with_backoff(
     timeout: float,
     first_delay: float = 0.2,
     max_delay: float = 3.0,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> T:
     """Run ``attempt`` until it stops raising connection errors, for at most ``timeout`` seconds.
 
-    The final failure becomes a BrokerUnavailableError with one readable line.
+    The final failure becomes a BrokerUnavailableError with one readable line; one that TLS
+    explains (a plaintext client at a TLS listener, a missing client certificate) says so
+    rather than "Unable to bootstrap".
     """
 
     def give_up(exc: BaseException, _spent: float) -> BrokerUnavailableError:
+        refusal = tls_refusal(bootstrap, security)
+        if refusal is not None:
+            return BrokerUnavailableError(f"cannot connect to Kafka ({what}): {refusal}")
         return BrokerUnavailableError(
             f"cannot reach Kafka at {bootstrap} ({what}) after {timeout:.0f}s: {exc}"
         )
@@ -119,7 +126,11 @@ async def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec]) -> 
     )
     try:
         await with_backoff(
-            "admin", admin.start, bootstrap=settings.bootstrap, timeout=settings.connect_timeout
+            "admin",
+            admin.start,
+            bootstrap=settings.bootstrap,
+            timeout=settings.connect_timeout,
+            security=settings,
         )
         await create_topics(admin, settings, specs)
     finally:
@@ -178,6 +189,7 @@ async def start_producer(
             producer.start,
             bootstrap=settings.bootstrap,
             timeout=settings.connect_timeout,
+            security=settings,
         )
     except BaseException:
         # The caller never sees this producer, so it cannot close it: an unclosed one would

@@ -57,7 +57,11 @@ class WatermarkReader(Lifecycle):
         # Registered before it starts: one that fails to start must be closed all the same.
         self.resources.push_async_callback(close_consumer, consumer)
         await with_backoff(
-            "watermarks", consumer.start, bootstrap=self.bootstrap, timeout=self._connect_timeout
+            "watermarks",
+            consumer.start,
+            bootstrap=self.bootstrap,
+            timeout=self._connect_timeout,
+            security=self.security,
         )
         self._consumer = consumer
 

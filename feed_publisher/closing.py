@@ -94,6 +94,7 @@ async def _ending_with_markers(
             "closing generations",
             consumer.start,
             bootstrap=config.bootstrap,
+            security=config,
             timeout=config.connect_timeout,
         )
         consumer.assign(tps)

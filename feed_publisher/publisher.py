@@ -122,7 +122,11 @@ class Publisher(Lifecycle):
         )
         self.resources.push_async_callback(admin.close)
         await with_backoff(
-            "publisher admin", admin.start, bootstrap=cfg.bootstrap, timeout=cfg.connect_timeout
+            "publisher admin",
+            admin.start,
+            bootstrap=cfg.bootstrap,
+            timeout=cfg.connect_timeout,
+            security=cfg,
         )
         producer = AIOKafkaProducer(
             bootstrap_servers=cfg.bootstrap,
@@ -136,7 +140,11 @@ class Publisher(Lifecycle):
         )
         self.resources.push_async_callback(producer.stop)
         await with_backoff(
-            "publisher", producer.start, bootstrap=cfg.bootstrap, timeout=cfg.connect_timeout
+            "publisher",
+            producer.start,
+            bootstrap=cfg.bootstrap,
+            timeout=cfg.connect_timeout,
+            security=cfg,
         )
         self._producer = producer
         sink = self._sink = BatchSink(

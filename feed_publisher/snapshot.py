@@ -98,7 +98,11 @@ class SnapshotResponder(Lifecycle):
         )
         self.resources.push_async_callback(close_consumer, consumer)
         await with_backoff(
-            "snapshots", consumer.start, bootstrap=s.bootstrap, timeout=s.connect_timeout
+            "snapshots",
+            consumer.start,
+            bootstrap=s.bootstrap,
+            timeout=s.connect_timeout,
+            security=s,
         )
         # A producer of its own: replies go to topics created at run time, and the metadata
         # churn of a new topic must not touch the market-data producer (on Tansu 0.6.0 it
@@ -113,7 +117,11 @@ class SnapshotResponder(Lifecycle):
         )
         self.resources.push_async_callback(producer.stop)
         await with_backoff(
-            "snapshot replies", producer.start, bootstrap=s.bootstrap, timeout=s.connect_timeout
+            "snapshot replies",
+            producer.start,
+            bootstrap=s.bootstrap,
+            timeout=s.connect_timeout,
+            security=s,
         )
         tp = TopicPartition(s.topics.snapshot_requests, 0)
         consumer.assign([tp])

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from common.config import build
+from common.kafkasec import KafkaSecurity, security_fields
 from feed_publisher.config import PublisherConfig
 from feed_publisher.universe import universe
 from order_entry.config import OrderEntryConfig
@@ -44,6 +45,9 @@ class Servers(Protocol):
     @property
     def bootstrap(self) -> str: ...
 
+    @property
+    def security(self) -> KafkaSecurity: ...
+
     def redis_url(self, service: str) -> str: ...
 
 
@@ -56,6 +60,8 @@ def children(
         "bootstrap": servers.bootstrap,
         "topic_prefix": topic_prefix,
         "partitions": cfg.partitions,
+        # How to reach it (up --tls: the run's CA and client certificate), for every child.
+        **security_fields(servers.security),
     }
     tradable_file = _write_tradable_file(cfg, run_dir)
     order_entry = build(

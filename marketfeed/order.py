@@ -81,13 +81,17 @@ async def place(order: NewOrder, kafka: KafkaSettings, timeout: float) -> list[O
         client_id="marketfeed-order",
         **connection(kafka),
     )
-    await with_backoff("order", consumer.start, bootstrap=kafka.bootstrap, timeout=timeout)
+    await with_backoff(
+        "order", consumer.start, bootstrap=kafka.bootstrap, timeout=timeout, security=kafka
+    )
     try:
         tp = TopicPartition(topics.orders_events, partition_for(order.symbol, kafka.partitions))
         consumer.assign([tp])
         await consumer.seek_to_end(tp)
         await consumer.position(tp)  # resolve the end now, before the command exists
-        await with_backoff("order", producer.start, bootstrap=kafka.bootstrap, timeout=timeout)
+        await with_backoff(
+            "order", producer.start, bootstrap=kafka.bootstrap, timeout=timeout, security=kafka
+        )
         try:
             await producer.send_and_wait(
                 topics.orders_commands, order.encode(), key=symbol_key(order.symbol)

@@ -59,7 +59,9 @@ async def _fetch(target: Target, symbols: list[str], timeout: float) -> Snapshot
     producer = AIOKafkaProducer(
         bootstrap_servers=kafka.bootstrap, client_id="marketfeed-quote", **connection(kafka)
     )
-    await with_backoff("quote", producer.start, bootstrap=kafka.bootstrap, timeout=timeout)
+    await with_backoff(
+        "quote", producer.start, bootstrap=kafka.bootstrap, timeout=timeout, security=kafka
+    )
     try:
         async with SnapshotClient(kafka, producer, service="cli") as client:
             return await client.request(symbols, timeout)

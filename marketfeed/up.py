@@ -40,6 +40,7 @@ from common.config import (
 from common.errors import ConfigError
 from common.generations.naming import HistoryMode, history_mode
 from common.kafka import KafkaSettings, TopicSpec, ensure_topics
+from common.kafkasec import security_fields
 from common.lifecycle import cancel_and_wait
 from common.logs import also_to_file, redact_url, setup_logging
 from common.runtime import ChildProcess, EmbeddedStack
@@ -91,6 +92,12 @@ class UpConfig:
         None,
         help="where child processes write their logs and the Redis servers their data "
         "(default: a new run directory)",
+    )
+    tls: bool = setting(
+        False,
+        help="put a TLS terminator in front of the broker: every client, the services "
+        "included, connects over TLS with a certificate of the run's CA (in the run "
+        "directory's pki/; the CLI finds them in up.json)",
     )
     tradable: int | None = setting(
         None,
@@ -170,6 +177,7 @@ class Up:
             log_dir=self.log_dir,
             data_dir=self.log_dir,
             passwords=True,
+            tls_dir=self.log_dir / "pki" if self.config.tls else None,
         )
         outcome: Outcome | None = None
         try:
@@ -222,9 +230,15 @@ class Up:
             self.parts[servers.broker.name] = Part(
                 servers.broker.name, servers.broker, Stage.BROKER
             )
+        if servers.tls is not None:
+            self.parts[servers.tls.name] = Part(servers.tls.name, servers.tls, Stage.BROKER)
         for server in servers.redis.values():
             self.parts[server.name] = Part(server.name, server, Stage.REDIS)
-        self.kafka = KafkaSettings(bootstrap=servers.bootstrap, partitions=cfg.partitions)
+        self.kafka = KafkaSettings(
+            bootstrap=servers.bootstrap,
+            partitions=cfg.partitions,
+            **security_fields(servers.security),
+        )
         topics = self.kafka.topics
         # The order topics, so that the status line and `marketfeed order` find them before
         # order_entry has created them itself. The market-data topics are the publisher's to
@@ -299,6 +313,9 @@ class Up:
             log_dir=str(self.log_dir),
             group=self.group,
             processes={name: part.process.pid or 0 for name, part in self.parts.items()},
+            kafka_security={
+                k: str(v) for k, v in security_fields(servers.security).items() if v is not None
+            },
         ).write()
 
     def _print_banner(self, servers: EmbeddedStack) -> None:
@@ -306,6 +323,11 @@ class Up:
             f"marketfeed up: broker {servers.bootstrap} (Kafka protocol; topics "
             f"{self.kafka.topics.quotes}, {self.kafka.topics.trades}; "
             f"{self.config.partitions} partitions; history: {self._history()})",
+            *(
+                [f"  tls         client certificates of the run's CA in {servers.tls_dir}"]
+                if servers.tls is not None
+                else []
+            ),
             *(f"  redis {s:<12} {redact_url(servers.redis_url(s))}" for s in CONSUMING_SERVICES),
             f"  orders      {self._order_flow_banner()}",
             f"  groups      {self.group}.* (a service joins them with --group {self.group})",

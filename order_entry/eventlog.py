@@ -74,6 +74,7 @@ class EventLog(Lifecycle):
             "events reader",
             consumer.start,
             bootstrap=self.settings.bootstrap,
+            security=self.settings,
             timeout=self.settings.connect_timeout,
         )
         self._consumer = consumer

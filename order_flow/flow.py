@@ -108,7 +108,11 @@ class OrderFlow(Lifecycle):
         # Registered before start: a start that fails half-way still closes what it opened.
         self.resources.push_async_callback(close_producer, producer)
         await with_backoff(
-            "order_flow", producer.start, bootstrap=cfg.bootstrap, timeout=cfg.connect_timeout
+            "order_flow",
+            producer.start,
+            bootstrap=cfg.bootstrap,
+            timeout=cfg.connect_timeout,
+            security=cfg,
         )
         self._producer = producer
         log.info(

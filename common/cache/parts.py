@@ -83,7 +83,11 @@ async def open_parts(
     # Registered before it starts: one that fails to start must be closed all the same.
     resources.push_async_callback(close_consumer, consumer)
     await with_backoff(
-        "cache consumer", consumer.start, bootstrap=s.bootstrap, timeout=s.connect_timeout
+        "cache consumer",
+        consumer.start,
+        bootstrap=s.bootstrap,
+        timeout=s.connect_timeout,
+        security=s,
     )
     follower = Follower(consumer, s.topics.quotes)
     if not (await follower.existing()).numbers:

@@ -71,7 +71,11 @@ class SnapshotClient(Lifecycle):
         # Registered before it starts: one that fails to start must be closed all the same.
         self.resources.push_async_callback(close_consumer, consumer)
         await with_backoff(
-            "snapshot replies", consumer.start, bootstrap=s.bootstrap, timeout=s.connect_timeout
+            "snapshot replies",
+            consumer.start,
+            bootstrap=s.bootstrap,
+            timeout=s.connect_timeout,
+            security=s,
         )
         tp = TopicPartition(self.reply_topic, 0)
         consumer.assign([tp])

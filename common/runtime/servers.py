@@ -17,11 +17,13 @@ line, and the URL that clients are given carries it.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 
 from common.errors import RuntimeStartError
 from common.runtime.binaries import broker_binary, redis_binary
+from common.runtime.pki import Pki
 from common.runtime.probes import redis_answers
 from common.runtime.process import ChildProcess, free_port, tcp_accepts
 
@@ -48,9 +50,18 @@ DISABLED = (
 class EmbeddedBroker(ChildProcess):
     """Tansu with its memory engine: data and committed offsets vanish when it stops."""
 
-    def __init__(self, *, log_path: Path | None = None, port: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        log_path: Path | None = None,
+        port: int | None = None,
+        advertised_port: int | None = None,
+    ) -> None:
+        """``advertised_port``: where clients are told to connect (a TLS terminator in front)."""
         self.port = port or free_port(HOST)
+        self.advertised_port = advertised_port
         url = f"tcp://{HOST}:{self.port}"
+        advertised = f"tcp://{HOST}:{advertised_port or self.port}"
         # Its stop is the last of a run, and there is nothing left to save in a memory engine:
         # a short grace, then the kill that a SIGTERM ignored (below) needs anyway.
         super().__init__(
@@ -61,7 +72,7 @@ class EmbeddedBroker(ChildProcess):
                 "--listener-url",
                 url,
                 "--advertised-listener-url",
-                url,
+                advertised,
                 "--storage-engine",
                 "memory://tansu/",
             ],
@@ -73,11 +84,38 @@ class EmbeddedBroker(ChildProcess):
 
     @property
     def bootstrap(self) -> str:
-        return f"{HOST}:{self.port}"
+        return f"{HOST}:{self.advertised_port or self.port}"
 
     @property
     def where(self) -> str:
-        return f"broker at {self.bootstrap}"
+        return f"broker at {HOST}:{self.port}"
+
+
+class BrokerTls(ChildProcess):
+    """The TLS terminator in front of the broker (``common.runtime.tlsproxy``), a child too:
+    clients connect here with a certificate of the run's CA; the broker advertises this port."""
+
+    def __init__(self, *, pki: Pki, broker_port: int, port: int, log_path: Path | None) -> None:
+        self.port = port
+        super().__init__(
+            name="broker-tls",
+            argv=[
+                sys.executable,
+                "-m",
+                "common.runtime.tlsproxy",
+                f"--listen={port}",
+                f"--target={broker_port}",
+                f"--ca={pki.ca}",
+                f"--cert={pki.server.cert}",
+                f"--key={pki.server.key}",
+            ],
+            ready=lambda: tcp_accepts(HOST, self.port),
+            log_path=log_path,
+        )
+
+    @property
+    def where(self) -> str:
+        return f"TLS terminator at {HOST}:{self.port}"
 
 
 class EmbeddedRedis(ChildProcess):
@@ -179,4 +217,4 @@ def forget_data(data_dir: Path) -> None:
         (data_dir / name).unlink(missing_ok=True)
 
 
-__all__ = ["HOST", "EmbeddedBroker", "EmbeddedRedis", "RuntimeStartError"]
+__all__ = ["HOST", "BrokerTls", "EmbeddedBroker", "EmbeddedRedis", "RuntimeStartError"]

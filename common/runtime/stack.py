@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import TypeVar
 
 from common.errors import RuntimeStartError
+from common.kafkasec import PLAINTEXT, KafkaSecurity, SecurityProtocol
 from common.lifecycle import Lifecycle
-from common.runtime.process import ChildProcess
-from common.runtime.servers import EmbeddedBroker, EmbeddedRedis, forget_data
+from common.runtime.pki import issue_pki
+from common.runtime.process import ChildProcess, free_port
+from common.runtime.servers import HOST, BrokerTls, EmbeddedBroker, EmbeddedRedis, forget_data
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +58,15 @@ class EmbeddedStack(Lifecycle):
         with_broker: bool = True,
         data_dir: Path | None = None,
         passwords: bool = False,
+        tls_dir: Path | None = None,
     ) -> None:
+        """``tls_dir``: put a TLS terminator in front of the broker, with the run's CA and
+        certificates kept there (clients then need ``security``)."""
         self.services = tuple(services)
         self.passwords = passwords
+        self.tls_dir = tls_dir
+        self.tls: BrokerTls | None = None
+        self.security: KafkaSecurity = PLAINTEXT
         self.log_dir = log_dir
         self.data_dir = data_dir
         self.with_broker = with_broker
@@ -79,10 +87,13 @@ class EmbeddedStack(Lifecycle):
 
     @property
     def processes(self) -> list[ChildProcess]:
-        return ([self.broker] if self.broker else []) + list(self.redis.values())
+        tls = [self.tls] if self.tls else []
+        return ([self.broker] if self.broker else []) + tls + list(self.redis.values())
 
     async def _start(self) -> None:
-        if self.with_broker:
+        if self.with_broker and self.tls_dir is not None:
+            await self._start_tls_broker(self.tls_dir)
+        elif self.with_broker:
             self.broker = await start_on_free_port(
                 lambda: EmbeddedBroker(log_path=self._log("broker"))
             )
@@ -99,6 +110,27 @@ class EmbeddedStack(Lifecycle):
             )
             self.redis[service] = server
             self.resources.push_async_callback(server.stop)
+
+    async def _start_tls_broker(self, tls_dir: Path) -> None:
+        pki = issue_pki(tls_dir)
+        tls_port = free_port(HOST)
+        self.broker = await start_on_free_port(
+            lambda: EmbeddedBroker(log_path=self._log("broker"), advertised_port=tls_port)
+        )
+        self.resources.push_async_callback(self.broker.stop)
+        broker_port = self.broker.port
+        self.tls = await start_on_free_port(
+            lambda: BrokerTls(
+                pki=pki, broker_port=broker_port, port=tls_port, log_path=self._log("broker-tls")
+            )
+        )
+        self.resources.push_async_callback(self.tls.stop)
+        self.security = KafkaSecurity(
+            security_protocol=SecurityProtocol.SSL.value,
+            ssl_cafile=pki.ca,
+            ssl_certfile=pki.client.cert,
+            ssl_keyfile=pki.client.key,
+        )
 
     async def restart_redis(self, service: str) -> EmbeddedRedis:
         """Start ``service``'s Redis again on its port and data directory (it has exited)."""

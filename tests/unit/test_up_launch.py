@@ -10,6 +10,7 @@ from aiokafka import TopicPartition
 
 from common.cli import OneLineParser
 from common.config import add_arguments, build, to_argv, to_env
+from common.kafkasec import PLAINTEXT
 from common.topics import Topics
 from feed_publisher.config import PublisherConfig
 from feed_publisher.universe import universe
@@ -23,6 +24,7 @@ from portfolio.config import PortfolioConfig
 
 class FakeServers:
     bootstrap = "127.0.0.1:19092"
+    security = PLAINTEXT
 
     def redis_url(self, service: str) -> str:
         return f"redis://127.0.0.1:1/{len(service)}"

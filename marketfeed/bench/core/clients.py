@@ -68,7 +68,9 @@ async def open_consumer(
         **connection(security),
     )
     resources.push_async_callback(consumer.stop)
-    await with_backoff(client_id, consumer.start, bootstrap=bootstrap, timeout=connect_timeout)
+    await with_backoff(
+        client_id, consumer.start, bootstrap=bootstrap, timeout=connect_timeout, security=security
+    )
     return consumer
 
 
@@ -90,5 +92,7 @@ async def open_producer(
         **connection(security),
     )
     resources.push_async_callback(producer.stop)
-    await with_backoff(client_id, producer.start, bootstrap=bootstrap, timeout=connect_timeout)
+    await with_backoff(
+        client_id, producer.start, bootstrap=bootstrap, timeout=connect_timeout, security=security
+    )
     return producer
