@@ -15,13 +15,20 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import redis
 
-from tests.helpers import eventually, spawn
+from common.errors import BrokerUnavailableError
+from common.kafka import KafkaSettings, ensure_topics
+from common.kafkasec import security_fields
+from common.schema import OrderFilled, OrderRejected
+from marketfeed.order import place
+from marketfeed.state import load_state
+from tests.helpers import eventually, market_buy, spawn
 
 # Far above the 2-4 s a stop takes, for a loaded machine; a forced kill would take 10 s each.
 STOP_BOUND_S = 25
@@ -30,7 +37,7 @@ STOP_ORDER = [
     "order_entry|portfolio",
     "publisher",
     r"redis\[\w+\]",
-    "broker",
+    "broker(-tls)?",  # the TLS terminator of up --tls stops with the broker
 ]
 
 
@@ -291,3 +298,46 @@ async def test_version() -> None:
     out, _ = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 0
     assert re.fullmatch(r"marketfeed \d+\.\d+\.\d+\S*\n", out.decode())
+
+
+async def test_up_tls_every_client_over_tls_and_anyone_else_refused_in_one_line(
+    tmp_path: Path,
+) -> None:
+    async with up(tmp_path, "--tls", "--rate", "500", "--orders-rate", "5") as run:
+        # The services (order flow -> order_entry -> portfolio) answer orders through TLS.
+        await run.wait_for(lambda: orders_answered(run), "orders answered over TLS")
+        pids = run.state["processes"]
+        assert isinstance(pids, dict)
+        assert "broker-tls" in pids
+        state = load_state(tmp_path / "state")
+        security = state.security()
+        assert security.security_protocol == "SSL"
+        assert security.ssl_keyfile is not None
+        assert security.ssl_keyfile.stat().st_mode & 0o077 == 0
+        # The CLI's way: up.json's certificate; a market order is answered (filled, or
+        # rejected when the quiet symbol's quote is older than --stale-after: an answer too).
+        kafka = KafkaSettings(
+            bootstrap=state.bootstrap, connect_timeout=10, **security_fields(security)
+        )
+        events = await place(market_buy("AAAA"), kafka, timeout=20)
+        assert events, "no answer over TLS"
+        assert isinstance(events[-1], OrderFilled | OrderRejected), events
+        # A plaintext client, and one that trusts the CA but has no certificate of its own.
+        for settings, expected in [
+            (KafkaSettings(bootstrap=state.bootstrap), "accepts TLS only"),
+            (
+                KafkaSettings(
+                    bootstrap=state.bootstrap,
+                    security_protocol="SSL",
+                    ssl_cafile=security.ssl_cafile,
+                ),
+                "right after the TLS handshake",
+            ),
+        ]:
+            with pytest.raises(BrokerUnavailableError) as refused:
+                await ensure_topics(replace(settings, connect_timeout=0.5), [])
+            assert expected in str(refused.value)
+            assert "\n" not in str(refused.value)
+        ctrl_c(run)
+        assert await run.ended() == 0, run.err
+    assert_stopped_cleanly(run, pids)
