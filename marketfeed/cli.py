@@ -121,6 +121,12 @@ BENCHES = [
         "lag, memory, CPU, generations, STALE_QUOTE rejections; whether each stayed flat",
     ),
     Command(
+        "tls",
+        "marketfeed.bench.tls",
+        "round-trip latency (produce -> consumed) directly on the embedded broker and through "
+        "the TLS terminator of `up --tls`, side by side",
+    ),
+    Command(
         "publisher",
         "marketfeed.bench.publisher",
         "publisher throughput beside a bare aiokafka send() loop, acknowledged msg/s",
