@@ -221,6 +221,14 @@ def to_env(config: Any) -> dict[str, str]:
     }
 
 
+def secret_environ(cls: type[Any], environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Only the variables of ``cls``'s secret settings: for a child that takes every other
+    setting from its flags alone (a benchmark's), yet gets its secrets by environment."""
+    environ = os.environ if environ is None else environ
+    names = {env_name(f.name) for f in dataclasses.fields(cls) if f.metadata.get("secret")}
+    return {k: v for k, v in environ.items() if k in names}
+
+
 def _settings(config: Any) -> list[dataclasses.Field[Any]]:
     return [f for f in dataclasses.fields(config) if f.init and "help" in f.metadata]
 

@@ -199,7 +199,7 @@ async def test_a_cache_whose_redis_never_answers_gives_up_in_one_line_without_it
     with pytest.raises(CacheUnavailableError) as failed:
         await cache.start()
     message = str(failed.value)
-    where = rf"redis://:\*\*\*@127\.0\.0\.1:{port}/0"
+    where = rf"redis://:\*\*\*@127\.0\.0\.1:{port}/0\?password=\*\*\*"
     assert re.match(rf"cannot reach Redis at {where} after \d+s: ", message)
     assert "s3cret" not in message
     assert "\n" not in message
