@@ -38,6 +38,13 @@ def fail(prog: str, message: str, code: int) -> int:
 
 def run_async(prog: str, main: Callable[[], Coroutine[Any, Any, int]]) -> int:
     """Run ``main`` in a fresh event loop and map our errors to one line and an exit code."""
+    if not logging.getLogger().handlers:
+        # A one-shot command that sets up no logging (``quote``, ``order``): aiokafka's report
+        # of each failed connect and the retry loop's "unavailable; retrying" would reach
+        # stderr through logging's last resort, around the one line that our error makes of
+        # the final failure. A service logs them (it has handlers).
+        for name in ("aiokafka", "common.kafka"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
         return asyncio.run(main())
     except ConfigError as exc:

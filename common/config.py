@@ -17,8 +17,10 @@ import types
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
+from urllib.parse import urlsplit
 
 from common.errors import ConfigError
+from common.logs import redact_url
 
 ENV_PREFIX = "MARKETFEED_"
 
@@ -85,10 +87,27 @@ def bootstrap_servers(value: Any) -> str | None:
 
 
 def redis_url(value: Any) -> str | None:
+    """A URL redis-py can connect with: ``redis[s]://[[user]:password@]host[:port][/db]``
+    (``?ssl_ca_certs=PATH`` etc. for TLS) or ``unix://PATH``; checked here rather than when
+    the first command fails deep inside redis-py."""
     if value is None:
         return None
-    if not str(value).startswith(("redis://", "rediss://", "unix://")):
-        return "must be a redis://host:port/db URL"
+    text = str(value)
+    usage = "must be a redis[s]://[[user]:password@]host[:port][/db] or unix://PATH URL"
+    if not text.startswith(("redis://", "rediss://", "unix://")):
+        return usage
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 -- it raises ValueError for a port that is not a number
+    except ValueError as exc:
+        return f"{usage} ({exc})"
+    if text.startswith("unix://"):
+        return None if parts.path else usage
+    if not parts.hostname:
+        return f"{usage} (no host)"
+    db = parts.path.strip("/")
+    if db and not db.isdigit():
+        return f"{usage} (the database must be a number, not {db!r})"
     return None
 
 
@@ -107,7 +126,8 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type[Any]) -> None:
         if not f.init or "help" not in f.metadata:
             continue
         base = _base_type(hints[f.name])
-        text = f"{f.metadata['help']} [env {env_name(f.name)}; default {_show(f.default)}]"
+        default = _shown(f, f.default)
+        text = f"{f.metadata['help']} [env {env_name(f.name)}; default {default}]"
         if base is bool:
             parser.add_argument(
                 flag_name(f.name),
@@ -146,21 +166,24 @@ def build(
         if not f.init:
             continue
         source: str
+        secret = {"secret": bool(f.metadata.get("secret")) and not _is_url(f.name)}
         if f.name in overrides:
             value, source = overrides[f.name], f.name
         elif f.name in given and "help" in f.metadata:
             raw, source = given[f.name], flag_name(f.name)
-            value = raw if not isinstance(raw, str) else _parse(hints[f.name], raw, source)
+            value = (
+                raw if not isinstance(raw, str) else _parse(hints[f.name], raw, source, **secret)
+            )
         elif env_name(f.name) in environ and "help" in f.metadata:
             source = env_name(f.name)
-            value = _parse(hints[f.name], environ[env_name(f.name)], source)
+            value = _parse(hints[f.name], environ[env_name(f.name)], source, **secret)
         else:
             continue
         check: Check | None = f.metadata.get("check")
         if check is not None and value is not None:
             reason = check(value)
             if reason is not None:
-                raise ConfigError(f"{source}={_show(value)}: {reason}")
+                raise ConfigError(f"{source}={_shown(f, value)}: {reason}")
         values[f.name] = value
     return cls(**values)
 
@@ -187,12 +210,23 @@ def to_argv(config: Any) -> list[str]:
 
 
 def to_env(config: Any) -> dict[str, str]:
-    """The secret settings of ``config`` as the environment variables a child reads them from."""
+    """The secret settings of ``config`` as the environment variables a child reads them from.
+
+    Every one, None too ("none"): a variable the child inherits must not stand in for it.
+    """
     return {
         env_name(f.name): _wire(getattr(config, f.name))
         for f in _settings(config)
-        if f.metadata.get("secret") and getattr(config, f.name) is not None
+        if f.metadata.get("secret")
     }
+
+
+def secret_environ(cls: type[Any], environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Only the variables of ``cls``'s secret settings: for a child that takes every other
+    setting from its flags alone (a benchmark's), yet gets its secrets by environment."""
+    environ = os.environ if environ is None else environ
+    names = {env_name(f.name) for f in dataclasses.fields(cls) if f.metadata.get("secret")}
+    return {k: v for k, v in environ.items() if k in names}
 
 
 def _settings(config: Any) -> list[dataclasses.Field[Any]]:
@@ -217,7 +251,7 @@ def _base_type(hint: Any) -> Any:
     return hint
 
 
-def _parse(hint: Any, raw: str, source: str) -> Any:
+def _parse(hint: Any, raw: str, source: str, *, secret: bool = False) -> Any:
     optional = type(None) in get_args(hint)
     base = _base_type(hint)
     text = raw.strip()
@@ -248,8 +282,20 @@ def _parse(hint: Any, raw: str, source: str) -> Any:
             return text
     except ValueError:
         kind = getattr(base, "__name__", str(base))
-        raise ConfigError(f"{source}={raw!r}: not a valid {kind}") from None
+        shown = "***" if secret else repr(redact_url(raw))
+        raise ConfigError(f"{source}={shown}: not a valid {kind}") from None
     raise TypeError(f"unsupported setting type {hint!r} for {source}")
+
+
+def _shown(f: dataclasses.Field[Any], value: Any) -> str:
+    """A setting's value as a message or ``--help`` shows it: never a secret."""
+    if f.metadata.get("secret") and value is not None and not _is_url(f.name):
+        return "***"  # a password itself; a URL shows with its password masked
+    return redact_url(_show(value))
+
+
+def _is_url(name: str) -> bool:
+    return name.endswith("_url")
 
 
 def _show(value: Any) -> str:

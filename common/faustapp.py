@@ -34,6 +34,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from common.errors import ProcessingFailed
 from common.groups import GroupSettings
 from common.kafka import close_consumer
+from common.kafkasec import faust_credentials
 from common.retry import Backoff
 
 log = logging.getLogger(__name__)
@@ -126,6 +127,7 @@ def make_app(app_id: str, *, settings: GroupSettings, datadir: str) -> App:
         broker_commit_interval=1.0,
         producer_acks=-1,
         topic_partitions=1,
+        broker_credentials=faust_credentials(settings),
     )
     app.fetch_max_wait_ms = settings.fetch_max_wait_ms
     return app

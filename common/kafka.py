@@ -18,8 +18,10 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 from common.config import bootstrap_servers, positive, setting
 from common.errors import BrokerUnavailableError, ConfigError
 from common.generations.naming import generation_topic
+from common.kafkasec import PLAINTEXT, KafkaSecurity, connection
 from common.lifecycle import cancel_all
 from common.retry import Backoff, retry
+from common.tlsprobe import tls_refusal
 from common.topics import DEFAULT_PARTITIONS, Topics
 
 log = logging.getLogger(__name__)
@@ -31,8 +33,9 @@ _TOPIC_ALREADY_EXISTS = 36
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class KafkaSettings:
-    """Where the broker is and how the topics are laid out; every service config extends it."""
+class KafkaSettings(KafkaSecurity):
+    """Where the broker is, how to connect to it and how the topics are laid out; every service
+    config extends it."""
 
     bootstrap: str = setting(
         "127.0.0.1:9092",
@@ -61,13 +64,19 @@ async def with_backoff(
     timeout: float,
     first_delay: float = 0.2,
     max_delay: float = 3.0,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> T:
     """Run ``attempt`` until it stops raising connection errors, for at most ``timeout`` seconds.
 
-    The final failure becomes a BrokerUnavailableError with one readable line.
+    The final failure becomes a BrokerUnavailableError with one readable line; one that TLS
+    explains (a plaintext client at a TLS listener, a missing client certificate) says so
+    rather than "Unable to bootstrap".
     """
 
     def give_up(exc: BaseException, _spent: float) -> BrokerUnavailableError:
+        refusal = tls_refusal(bootstrap, security)
+        if refusal is not None:
+            return BrokerUnavailableError(f"cannot connect to Kafka ({what}): {refusal}")
         return BrokerUnavailableError(
             f"cannot reach Kafka at {bootstrap} ({what}) after {timeout:.0f}s: {exc}"
         )
@@ -112,10 +121,16 @@ async def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec]) -> 
     A wrong partition count would silently break the symbol -> partition contract, so it is a
     configuration error, not something to paper over.
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, request_timeout_ms=10000)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap, request_timeout_ms=10000, **connection(settings)
+    )
     try:
         await with_backoff(
-            "admin", admin.start, bootstrap=settings.bootstrap, timeout=settings.connect_timeout
+            "admin",
+            admin.start,
+            bootstrap=settings.bootstrap,
+            timeout=settings.connect_timeout,
+            security=settings,
         )
         await create_topics(admin, settings, specs)
     finally:
@@ -153,11 +168,20 @@ async def create_topics(
 
 
 async def start_producer(
-    settings: KafkaSettings, *, client_id: str, linger_ms: int = 1
+    settings: KafkaSettings,
+    *,
+    client_id: str,
+    linger_ms: int = 1,
+    max_request_size: int = 1024 * 1024,
 ) -> AIOKafkaProducer:
     """A started acks=all producer; an unreachable broker is retried for --connect-timeout."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap, acks="all", linger_ms=linger_ms, client_id=client_id
+        bootstrap_servers=settings.bootstrap,
+        acks="all",
+        linger_ms=linger_ms,
+        client_id=client_id,
+        max_request_size=max_request_size,
+        **connection(settings),
     )
     try:
         await with_backoff(
@@ -165,6 +189,7 @@ async def start_producer(
             producer.start,
             bootstrap=settings.bootstrap,
             timeout=settings.connect_timeout,
+            security=settings,
         )
     except BaseException:
         # The caller never sees this producer, so it cannot close it: an unclosed one would

@@ -10,7 +10,9 @@ error, not a traceback.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+import redis.asyncio as aioredis
 import redis.exceptions
 
 from common.errors import CacheUnavailableError
@@ -39,8 +41,45 @@ def redis_retry(
 ) -> Retry:
     """The ``Retry`` of ``owner``'s Redis at ``url``."""
     return Retry(
-        f"{owner}: Redis at {redact_url(url)}", errors=errors, backoff=backoff, logger=logger
+        f"{owner}: Redis at {redact_url(url)}",
+        errors=errors,
+        fatal=REFUSED,
+        backoff=backoff,
+        logger=logger,
     )
+
+
+# The server answered but will not let us in: waiting does not help a wrong password, so a
+# start-up deadline ends at once (a running service still waits: its Redis may be coming back
+# with the right configuration).
+REFUSED: tuple[type[BaseException], ...] = (
+    redis.exceptions.AuthenticationError,
+    redis.exceptions.AuthorizationError,
+    redis.exceptions.NoPermissionError,
+)
+
+
+def problem(url: str, exc: BaseException) -> str:
+    """One line for a Redis error: the server (without its password) and what went wrong."""
+    where = redact_url(url)
+    if isinstance(exc, REFUSED):
+        has_password = ":***@" in where or "password=***" in where
+        if not has_password and not isinstance(exc, redis.exceptions.NoPermissionError):
+            return f"Redis at {where} requires a password, and the URL gives none"
+        return f"Redis at {where} refused the credentials: {describe(exc)}"
+    return f"cannot reach Redis at {where}: {describe(exc)}"
+
+
+def client_url(client: aioredis.Redis) -> str:
+    """Where ``client`` connects, as a URL for messages (the password masked)."""
+    kwargs: dict[str, Any] = client.connection_pool.connection_kwargs
+    if "path" in kwargs:
+        return f"unix://{kwargs['path']}"
+    user = kwargs.get("username") or ""
+    auth = f"{user}:***@" if kwargs.get("password") else (f"{user}@" if user else "")
+    scheme = "rediss" if "ssl_ca_certs" in kwargs or "ssl_cert_reqs" in kwargs else "redis"
+    host, port, db = kwargs.get("host", "?"), kwargs.get("port", 6379), kwargs.get("db", 0)
+    return f"{scheme}://{auth}{host}:{port}/{db}"
 
 
 def unreachable(url: str) -> GiveUp:
@@ -48,6 +87,8 @@ def unreachable(url: str) -> GiveUp:
     comes first on the command line, so the owner is left out)."""
 
     def give_up(exc: BaseException, spent: float) -> CacheUnavailableError:
+        if isinstance(exc, REFUSED):
+            return CacheUnavailableError(problem(url, exc))
         return CacheUnavailableError(
             f"cannot reach Redis at {redact_url(url)} after {spent:.0f}s: {describe(exc)}"
         )

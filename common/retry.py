@@ -50,11 +50,15 @@ class Retry:
         name: str,
         *,
         errors: tuple[type[BaseException], ...],
+        fatal: tuple[type[BaseException], ...] = (),
         backoff: Backoff = Backoff(),
         logger: logging.Logger = log,
     ) -> None:
+        """``fatal``: those of ``errors`` that end a run with a deadline at once (a refused
+        password); without a deadline they are waited out like the others."""
         self.name = name
         self.errors = errors
+        self.fatal = fatal
         self.backoff = backoff
         self.logger = logger
         self.failing = False
@@ -81,6 +85,10 @@ class Retry:
             try:
                 result = await attempt()
             except self.errors as exc:
+                if deadline is not None and isinstance(exc, self.fatal):
+                    if give_up is None:
+                        raise
+                    raise give_up(exc, time.monotonic() - started) from None
                 self._failed(exc, what)
                 now = time.monotonic()
                 if deadline is not None and now >= deadline:

@@ -23,14 +23,18 @@ from aiokafka.errors import KafkaError
 from common.errors import BrokerUnavailableError
 from common.generations.naming import Generations, parse_generation
 from common.kafka import close_consumer, with_backoff
+from common.kafkasec import PLAINTEXT, KafkaSecurity, connection
 from common.lifecycle import Lifecycle
 
 _TAIL_FETCH_TIMEOUT_S = 1.0
 
 
 class WatermarkReader(Lifecycle):
-    def __init__(self, bootstrap: str, *, connect_timeout: float = 20.0) -> None:
+    def __init__(
+        self, bootstrap: str, *, connect_timeout: float = 20.0, security: KafkaSecurity = PLAINTEXT
+    ) -> None:
         self.bootstrap = bootstrap
+        self.security = security
         self._connect_timeout = connect_timeout
         self._consumer: AIOKafkaConsumer | None = None
         # One consumer serves every caller, and a read reassigns it: two reads at once (a
@@ -48,11 +52,16 @@ class WatermarkReader(Lifecycle):
             fetch_max_wait_ms=10,
             # Only the high watermark is wanted; the broker still returns at least one batch.
             max_partition_fetch_bytes=1024,
+            **connection(self.security),
         )
         # Registered before it starts: one that fails to start must be closed all the same.
         self.resources.push_async_callback(close_consumer, consumer)
         await with_backoff(
-            "watermarks", consumer.start, bootstrap=self.bootstrap, timeout=self._connect_timeout
+            "watermarks",
+            consumer.start,
+            bootstrap=self.bootstrap,
+            timeout=self._connect_timeout,
+            security=self.security,
         )
         self._consumer = consumer
 

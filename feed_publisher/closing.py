@@ -25,6 +25,7 @@ from aiokafka.errors import KafkaError
 from common.errors import BrokerUnavailableError
 from common.generations.naming import Generations
 from common.kafka import close_consumer, create_topics, market_data_topics, with_backoff
+from common.kafkasec import connection
 from common.schema import ROLLOVER_KEY
 from feed_publisher.config import PublisherConfig
 from feed_publisher.roller import mark
@@ -83,13 +84,17 @@ async def _ending_with_markers(
     if not tps:
         return set()
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=config.bootstrap, enable_auto_commit=False, client_id="feed_publisher"
+        bootstrap_servers=config.bootstrap,
+        enable_auto_commit=False,
+        client_id="feed_publisher",
+        **connection(config),
     )
     try:
         await with_backoff(
             "closing generations",
             consumer.start,
             bootstrap=config.bootstrap,
+            security=config,
             timeout=config.connect_timeout,
         )
         consumer.assign(tps)

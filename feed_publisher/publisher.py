@@ -35,6 +35,7 @@ from common.errors import BrokerUnavailableError
 from common.exposition import MetricsServer, new_registry, open_metrics
 from common.generations.naming import Generations, HistoryMode, require_no_generations, resolve_mode
 from common.kafka import create_topics, market_data_topics, with_backoff
+from common.kafkasec import connection
 from common.lifecycle import Lifecycle
 from common.metrics import LatencyHistogram
 from common.partitioner import partition_for
@@ -136,10 +137,15 @@ class Publisher(Lifecycle):
             bootstrap_servers=cfg.bootstrap,
             request_timeout_ms=min(cfg.send_timeout_ms, _ADMIN_TIMEOUT_MS),
             client_id="feed_publisher",
+            **connection(cfg),
         )
         self.resources.push_async_callback(admin.close)
         await with_backoff(
-            "publisher admin", admin.start, bootstrap=cfg.bootstrap, timeout=cfg.connect_timeout
+            "publisher admin",
+            admin.start,
+            bootstrap=cfg.bootstrap,
+            timeout=cfg.connect_timeout,
+            security=cfg,
         )
         producer = AIOKafkaProducer(
             bootstrap_servers=cfg.bootstrap,
@@ -149,10 +155,15 @@ class Publisher(Lifecycle):
             linger_ms=cfg.linger_ms,
             max_batch_size=256 * 1024,
             request_timeout_ms=cfg.send_timeout_ms,
+            **connection(cfg),
         )
         self.resources.push_async_callback(producer.stop)
         await with_backoff(
-            "publisher", producer.start, bootstrap=cfg.bootstrap, timeout=cfg.connect_timeout
+            "publisher",
+            producer.start,
+            bootstrap=cfg.bootstrap,
+            timeout=cfg.connect_timeout,
+            security=cfg,
         )
         self._producer = producer
         sink = self._sink = BatchSink(

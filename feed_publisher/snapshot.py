@@ -23,6 +23,7 @@ from common.errors import SchemaError
 from common.generations.position import Position
 from common.generations.rollover import read_marker
 from common.kafka import KafkaSettings, close_consumer, with_backoff
+from common.kafkasec import connection
 from common.lifecycle import Lifecycle, cancel_and_wait
 from common.schema import (
     MAX_QUOTES_PER_PART,
@@ -80,7 +81,9 @@ class SnapshotResponder(Lifecycle):
             for partition in range(s.partitions):
                 self.position.setdefault(partition, Position(self.generation, 0))
         else:
-            async with WatermarkReader(s.bootstrap, connect_timeout=s.connect_timeout) as reader:
+            async with WatermarkReader(
+                s.bootstrap, connect_timeout=s.connect_timeout, security=s
+            ) as reader:
                 marks = await reader.high_watermarks([self._quotes_topic])
             for tp, end in marks.items():
                 self.position.setdefault(tp.partition, Position(0, end))
@@ -91,10 +94,15 @@ class SnapshotResponder(Lifecycle):
             enable_auto_commit=False,
             client_id="snapshot-responder",
             fetch_max_wait_ms=20,
+            **connection(s),
         )
         self.resources.push_async_callback(close_consumer, consumer)
         await with_backoff(
-            "snapshots", consumer.start, bootstrap=s.bootstrap, timeout=s.connect_timeout
+            "snapshots",
+            consumer.start,
+            bootstrap=s.bootstrap,
+            timeout=s.connect_timeout,
+            security=s,
         )
         # A producer of its own: replies go to topics created at run time, and the metadata
         # churn of a new topic must not touch the market-data producer (on Tansu 0.6.0 it
@@ -105,10 +113,15 @@ class SnapshotResponder(Lifecycle):
             linger_ms=0,
             client_id="snapshot-responder",
             max_request_size=4 * 1024 * 1024,
+            **connection(s),
         )
         self.resources.push_async_callback(producer.stop)
         await with_backoff(
-            "snapshot replies", producer.start, bootstrap=s.bootstrap, timeout=s.connect_timeout
+            "snapshot replies",
+            producer.start,
+            bootstrap=s.bootstrap,
+            timeout=s.connect_timeout,
+            security=s,
         )
         tp = TopicPartition(s.topics.snapshot_requests, 0)
         consumer.assign([tp])

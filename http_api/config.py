@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from common.config import in_range, known_log_level, positive, setting
 from common.config import redis_url as a_redis_url
 from common.kafka import KafkaSettings
+from common.kafkasec import security_fields
 from marketfeed.state import load_state
 from marketfeed.targets import SERVICES, BrokerSettings, Target
 
@@ -31,16 +32,23 @@ class ApiConfig(BrokerSettings):
     )
     port: int = setting(8000, help="port to listen on; 0 picks a free one", check=port_number)
     redis_url: str | None = setting(
-        None, help="Redis of both services' caches (when they share one)", check=a_redis_url
+        None,
+        help="Redis of both services' caches (when they share one)",
+        check=a_redis_url,
+        secret=True,
     )
     order_entry_redis_url: str | None = setting(
         None,
         help="Redis of order_entry's cache (default: --redis-url, else `up`)",
         check=a_redis_url,
+        secret=True,
     )
     order_entry_redis_prefix: str = setting("mf:", help="key prefix of order_entry's cache")
     portfolio_redis_url: str | None = setting(
-        None, help="Redis of portfolio's cache (default: --redis-url, else `up`)", check=a_redis_url
+        None,
+        help="Redis of portfolio's cache (default: --redis-url, else `up`)",
+        check=a_redis_url,
+        secret=True,
     )
     portfolio_redis_prefix: str = setting("mf:", help="key prefix of portfolio's cache")
     stale_after: float = setting(
@@ -85,6 +93,7 @@ class ApiConfig(BrokerSettings):
     def resolve(self) -> Resolved:
         """Where the broker and each served cache are: the flags, else the running up."""
         bootstrap, topic_prefix, partitions = self.resolve_broker()
+        security = self.resolve_security()
         up_redis = load_state().redis if self.bootstrap is None else {}
         given = {ORDER_ENTRY: self.order_entry_redis_url, PORTFOLIO: self.portfolio_redis_url}
         prefixes = {
@@ -102,12 +111,14 @@ class ApiConfig(BrokerSettings):
                     redis_prefix=prefixes[service],
                     topic_prefix=topic_prefix,
                     partitions=partitions,
+                    security=security,
                 )
         kafka = KafkaSettings(
             bootstrap=bootstrap,
             topic_prefix=topic_prefix,
             partitions=partitions,
             connect_timeout=self.connect_timeout,
+            **security_fields(security),
         )
         return Resolved(kafka=kafka, caches=caches)
 

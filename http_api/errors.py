@@ -10,7 +10,6 @@ carries a credential: URLs in a detail lose their user, password and query.
 from __future__ import annotations
 
 import logging
-import re
 from enum import StrEnum
 from typing import Any
 
@@ -26,11 +25,9 @@ from common.errors import (
     MarketfeedError,
     SchemaError,
 )
-from common.logs import redact_url
+from common.logs import redact_text
 
 log = logging.getLogger("http_api")
-
-_URL = re.compile(r"[a-z][a-z0-9+.-]*://[^\s'\"]+", re.IGNORECASE)
 
 
 class Reason(StrEnum):
@@ -62,8 +59,8 @@ class ApiError(Exception):
 
 
 def scrub(text: str) -> str:
-    """``text`` with every URL in it redacted (``redis://:pw@host`` -> ``redis://host``)."""
-    return _URL.sub(lambda m: redact_url(m.group(0)), text)
+    """``text`` with every URL in it redacted (``redis://:pw@host`` -> ``redis://:***@host``)."""
+    return redact_text(text)
 
 
 def body(reason: Reason, detail: Any) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from aiokafka.errors import KafkaError
 from common.cache.snapshots import Snapshot, SnapshotClient
 from common.errors import BrokerUnavailableError, ConfigError
 from common.kafka import KafkaSettings, TopicSpec, ensure_topics
+from common.kafkasec import connection
 from common.lifecycle import Lifecycle, cancel_and_wait
 from common.retry import Backoff, Retry
 from http_api.orderindex import OrderIndex
@@ -109,6 +110,7 @@ class KafkaLink(Lifecycle):
                 linger_ms=1,
                 client_id="marketfeed-api",
                 request_timeout_ms=int(s.connect_timeout * 1000),
+                **connection(s),
             )
             attempt.push_async_callback(producer.stop)
             # One plain attempt: the retry around it logs once, not once per inner backoff.

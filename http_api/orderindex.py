@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from common.errors import SchemaError
 from common.kafka import KafkaSettings, close_consumer
+from common.kafkasec import connection
 from common.lifecycle import Lifecycle, cancel_and_wait
 from common.schema import decode
 from common.schema.orders import TERMINAL_EVENTS, OrderEvent
@@ -45,6 +46,7 @@ class OrderIndex(Lifecycle):
             auto_offset_reset="earliest",
             fetch_max_wait_ms=50,
             client_id="marketfeed-api-orders",
+            **connection(self.settings),
         )
         self.resources.push_async_callback(close_consumer, consumer)
         await consumer.start()

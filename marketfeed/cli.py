@@ -126,6 +126,12 @@ BENCHES = [
         "what Prometheus metrics cost: publisher and cache throughput with metrics on vs off",
     ),
     Command(
+        "tls",
+        "marketfeed.bench.tls",
+        "round-trip latency (produce -> consumed) directly on the embedded broker and through "
+        "the TLS terminator of `up --tls`, side by side",
+    ),
+    Command(
         "publisher",
         "marketfeed.bench.publisher",
         "publisher throughput beside a bare aiokafka send() loop, acknowledged msg/s",

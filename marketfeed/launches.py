@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from common.config import build
 from common.exposition import MetricsSettings
+from common.kafkasec import KafkaSecurity, security_fields
 from feed_publisher.config import PublisherConfig
 from feed_publisher.universe import universe
 from http_api.config import ApiConfig
@@ -56,6 +57,9 @@ class Servers(Protocol):
     @property
     def bootstrap(self) -> str: ...
 
+    @property
+    def security(self) -> KafkaSecurity: ...
+
     def redis_url(self, service: str) -> str: ...
 
 
@@ -64,7 +68,12 @@ def children(
 ) -> list[Launch]:
     """The children to launch, in start order (writes their tradable file in ``run_dir``)."""
     env = os.environ
-    broker: dict[str, Any] = {"bootstrap": servers.bootstrap, "partitions": cfg.partitions}
+    broker: dict[str, Any] = {
+        "bootstrap": servers.bootstrap,
+        "partitions": cfg.partitions,
+        # How to reach it (up --tls: the run's CA and client certificate), for every child.
+        **security_fields(servers.security),
+    }
     kafka = broker | {"topic_prefix": topic_prefix} | METRICS
     tradable_file = _write_tradable_file(cfg, run_dir)
     order_entry = build(

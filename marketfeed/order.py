@@ -20,6 +20,7 @@ from common.cli import EXIT_FAILURE, EXIT_OK
 from common.config import add_arguments, build, positive, setting
 from common.errors import ConfigError, SchemaError
 from common.kafka import KafkaSettings, TopicSpec, ensure_topics, with_backoff
+from common.kafkasec import connection, security_fields
 from common.orderclient import SIDES, event_dict, terminal
 from common.orderclient import new_order as build_order
 from common.partitioner import partition_for
@@ -52,6 +53,7 @@ class OrderSettings(BrokerSettings):
             topic_prefix=topic_prefix,
             partitions=partitions,
             connect_timeout=self.timeout,
+            **security_fields(self.resolve_security()),
         )
 
 
@@ -68,18 +70,28 @@ async def place(order: NewOrder, kafka: KafkaSettings, timeout: float) -> list[O
     )
     deadline = time.monotonic() + timeout
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=kafka.bootstrap, enable_auto_commit=False, client_id="marketfeed-order"
+        bootstrap_servers=kafka.bootstrap,
+        enable_auto_commit=False,
+        client_id="marketfeed-order",
+        **connection(kafka),
     )
     producer = AIOKafkaProducer(
-        bootstrap_servers=kafka.bootstrap, acks="all", client_id="marketfeed-order"
+        bootstrap_servers=kafka.bootstrap,
+        acks="all",
+        client_id="marketfeed-order",
+        **connection(kafka),
     )
-    await with_backoff("order", consumer.start, bootstrap=kafka.bootstrap, timeout=timeout)
+    await with_backoff(
+        "order", consumer.start, bootstrap=kafka.bootstrap, timeout=timeout, security=kafka
+    )
     try:
         tp = TopicPartition(topics.orders_events, partition_for(order.symbol, kafka.partitions))
         consumer.assign([tp])
         await consumer.seek_to_end(tp)
         await consumer.position(tp)  # resolve the end now, before the command exists
-        await with_backoff("order", producer.start, bootstrap=kafka.bootstrap, timeout=timeout)
+        await with_backoff(
+            "order", producer.start, bootstrap=kafka.bootstrap, timeout=timeout, security=kafka
+        )
         try:
             await producer.send_and_wait(
                 topics.orders_commands, order.encode(), key=symbol_key(order.symbol)

@@ -21,6 +21,7 @@ from common.cache.snapshots import Snapshot, SnapshotClient
 from common.cli import EXIT_FAILURE, EXIT_OK
 from common.config import add_arguments, build, positive, setting
 from common.kafka import KafkaSettings, with_backoff
+from common.kafkasec import connection, security_fields
 from common.symbols import parse_symbols
 from marketfeed.targets import Target, TargetSettings
 
@@ -53,9 +54,14 @@ async def _fetch(target: Target, symbols: list[str], timeout: float) -> Snapshot
         topic_prefix=target.topic_prefix,
         partitions=target.partitions,
         connect_timeout=timeout,
+        **security_fields(target.security),
     )
-    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, client_id="marketfeed-quote")
-    await with_backoff("quote", producer.start, bootstrap=kafka.bootstrap, timeout=timeout)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=kafka.bootstrap, client_id="marketfeed-quote", **connection(kafka)
+    )
+    await with_backoff(
+        "quote", producer.start, bootstrap=kafka.bootstrap, timeout=timeout, security=kafka
+    )
     try:
         async with SnapshotClient(kafka, producer, service="cli") as client:
             return await client.request(symbols, timeout)

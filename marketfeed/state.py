@@ -11,7 +11,9 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from common.errors import StateNotFoundError
+from common.config import build
+from common.errors import ConfigError, StateNotFoundError
+from common.kafkasec import KafkaSecurity
 
 STATE_DIR_ENV = "MARKETFEED_STATE_DIR"
 STATE_FILE = "up.json"
@@ -37,13 +39,28 @@ class UpState:
     processes: dict[str, int] = field(default_factory=dict)
     api: str = ""  # the HTTP API and dashboard, ``http://127.0.0.1:PORT/``
     metrics: dict[str, str] = field(default_factory=dict)  # process -> its /metrics URL
+    # How to connect to its broker (``up --tls``: SSL with the run's CA and client
+    # certificate); absent: plaintext.
+    kafka_security: dict[str, str] = field(default_factory=dict)
+
+    def security(self) -> KafkaSecurity:
+        try:
+            return build(KafkaSecurity, self.kafka_security, environ={})
+        except ConfigError as exc:
+            raise StateNotFoundError(f"unreadable state file: {exc}") from None
 
     def write(self, directory: Path | None = None) -> Path:
+        """Write the file, readable by its owner only: it holds the Redis passwords."""
         directory = directory or state_dir()
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        directory.chmod(0o700)  # one made before passwords were kept here
         path = directory / STATE_FILE
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2))
+        tmp.unlink(missing_ok=True)
+        # Created 0600, not chmod-ed after: no moment when another user could open it.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(json.dumps(asdict(self), indent=2))
         tmp.replace(path)  # atomic: a reader never sees half a file
         return path
 

@@ -259,7 +259,9 @@ class Supervisor:
         broker = self.servers.bootstrap
         while True:
             try:
-                async with WatermarkReader(broker, connect_timeout=self.server_timeout) as reader:
+                async with WatermarkReader(
+                    broker, connect_timeout=self.server_timeout, security=self.servers.security
+                ) as reader:
                     while True:
                         await asyncio.sleep(self.status_interval)
                         self.console.status(await self._status(status, reader))

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from common.config import bootstrap_servers, positive, redis_url, setting
 from common.errors import ConfigError
+from common.kafkasec import PLAINTEXT, KafkaSecurity, security_of
 from marketfeed.state import load_state
 
 SERVICES = ("order_entry", "portfolio")
@@ -35,11 +36,16 @@ class Target:
     redis_prefix: str
     topic_prefix: str
     partitions: int
+    security: KafkaSecurity = field(default=PLAINTEXT)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class BrokerSettings:
-    """Flags of commands that only talk to the broker; each optional when ``up`` is running."""
+class BrokerSettings(KafkaSecurity):
+    """Flags of commands that only talk to the broker; each optional when ``up`` is running.
+
+    How to connect (``--security-protocol``...): the flags, else as the running up says
+    (``up --tls``: its CA and client certificate), unless ``--bootstrap`` names another broker.
+    """
 
     bootstrap: str | None = setting(
         None,
@@ -51,6 +57,11 @@ class BrokerSettings:
     partitions: int | None = setting(
         None, help="quote partitions (default: as `up` runs it)", check=positive
     )
+
+    def resolve_security(self) -> KafkaSecurity:
+        if self.bootstrap is not None or self.security_protocol != PLAINTEXT.security_protocol:
+            return security_of(self)
+        return load_state().security()
 
     def resolve_broker(self) -> tuple[str, str, int]:
         """Bootstrap, topic prefix and partitions: the flags, or what the running up uses.
@@ -77,6 +88,7 @@ class TargetSettings(BrokerSettings):
         None,
         help="Redis of the service's cache (default: the running `marketfeed up`)",
         check=redis_url,
+        secret=True,
     )
     redis_prefix: str = setting("mf:", help="key prefix of the cache in that Redis")
 
@@ -89,6 +101,7 @@ class TargetSettings(BrokerSettings):
                 redis_prefix=self.redis_prefix,
                 topic_prefix=self.topic_prefix or "",
                 partitions=self.partitions or 16,
+                security=security_of(self),
             )
         state = load_state()
         url = self.redis_url or state.redis.get(self.service)
@@ -103,6 +116,7 @@ class TargetSettings(BrokerSettings):
             redis_prefix=self.redis_prefix,
             topic_prefix=state.topic_prefix if self.topic_prefix is None else self.topic_prefix,
             partitions=self.partitions or state.partitions,
+            security=self.resolve_security(),
         )
 
     def resolve_all(self) -> list[Target]:

@@ -40,8 +40,9 @@ from common.config import (
 from common.errors import ConfigError
 from common.generations.naming import HistoryMode, history_mode
 from common.kafka import KafkaSettings, TopicSpec, ensure_topics
+from common.kafkasec import security_fields
 from common.lifecycle import cancel_and_wait
-from common.logs import also_to_file, setup_logging
+from common.logs import also_to_file, redact_url, setup_logging
 from common.runtime import ChildProcess, EmbeddedStack
 from feed_publisher.universe import MAX_SYMBOLS
 from marketfeed.console import Console
@@ -96,6 +97,12 @@ class UpConfig:
         None,
         help="where child processes write their logs and the Redis servers their data "
         "(default: a new run directory)",
+    )
+    tls: bool = setting(
+        False,
+        help="put a TLS terminator in front of the broker: every client, the services "
+        "included, connects over TLS with a certificate of the run's CA (in the run "
+        "directory's pki/; the CLI finds them in up.json)",
     )
     tradable: int | None = setting(
         None,
@@ -173,7 +180,11 @@ class Up:
         """Start everything, supervise until something ends the run, stop; the exit code."""
         self._open_log_dir()
         servers = EmbeddedStack(
-            services=CONSUMING_SERVICES, log_dir=self.log_dir, data_dir=self.log_dir
+            services=CONSUMING_SERVICES,
+            log_dir=self.log_dir,
+            data_dir=self.log_dir,
+            passwords=True,
+            tls_dir=self.log_dir / "pki" if self.config.tls else None,
         )
         outcome: Outcome | None = None
         try:
@@ -210,7 +221,7 @@ class Up:
 
     def _open_log_dir(self) -> None:
         try:
-            self.log_dir.mkdir(parents=True, exist_ok=True)
+            self.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             handler = also_to_file(self.log_dir / "up.log")
         except OSError as exc:
             flag = "--log-dir" if self.config.log_dir else "the run directory (--log-dir)"
@@ -226,9 +237,15 @@ class Up:
             self.parts[servers.broker.name] = Part(
                 servers.broker.name, servers.broker, Stage.BROKER
             )
+        if servers.tls is not None:
+            self.parts[servers.tls.name] = Part(servers.tls.name, servers.tls, Stage.BROKER)
         for server in servers.redis.values():
             self.parts[server.name] = Part(server.name, server, Stage.REDIS)
-        self.kafka = KafkaSettings(bootstrap=servers.bootstrap, partitions=cfg.partitions)
+        self.kafka = KafkaSettings(
+            bootstrap=servers.bootstrap,
+            partitions=cfg.partitions,
+            **security_fields(servers.security),
+        )
         topics = self.kafka.topics
         # The order topics, so that the status line and `marketfeed order` find them before
         # order_entry has created them itself. The market-data topics are the publisher's to
@@ -311,6 +328,9 @@ class Up:
             processes={name: part.process.pid or 0 for name, part in self.parts.items()},
             api=self.urls.get(API, ""),
             metrics=self._metrics_urls(),
+            kafka_security={
+                k: str(v) for k, v in security_fields(servers.security).items() if v is not None
+            },
         ).write()
 
     def _metrics_urls(self) -> dict[str, str]:
@@ -325,7 +345,12 @@ class Up:
             f"marketfeed up: broker {servers.bootstrap} (Kafka protocol; topics "
             f"{self.kafka.topics.quotes}, {self.kafka.topics.trades}; "
             f"{self.config.partitions} partitions; history: {self._history()})",
-            *(f"  redis {s:<12} {servers.redis_url(s)}" for s in CONSUMING_SERVICES),
+            *(
+                [f"  tls         client certificates of the run's CA in {servers.tls_dir}"]
+                if servers.tls is not None
+                else []
+            ),
+            *(f"  redis {s:<12} {redact_url(servers.redis_url(s))}" for s in CONSUMING_SERVICES),
             f"  orders      {self._order_flow_banner()}",
             f"  api         {self.urls.get(API, '(not running)')} (dashboard; API docs at /docs)",
             *(f"  metrics     {name:<12} {url}" for name, url in self._metrics_urls().items()),

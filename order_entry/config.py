@@ -31,6 +31,7 @@ class OrderEntryConfig(GroupSettings, MetricsSettings):
         help="Redis of the order ledger (default: --redis-url); every order_entry of one group "
         "must share it, so that a duplicate is recognised after a rebalance moves its partition",
         check=redis_url,
+        secret=True,
     )
     ledger_prefix: str | None = setting(
         None, help="key prefix of the order ledger (default: --redis-prefix)"

@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from common.errors import BrokerUnavailableError, SchemaError
 from common.kafka import KafkaSettings, close_consumer, with_backoff
+from common.kafkasec import connection
 from common.lifecycle import Lifecycle
 from common.schema import decode
 from common.schema.orders import TERMINAL_EVENTS, OrderEvent
@@ -65,6 +66,7 @@ class EventLog(Lifecycle):
             client_id=self.client_id,
             # A scan ends at the partition's end, where a fetch would wait this long for more.
             fetch_max_wait_ms=_FETCH_WAIT_MS,
+            **connection(self.settings),
         )
         # Registered before it starts: one that fails to start must be closed all the same.
         self.resources.push_async_callback(close_consumer, consumer)
@@ -72,6 +74,7 @@ class EventLog(Lifecycle):
             "events reader",
             consumer.start,
             bootstrap=self.settings.bootstrap,
+            security=self.settings,
             timeout=self.settings.connect_timeout,
         )
         self._consumer = consumer

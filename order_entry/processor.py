@@ -35,7 +35,7 @@ import redis.exceptions
 from aiokafka.errors import KafkaError
 
 from common.cache.batch import Rejected
-from common.cache.deadletters import DeadLetterSink
+from common.cache.deadletters import LETTER_MAX_BYTES, DeadLetterSink, dead_letter_topic
 from common.cache.keys import CacheKeys
 from common.cache.reader import QuoteReader
 from common.errors import BrokerUnavailableError, CacheUnavailableError
@@ -141,10 +141,12 @@ class OrderProcessor(Lifecycle):
             [
                 TopicSpec(self.topics.orders_commands, c.partitions),
                 TopicSpec(self.topics.orders_events, c.partitions),
-                TopicSpec(self.topics.dead_letter(self.service), 1),
+                dead_letter_topic(self.topics.dead_letter(self.service)),
             ],
         )
-        producer = await start_producer(c, client_id=f"{self.service}-orders")
+        producer = await start_producer(
+            c, client_id=f"{self.service}-orders", max_request_size=LETTER_MAX_BYTES
+        )
         self.resources.push_async_callback(close_producer, producer)
         self._dead = DeadLetterSink(
             producer, topic=self.topics.dead_letter(self.service), service=self.service

@@ -61,6 +61,7 @@ class OrderFlowConfig(KafkaSettings, MetricsSettings):
         help="order_entry's quote cache, to price limit orders (default: none, every order "
         "goes out at market)",
         check=redis_url,
+        secret=True,
     )
     redis_prefix: str = setting("mf:", help="key prefix of that cache")
     log_level: str = setting("INFO", help="log level", check=known_log_level)

@@ -34,6 +34,7 @@ from common.collectors import BatchHistogram, ServiceCollector
 from common.errors import CacheUnavailableError
 from common.exposition import new_registry, open_metrics
 from common.kafka import TopicSpec, close_producer, ensure_topics, with_backoff
+from common.kafkasec import connection
 from common.lifecycle import Lifecycle, cancel_and_wait
 from common.metrics import LatencyHistogram
 from common.schema import NewOrder, Quote
@@ -110,12 +111,19 @@ class OrderFlow(Lifecycle):
             self.resources.push_async_callback(quotes.aclose)
             self._quotes = quotes
         producer = AIOKafkaProducer(
-            bootstrap_servers=cfg.bootstrap, client_id="marketfeed-order-flow", acks="all"
+            bootstrap_servers=cfg.bootstrap,
+            client_id="marketfeed-order-flow",
+            acks="all",
+            **connection(cfg),
         )
         # Registered before start: a start that fails half-way still closes what it opened.
         self.resources.push_async_callback(close_producer, producer)
         await with_backoff(
-            "order_flow", producer.start, bootstrap=cfg.bootstrap, timeout=cfg.connect_timeout
+            "order_flow",
+            producer.start,
+            bootstrap=cfg.bootstrap,
+            timeout=cfg.connect_timeout,
+            security=cfg,
         )
         self._producer = producer
         log.info(

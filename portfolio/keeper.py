@@ -20,7 +20,7 @@ from typing import Any
 import redis.exceptions
 
 from common.cache.batch import Rejected
-from common.cache.deadletters import DeadLetterSink
+from common.cache.deadletters import LETTER_MAX_BYTES, DeadLetterSink, dead_letter_topic
 from common.errors import SchemaError
 from common.faustapp import HOLD, FailStop, make_app, processed
 from common.kafka import TopicSpec, close_producer, ensure_topics, start_producer
@@ -80,8 +80,12 @@ class PositionKeeper(Lifecycle):
             )
         )
         dlq = c.topics.dead_letter(self.service)
-        await ensure_topics(c, [TopicSpec(c.topics.orders_events, c.partitions), TopicSpec(dlq, 1)])
-        producer = await start_producer(c, client_id=f"{self.service}-positions")
+        await ensure_topics(
+            c, [TopicSpec(c.topics.orders_events, c.partitions), dead_letter_topic(dlq)]
+        )
+        producer = await start_producer(
+            c, client_id=f"{self.service}-positions", max_request_size=LETTER_MAX_BYTES
+        )
         self.resources.push_async_callback(close_producer, producer)
         self._dead = DeadLetterSink(producer, topic=dlq, service=self.service)
         datadir = self.resources.enter_context(tempfile.TemporaryDirectory(prefix="pf-faust-"))

@@ -13,7 +13,7 @@ from typing import Any
 
 from common.cache.reader import QuoteReader
 from common.errors import CacheUnavailableError
-from common.redisconn import UNAVAILABLE
+from common.redisconn import UNAVAILABLE, client_url, problem
 from portfolio.positions import Position, PositionStore
 
 
@@ -52,7 +52,8 @@ async def marked_positions(
         positions = await store.all(accounts)
     except UNAVAILABLE as exc:
         # One line, as the reader's own errors are, not a traceback.
-        raise CacheUnavailableError(f"cannot read the positions: {exc}") from None
+        where = client_url(reader.client)
+        raise CacheUnavailableError(f"cannot read the positions: {problem(where, exc)}") from None
     marks = await reader.get_many(p.symbol for p in positions)
     rows = []
     for p in positions:

@@ -15,15 +15,25 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from common.cache.batch import Rejected
+from common.kafka import TopicSpec
 from common.retry import Backoff, Retry
 from common.schema import DeadLetter
 
 log = logging.getLogger(__name__)
 
-# Leaves room for the envelope under the 1 MiB default message size of brokers and producers.
-MAX_VALUE_BYTES = 512 * 1024
+# A dead letter keeps the original bytes: a record that a broker with the default limits
+# accepted (message.max.bytes, 1 MiB) is kept whole. Only a larger one (a topic whose limit was
+# raised) is cut, and its reason says where the original is. The letter's producer and topic
+# allow the value plus its envelope (LETTER_MAX_BYTES), above the 1 MiB defaults of both.
+MAX_VALUE_BYTES = 1024 * 1024
+LETTER_MAX_BYTES = 2 * 1024 * 1024
 # A reason is a line for people: an error quoting a huge value is cut.
 MAX_REASON_CHARS = 2000
+
+
+def dead_letter_topic(name: str) -> TopicSpec:
+    """The dead-letter topic ``name`` as created: one partition, room for a whole letter."""
+    return TopicSpec(name, 1, (("max.message.bytes", str(LETTER_MAX_BYTES)),))
 
 
 class DeadLetterSink:

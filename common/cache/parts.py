@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer
 
 from common.cache.batch import Version
 from common.cache.commits import OffsetCommitter
-from common.cache.deadletters import DeadLetterSink
+from common.cache.deadletters import LETTER_MAX_BYTES, DeadLetterSink, dead_letter_topic
 from common.cache.filling import Filler, WithRedis
 from common.cache.keys import CacheKeys
 from common.cache.settings import CacheSettings
@@ -25,7 +25,6 @@ from common.cache.snapshots import GapRequests, SnapshotClient
 from common.cache.store import QuoteStore
 from common.generations.follower import Follower
 from common.kafka import (
-    TopicSpec,
     close_consumer,
     close_producer,
     ensure_topics,
@@ -33,6 +32,7 @@ from common.kafka import (
     start_producer,
     with_backoff,
 )
+from common.kafkasec import connection
 
 _GAP_SNAPSHOT_EVERY_S = 1.0
 
@@ -64,8 +64,10 @@ async def open_parts(
     resources.push_async_callback(client.aclose)
     store = QuoteStore(client, CacheKeys(s.redis_prefix))
     dead_letters = s.topics.dead_letter(service)
-    await ensure_topics(s, [TopicSpec(dead_letters, 1)])
-    producer = await start_producer(s, client_id=f"{service}-cache")
+    await ensure_topics(s, [dead_letter_topic(dead_letters)])
+    producer = await start_producer(
+        s, client_id=f"{service}-cache", max_request_size=LETTER_MAX_BYTES
+    )
     resources.push_async_callback(close_producer, producer)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=s.bootstrap,
@@ -76,11 +78,16 @@ async def open_parts(
         auto_offset_reset="none",
         fetch_max_wait_ms=s.fetch_max_wait_ms,
         client_id=f"{service}-cache",
+        **connection(s),
     )
     # Registered before it starts: one that fails to start must be closed all the same.
     resources.push_async_callback(close_consumer, consumer)
     await with_backoff(
-        "cache consumer", consumer.start, bootstrap=s.bootstrap, timeout=s.connect_timeout
+        "cache consumer",
+        consumer.start,
+        bootstrap=s.bootstrap,
+        timeout=s.connect_timeout,
+        security=s,
     )
     follower = Follower(consumer, s.topics.quotes)
     if not (await follower.existing()).numbers:

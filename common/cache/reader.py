@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 from common.cache.keys import CacheKeys
 from common.errors import CacheUnavailableError, SchemaError
 from common.lifecycle import Lifecycle
-from common.redisconn import UNAVAILABLE
+from common.redisconn import UNAVAILABLE, client_url, problem
 from common.schema import Quote, decode_quote
 
 
@@ -124,7 +124,9 @@ class QuoteReader(Lifecycle):
         try:
             return await awaitable
         except UNAVAILABLE as exc:
-            raise CacheUnavailableError(f"cannot read the cache: {exc}") from None
+            raise CacheUnavailableError(
+                f"cannot read the cache: {problem(client_url(self.client), exc)}"
+            ) from None
 
 
 def _decode_hash(raw: Any) -> dict[str, str]:

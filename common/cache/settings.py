@@ -11,7 +11,10 @@ from common.kafka import KafkaSettings
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CacheSettings(KafkaSettings):
     redis_url: str = setting(
-        "redis://127.0.0.1:6379/0", help="Redis of this service's quote cache", check=redis_url
+        "redis://127.0.0.1:6379/0",
+        help="Redis of this service's quote cache (a password goes in the URL)",
+        check=redis_url,
+        secret=True,
     )
     redis_prefix: str = setting("mf:", help="prefix of every Redis key the cache writes")
     fetch_max_wait_ms: int = setting(

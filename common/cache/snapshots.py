@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from common.errors import SchemaError
 from common.generations.position import Position
 from common.kafka import KafkaSettings, TopicSpec, close_consumer, ensure_topics, with_backoff
+from common.kafkasec import connection
 from common.lifecycle import Lifecycle, cancel_and_wait
 from common.schema import Quote, SnapshotReply, SnapshotRequest, decode_as, decode_quote
 
@@ -65,11 +66,16 @@ class SnapshotClient(Lifecycle):
             enable_auto_commit=False,
             client_id=f"{self.service}-snapshots",
             fetch_max_wait_ms=20,
+            **connection(s),
         )
         # Registered before it starts: one that fails to start must be closed all the same.
         self.resources.push_async_callback(close_consumer, consumer)
         await with_backoff(
-            "snapshot replies", consumer.start, bootstrap=s.bootstrap, timeout=s.connect_timeout
+            "snapshot replies",
+            consumer.start,
+            bootstrap=s.bootstrap,
+            timeout=s.connect_timeout,
+            security=s,
         )
         tp = TopicPartition(self.reply_topic, 0)
         consumer.assign([tp])

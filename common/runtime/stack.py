@@ -3,20 +3,25 @@
 Used alike by ``marketfeed up``, the benchmark and the test suite, as an async context manager
 that starts the servers in order and stops them in reverse order, whatever happens in between.
 With a ``data_dir`` each Redis server keeps an append-only file in a directory of its own there
-(starting empty: what an earlier run left is removed) and can be restarted on it.
+(starting empty: what an earlier run left is removed) and can be restarted on it. With
+``passwords`` each Redis server gets a password of its own, generated for the run (its URL
+carries it).
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
 from common.errors import RuntimeStartError
+from common.kafkasec import PLAINTEXT, KafkaSecurity, SecurityProtocol
 from common.lifecycle import Lifecycle
-from common.runtime.process import ChildProcess
-from common.runtime.servers import EmbeddedBroker, EmbeddedRedis, forget_data
+from common.runtime.pki import issue_pki
+from common.runtime.process import ChildProcess, free_port
+from common.runtime.servers import HOST, BrokerTls, EmbeddedBroker, EmbeddedRedis, forget_data
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +57,16 @@ class EmbeddedStack(Lifecycle):
         log_dir: Path | None = None,
         with_broker: bool = True,
         data_dir: Path | None = None,
+        passwords: bool = False,
+        tls_dir: Path | None = None,
     ) -> None:
+        """``tls_dir``: put a TLS terminator in front of the broker, with the run's CA and
+        certificates kept there (clients then need ``security``)."""
         self.services = tuple(services)
+        self.passwords = passwords
+        self.tls_dir = tls_dir
+        self.tls: BrokerTls | None = None
+        self.security: KafkaSecurity = PLAINTEXT
         self.log_dir = log_dir
         self.data_dir = data_dir
         self.with_broker = with_broker
@@ -74,10 +87,13 @@ class EmbeddedStack(Lifecycle):
 
     @property
     def processes(self) -> list[ChildProcess]:
-        return ([self.broker] if self.broker else []) + list(self.redis.values())
+        tls = [self.tls] if self.tls else []
+        return ([self.broker] if self.broker else []) + tls + list(self.redis.values())
 
     async def _start(self) -> None:
-        if self.with_broker:
+        if self.with_broker and self.tls_dir is not None:
+            await self._start_tls_broker(self.tls_dir)
+        elif self.with_broker:
             self.broker = await start_on_free_port(
                 lambda: EmbeddedBroker(log_path=self._log("broker"))
             )
@@ -86,13 +102,35 @@ class EmbeddedStack(Lifecycle):
             data = self.data_dir / f"redis-{service}" if self.data_dir else None
             if data is not None:
                 forget_data(data)
+            password = secrets.token_urlsafe(24) if self.passwords else None
             server = await start_on_free_port(
-                lambda s=service, d=data: EmbeddedRedis(  # type: ignore[misc]
-                    name=s, log_path=self._log(f"redis-{s}"), data_dir=d
+                lambda s=service, d=data, p=password: EmbeddedRedis(  # type: ignore[misc]
+                    name=s, log_path=self._log(f"redis-{s}"), data_dir=d, password=p
                 )
             )
             self.redis[service] = server
             self.resources.push_async_callback(server.stop)
+
+    async def _start_tls_broker(self, tls_dir: Path) -> None:
+        pki = issue_pki(tls_dir)
+        tls_port = free_port(HOST)
+        self.broker = await start_on_free_port(
+            lambda: EmbeddedBroker(log_path=self._log("broker"), advertised_port=tls_port)
+        )
+        self.resources.push_async_callback(self.broker.stop)
+        broker_port = self.broker.port
+        self.tls = await start_on_free_port(
+            lambda: BrokerTls(
+                pki=pki, broker_port=broker_port, port=tls_port, log_path=self._log("broker-tls")
+            )
+        )
+        self.resources.push_async_callback(self.tls.stop)
+        self.security = KafkaSecurity(
+            security_protocol=SecurityProtocol.SSL.value,
+            ssl_cafile=pki.ca,
+            ssl_certfile=pki.client.cert,
+            ssl_keyfile=pki.client.key,
+        )
 
     async def restart_redis(self, service: str) -> EmbeddedRedis:
         """Start ``service``'s Redis again on its port and data directory (it has exited)."""

@@ -21,6 +21,7 @@ from typing import Any
 from common.cache.reader import PartitionState, QuoteReader
 from common.generations.position import Position, offset_lag, partition_ends
 from common.lifecycle import Lifecycle
+from common.logs import redact_url
 from common.topics import Topics
 from common.watermarks import WatermarkReader
 from marketfeed.lag.rules import LagTracker, ServiceLag, Thresholds
@@ -40,7 +41,7 @@ class Report:
     def as_dict(self) -> dict[str, Any]:
         return {
             **self.lag.as_dict(),
-            "redis_url": self.target.redis_url,
+            "redis_url": redact_url(self.target.redis_url),
             "redis_prefix": self.target.redis_prefix,
             "bootstrap": self.target.bootstrap,
             "newest_generation": self.newest,
@@ -78,8 +79,11 @@ class LagMonitor(Lifecycle):
             reader = QuoteReader.from_url(target.redis_url, prefix=target.redis_prefix)
             self.resources.push_async_callback(reader.aclose)
             self._caches.append(reader)
-        for bootstrap in dict.fromkeys(t.bootstrap for t in self.targets):
-            broker = WatermarkReader(bootstrap, connect_timeout=self._connect_timeout)
+        for target in {t.bootstrap: t for t in self.targets}.values():
+            bootstrap = target.bootstrap
+            broker = WatermarkReader(
+                bootstrap, connect_timeout=self._connect_timeout, security=target.security
+            )
             self._brokers[bootstrap] = await self.resources.enter_async_context(broker)
 
     async def stop(self) -> None:

@@ -6,6 +6,7 @@ import json
 import time
 from collections.abc import Sequence
 
+from common.logs import redact_url
 from marketfeed.lag.monitor import Report
 from marketfeed.lag.rules import LagState
 
@@ -19,7 +20,8 @@ def _render_one(report: Report) -> str:
     lag, target = report.lag, report.target
     head = f"{lag.service:<12} {lag.state.upper():<8} {lag.reason}"
     if lag.state is LagState.DOWN and lag.heartbeat_age_s is None and not lag.partitions:
-        return f"{head}\n  looked in {target.redis_url} under {target.redis_prefix}meta"
+        where = redact_url(target.redis_url)
+        return f"{head}\n  looked in {where} under {target.redis_prefix}meta"
     facts = [
         f"{lag.interest_count} symbols on {len(lag.partitions)} partitions",
         f"heartbeat {_seconds(lag.heartbeat_age_s)} ago",

@@ -304,6 +304,8 @@ async def test_bad_records_go_to_the_dead_letter_topic_and_the_cache_goes_on(
     good = Quote(symbol=symbol, epoch=1, seq=5, ts_ns=1, bid=10.0, ask=10.5, bid_size=1, ask_size=1)
     bad = [
         (key, b"\xc1 not msgpack", "not a msgpack message"),
+        # A dead letter keeps the original bytes, a large value too (the README's promise).
+        (key, b"\xc1" + b"x" * 900_000, "not a msgpack message"),
         (key, wrong_version, "unsupported schema version 99"),
         (key, crossed, "crossed quote"),
         (b"bad sym!", good.encode(), "is not a symbol"),

@@ -9,6 +9,7 @@ it is collected, long after the test that leaked it.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -26,7 +27,7 @@ import feed_publisher.publisher
 import feed_publisher.snapshot
 import order_entry.eventlog
 from common.cache import CacheSettings, CachingConsumer
-from common.config import to_argv
+from common.config import to_argv, to_env
 from common.errors import CacheUnavailableError
 from common.kafka import KafkaSettings
 from common.runtime import EmbeddedStack
@@ -198,7 +199,8 @@ async def test_a_cache_whose_redis_never_answers_gives_up_in_one_line_without_it
     with pytest.raises(CacheUnavailableError) as failed:
         await cache.start()
     message = str(failed.value)
-    assert re.match(rf"cannot reach Redis at redis://127\.0\.0\.1:{port}/0 after \d+s: ", message)
+    where = rf"redis://:\*\*\*@127\.0\.0\.1:{port}/0\?password=\*\*\*"
+    assert re.match(rf"cannot reach Redis at {where} after \d+s: ", message)
     assert "s3cret" not in message
     assert "\n" not in message
     assert clients.starts == 3  # Kafka first: every client was up when Redis failed
@@ -258,6 +260,7 @@ async def test_a_service_whose_redis_never_answers_says_so_in_one_line_and_exits
         "-m",
         service,
         *to_argv(settings),
+        env={**os.environ, **to_env(settings)},  # the Redis URL, as `up` gives it
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -266,7 +269,8 @@ async def test_a_service_whose_redis_never_answers_says_so_in_one_line_and_exits
     assert proc.returncode == 1, text
     lines = [line for line in text.splitlines() if line.startswith(f"{service}:")]
     assert len(lines) == 1, text
-    expected = rf"{service}: cannot reach Redis at redis://127\.0\.0\.1:{port}/0 after \d+s: "
+    where = rf"redis://:\*\*\*@127\.0\.0\.1:{port}/0"
+    expected = rf"{service}: cannot reach Redis at {where} after \d+s: "
     assert re.match(expected, lines[0]), lines[0]
     assert "Traceback" not in text
     assert "s3cret" not in text

@@ -15,11 +15,20 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+import redis
 
-from tests.helpers import eventually, spawn
+from common.errors import BrokerUnavailableError
+from common.kafka import KafkaSettings, ensure_topics
+from common.kafkasec import security_fields
+from common.schema import OrderFilled, OrderRejected
+from marketfeed.order import place
+from marketfeed.state import load_state
+from tests.helpers import eventually, market_buy, spawn
 
 # Far above the 2-4 s a stop takes, for a loaded machine; a forced kill would take 10 s each.
 STOP_BOUND_S = 25
@@ -28,7 +37,7 @@ STOP_ORDER = [
     "order_entry|portfolio",
     "publisher",
     r"redis\[\w+\]",
-    "broker",
+    "broker(-tls)?",  # the TLS terminator of up --tls stops with the broker
 ]
 
 
@@ -131,6 +140,30 @@ def assert_stopped_cleanly(run: UpRun, pids: dict[str, int]) -> None:
     assert not (run.tmp / "state" / "up.json").exists()
 
 
+def _cmdline(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+
+
+def _redis_passwords(run: UpRun) -> list[str]:
+    """The run's Redis passwords, from up.json (its owner's only), each one required."""
+    state_file = run.tmp / "state" / "up.json"
+    assert state_file.stat().st_mode & 0o077 == 0
+    assert (run.tmp / "state").stat().st_mode & 0o077 == 0
+    urls = run.state["redis"]
+    assert isinstance(urls, dict)
+    passwords = []
+    for url in urls.values():
+        password = urlsplit(url).password
+        assert password, url
+        with (
+            redis.Redis.from_url(url.replace(password, "wrong")) as client,
+            pytest.raises(redis.AuthenticationError),
+        ):
+            client.ping()
+        passwords.append(password)
+    return passwords
+
+
 def orders_answered(run: UpRun) -> bool:
     return bool(re.search(r"orders\.events hw [1-9]", run.out))
 
@@ -141,9 +174,16 @@ async def test_ctrl_c_stops_everything_in_order_in_seconds(tmp_path: Path) -> No
         await run.wait_for(lambda: orders_answered(run), "orders answered")
         pids = run.state["processes"]
         assert isinstance(pids, dict)
+        secrets = _redis_passwords(run)
+        for pid in pids.values():  # a command line is anyone's to read (ps)
+            cmdline = _cmdline(pid)
+            assert not [s for s in secrets if s in cmdline], cmdline
         ctrl_c(run)
         assert await run.ended() == 0, run.err
     assert_stopped_cleanly(run, pids)
+    # No secret in anything the run printed or logged.
+    for name, text in {"stdout": run.out, "stderr": run.err, **run.logs()}.items():
+        assert not [s for s in secrets if s in text], name
     assert "stopping everything (Ctrl-C again to kill at once)" in run.err
     # The order flow stopped first: everything it sent was acknowledged.
     flow = run.logs()["order_flow.log"]
@@ -258,3 +298,46 @@ async def test_version() -> None:
     out, _ = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 0
     assert re.fullmatch(r"marketfeed \d+\.\d+\.\d+\S*\n", out.decode())
+
+
+async def test_up_tls_every_client_over_tls_and_anyone_else_refused_in_one_line(
+    tmp_path: Path,
+) -> None:
+    async with up(tmp_path, "--tls", "--rate", "500", "--orders-rate", "5") as run:
+        # The services (order flow -> order_entry -> portfolio) answer orders through TLS.
+        await run.wait_for(lambda: orders_answered(run), "orders answered over TLS")
+        pids = run.state["processes"]
+        assert isinstance(pids, dict)
+        assert "broker-tls" in pids
+        state = load_state(tmp_path / "state")
+        security = state.security()
+        assert security.security_protocol == "SSL"
+        assert security.ssl_keyfile is not None
+        assert security.ssl_keyfile.stat().st_mode & 0o077 == 0
+        # The CLI's way: up.json's certificate; a market order is answered (filled, or
+        # rejected when the quiet symbol's quote is older than --stale-after: an answer too).
+        kafka = KafkaSettings(
+            bootstrap=state.bootstrap, connect_timeout=10, **security_fields(security)
+        )
+        events = await place(market_buy("AAAA"), kafka, timeout=20)
+        assert events, "no answer over TLS"
+        assert isinstance(events[-1], OrderFilled | OrderRejected), events
+        # A plaintext client, and one that trusts the CA but has no certificate of its own.
+        for settings, expected in [
+            (KafkaSettings(bootstrap=state.bootstrap), "accepts TLS only"),
+            (
+                KafkaSettings(
+                    bootstrap=state.bootstrap,
+                    security_protocol="SSL",
+                    ssl_cafile=security.ssl_cafile,
+                ),
+                "right after the TLS handshake",
+            ),
+        ]:
+            with pytest.raises(BrokerUnavailableError) as refused:
+                await ensure_topics(replace(settings, connect_timeout=0.5), [])
+            assert expected in str(refused.value)
+            assert "\n" not in str(refused.value)
+        ctrl_c(run)
+        assert await run.ended() == 0, run.err
+    assert_stopped_cleanly(run, pids)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from common.config import add_arguments, build
+from common.config import add_arguments, build, to_env
 from common.errors import ConfigError
 from common.kafka import KafkaSettings
 from feed_publisher.config import PublisherConfig
@@ -121,10 +121,12 @@ def test_rate_labels() -> None:
     assert rate_label(10_000.0) == "10,000"
 
 
-def _round_trip(cls: type[Any], argv: list[str]) -> Any:
+def _round_trip(cls: type[Any], argv: list[str], secrets: dict[str, str] | None = None) -> Any:
     parser = argparse.ArgumentParser()
     add_arguments(parser, cls)
-    return build(cls, parser.parse_args(argv), environ={"MARKETFEED_SYMBOLS": "7"})
+    return build(
+        cls, parser.parse_args(argv), environ={"MARKETFEED_SYMBOLS": "7", **(secrets or {})}
+    )
 
 
 def test_children_are_launched_from_their_config() -> None:
@@ -139,7 +141,7 @@ def test_children_are_launched_from_their_config() -> None:
         argv = module_argv("some.module", config)
         assert argv[:3] == [sys.executable, "-m", "some.module"]
         # Every setting is on the command line: an inherited variable changes nothing.
-        assert _round_trip(type(config), argv[3:]) == config
+        assert _round_trip(type(config), argv[3:], to_env(config)) == config
 
 
 def test_a_child_gets_no_marketfeed_variable(monkeypatch: pytest.MonkeyPatch) -> None:

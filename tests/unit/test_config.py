@@ -384,12 +384,12 @@ def _configs() -> list[object]:
 
 @pytest.mark.parametrize("config", _configs())
 def test_to_argv_builds_back_the_same_config(config: object) -> None:
-    from common.config import to_argv
+    from common.config import to_argv, to_env
 
     cls = type(config)
     parser = OneLineParser(prog="child")
     add_arguments(parser, cls)
-    assert build(cls, parser.parse_args(to_argv(config)), environ={}) == config
+    assert build(cls, parser.parse_args(to_argv(config)), environ=to_env(config)) == config
 
 
 def test_to_argv_wins_over_an_inherited_environment() -> None:
@@ -408,12 +408,17 @@ class _WithSecret(KafkaSettings):
 def test_secrets_go_to_the_environment_never_the_command_line() -> None:
     from common.config import to_argv, to_env
 
-    config = _WithSecret(password="s3cret")
+    config = _WithSecret(password="s3cret", sasl_password="pw2")
     argv = to_argv(config)
-    assert not [a for a in argv if "s3cret" in a or "password" in a]
+    assert not [a for a in argv if "s3cret" in a or "pw2" in a or "-password=" in a]
     env = to_env(config)
-    assert env == {"MARKETFEED_PASSWORD": "s3cret"}
+    assert env == {"MARKETFEED_PASSWORD": "s3cret", "MARKETFEED_SASL_PASSWORD": "pw2"}
     parser = OneLineParser(prog="child")
     add_arguments(parser, _WithSecret)
     assert build(_WithSecret, parser.parse_args(argv), environ=env) == config
-    assert to_env(_WithSecret()) == {}
+    # None too: a variable the child inherits must not stand in for it.
+    assert to_env(_WithSecret()) == {
+        "MARKETFEED_PASSWORD": "none",
+        "MARKETFEED_SASL_PASSWORD": "none",
+    }
+    assert build(_WithSecret, environ={"MARKETFEED_PASSWORD": "none"}) == _WithSecret()

@@ -73,7 +73,7 @@ def test_order_flow_settings() -> None:
             ["--limit-ratio", "0.7", "--bad-ratio", "0.5"],
             "--limit-ratio=0.7 and --bad-ratio=0.5: must add up to at most 1",
         ),
-        (["--redis-url", "localhost:6379"], "--redis-url=localhost:6379: must be a redis://"),
+        (["--redis-url", "localhost:6379"], "--redis-url=localhost:6379: must be a redis"),
     ],
 )
 def test_order_flow_refuses_bad_settings(argv: list[str], needle: str) -> None:

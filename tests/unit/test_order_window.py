@@ -118,3 +118,7 @@ def test_dead_letter_of_a_huge_value_is_truncated_and_says_where_the_original_is
         source_topic="t", partition=0, offset=1, key=None, value=b"abc", reason="bad"
     )
     assert (small.value, small.reason) == (b"abc", "bad")
+    # What a broker with the default 1 MiB limit accepted is kept whole.
+    whole = b"w" * 900_000
+    large = sink.letter(source_topic="t", partition=0, offset=1, key=None, value=whole, reason="x")
+    assert (large.value, large.reason) == (whole, "x")

@@ -29,16 +29,19 @@ from portfolio.positions import Position
 @pytest.mark.parametrize(
     ("url", "shown"),
     [
-        ("redis://:pw@h:6379/0?password=pw", "redis://h:6379/0"),
-        ("rediss://user:pw@h/1", "rediss://h/1"),
+        ("redis://:pw@h:6379/0?password=pw", "redis://:***@h:6379/0?password=***"),
+        ("rediss://user:pw@h/1", "rediss://user:***@h/1"),
         ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
-        ("unix:///run/redis.sock?db=0&password=pw", "unix:///run/redis.sock"),
-        ("redis://u:p@[::1]:6379/2", "redis://[::1]:6379/2"),
+        ("redis://user@h:6379", "redis://user@h:6379"),
+        ("unix:///run/redis.sock?db=0&password=pw", "unix:///run/redis.sock?db=0&password=***"),
+        ("redis://u:p@[::1]:6379/2", "redis://u:***@[::1]:6379/2"),
+        ("redis://:p@ss@h:1/0", "redis://:***@h:1/0"),
+        ("rediss://h:1/0?ssl_ca_certs=/ca.pem", "rediss://h:1/0?ssl_ca_certs=/ca.pem"),
         ("127.0.0.1:9092", "127.0.0.1:9092"),
-        ("user:pw@host:9092", "host:9092"),
+        ("user:pw@host:9092", "user:***@host:9092"),
     ],
 )
-def test_redact_url_keeps_the_server_and_drops_credentials(url: str, shown: str) -> None:
+def test_redact_url_keeps_the_server_and_masks_credentials(url: str, shown: str) -> None:
     assert redact_url(url) == shown
 
 
@@ -112,10 +115,15 @@ async def test_the_order_processor_holds_a_command_with_one_line_per_outage(
     messages = _messages(caplog)
     # Each server: one line when it goes, one when it is back (Redis never was in between).
     assert len(messages) == 4, messages
-    assert messages[0] == "order_entry: Redis at redis://127.0.0.1:1/0 unavailable (gone); retrying"
+    assert (
+        messages[0]
+        == "order_entry: Redis at redis://:***@127.0.0.1:1/0 unavailable (gone); retrying"
+    )
     assert messages[1].startswith("order_entry: Kafka at h:1 unavailable (")
     assert messages[2].startswith("order_entry: Kafka at h:1 available again after ")
-    assert messages[3].startswith("order_entry: Redis at redis://127.0.0.1:1/0 available again")
+    assert messages[3].startswith(
+        "order_entry: Redis at redis://:***@127.0.0.1:1/0 available again"
+    )
     assert not [m for m in messages if "pw" in m]
 
 

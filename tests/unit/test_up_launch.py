@@ -9,7 +9,8 @@ import pytest
 from aiokafka import TopicPartition
 
 from common.cli import OneLineParser
-from common.config import add_arguments, build, to_argv
+from common.config import add_arguments, build, to_argv, to_env
+from common.kafkasec import PLAINTEXT
 from common.topics import Topics
 from feed_publisher.config import PublisherConfig
 from feed_publisher.universe import universe
@@ -24,6 +25,7 @@ from portfolio.config import PortfolioConfig
 
 class FakeServers:
     bootstrap = "127.0.0.1:19092"
+    security = PLAINTEXT
 
     def redis_url(self, service: str) -> str:
         return f"redis://127.0.0.1:1/{len(service)}"
@@ -88,7 +90,9 @@ def test_child_argv_rebuilds_its_config_whatever_env_it_inherits(tmp_path: Path)
         parser = OneLineParser(prog=launch.module)
         add_arguments(parser, cls)
         args = parser.parse_args(to_argv(launch.config))
-        assert build(cls, args, environ=inherited) == launch.config
+        # Secrets (Redis URLs with their passwords) come by environment, and win over it.
+        environ = {**inherited, "MARKETFEED_REDIS_URL": "redis://x:1/0", **to_env(launch.config)}
+        assert build(cls, args, environ=environ) == launch.config
 
 
 def test_every_child_listens_on_a_free_loopback_port_it_prints(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from typing import TypedDict
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from common.kafka import KafkaSettings, with_backoff
+from common.kafkasec import PLAINTEXT, KafkaSecurity, connection
 from marketfeed.bench.core.settings import BenchSettings
 
 
@@ -56,6 +57,7 @@ async def open_consumer(
     client_id: str,
     fetch_max_wait_ms: int,
     connect_timeout: float,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> AIOKafkaConsumer:
     """A started consumer with no group and no auto-commit; it is assigned by the caller."""
     consumer = AIOKafkaConsumer(
@@ -63,9 +65,12 @@ async def open_consumer(
         enable_auto_commit=False,
         fetch_max_wait_ms=fetch_max_wait_ms,
         client_id=client_id,
+        **connection(security),
     )
     resources.push_async_callback(consumer.stop)
-    await with_backoff(client_id, consumer.start, bootstrap=bootstrap, timeout=connect_timeout)
+    await with_backoff(
+        client_id, consumer.start, bootstrap=bootstrap, timeout=connect_timeout, security=security
+    )
     return consumer
 
 
@@ -76,11 +81,18 @@ async def open_producer(
     client_id: str,
     connect_timeout: float,
     linger_ms: int = 1,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> AIOKafkaProducer:
     """A started ``acks=all`` producer."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=linger_ms, client_id=client_id
+        bootstrap_servers=bootstrap,
+        acks="all",
+        linger_ms=linger_ms,
+        client_id=client_id,
+        **connection(security),
     )
     resources.push_async_callback(producer.stop)
-    await with_backoff(client_id, producer.start, bootstrap=bootstrap, timeout=connect_timeout)
+    await with_backoff(
+        client_id, producer.start, bootstrap=bootstrap, timeout=connect_timeout, security=security
+    )
     return producer

@@ -25,6 +25,7 @@ import redis.exceptions
 
 from common.errors import CacheUnavailableError
 from common.kafka import KafkaSettings
+from common.redisconn import problem
 from common.runtime import EmbeddedStack
 from feed_publisher.config import PublisherConfig
 from marketfeed.bench.core.clients import kafka_fields
@@ -146,7 +147,7 @@ async def check_redis(url: str) -> None:
     try:
         await client.ping()
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
-        raise CacheUnavailableError(f"cannot reach Redis at {url}: {exc}") from None
+        raise CacheUnavailableError(problem(url, exc)) from None
     finally:
         await client.aclose()
 

@@ -100,6 +100,7 @@ class BenchSettings:
         None,
         help="use this Redis (keys under the run's prefix, removed after) instead of embedded ones",
         check=redis_url,
+        secret=True,
     )
     seed: int = setting(1, help="random seed of the simulated market")
     connect_timeout: float = setting(

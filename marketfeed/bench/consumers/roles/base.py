@@ -34,7 +34,7 @@ class WorkerParams(KafkaSettings):
     )
     fetch_max_wait_ms: int = setting(5, help="fetch_max_wait_ms of a consumer", check=positive)
     # A consumer that writes to Redis does so under its own key prefix.
-    redis_url: str = setting("", help="Redis of a consumer that writes to one")
+    redis_url: str = setting("", help="Redis of a consumer that writes to one", secret=True)
     redis_prefix: str = setting("", help="prefix of every Redis key a consumer writes")
     interest: int = setting(
         0, help="the caching consumer follows the first N symbols", check=non_negative
