@@ -82,10 +82,28 @@ async def eventually(
 async def run_bench(module: str, out: Path, *args: str) -> tuple[str, str]:
     """``python -m module --smoke --out OUT`` as CI runs it (``bench``); its stdout and stderr
     once it exited 0."""
-    proc = await bench(module, "--smoke", "--out", str(out), *args)
-    stdout, stderr = await asyncio.wait_for(proc.communicate(), 110)
+    async with benchmark(module, "--smoke", "--out", str(out), *args) as proc:
+        stdout, stderr = await asyncio.wait_for(proc.communicate(), 110)
     assert proc.returncode == 0, stderr.decode()[-3000:]
     return stdout.decode(), stderr.decode()
+
+
+@contextlib.asynccontextmanager
+async def benchmark(module: str, *args: str) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``bench(module, args)``, stopped if the block ends while it still runs: Ctrl-C (it
+    stops its stack), then SIGKILL after a grace. A test that timed out or failed half-way
+    must not leave a benchmark and its broker running under the rest of the run."""
+    proc = await bench(module, *args)
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                await asyncio.wait_for(asyncio.shield(proc.wait()), 30)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
 
 
 async def spawn(*argv: str, **kwargs: Any) -> asyncio.subprocess.Process:
@@ -226,7 +244,7 @@ async def bench(module: str, *args: str) -> asyncio.subprocess.Process:
 
     No ``MARKETFEED_*`` variable of the developer's shell may change the run.
     """
-    return await asyncio.create_subprocess_exec(
+    return await spawn(
         sys.executable,
         "-m",
         module,
