@@ -218,15 +218,11 @@ async def test_duration_stops_cleanly_whatever_has_started(tmp_path: Path) -> No
     assert_stopped_cleanly(run, pids)
 
 
+# The other bad flags of `up`, in-process through the same main(): tests/unit/test_bad_flags.py.
 @pytest.mark.parametrize(
     ("flags", "needle"),
     [
         (["--rate", "-1"], "--rate=-1.0: must be > 0"),
-        (["--symbols", "0"], "--symbols=0"),
-        (["--orders-rate", "-1"], "--orders-rate=-1.0: must be a finite number >= 0"),
-        (["--accounts", "1000"], "--accounts=1000: must be between 1 and 999"),
-        (["--tradable", "600"], "--tradable=600: must be at most --symbols (500)"),
-        (["--symbols", "20", "--watchlist", "30"], "--watchlist=30: must be at most --symbols"),
         (["--log-dir", "/proc/forbidden"], "--log-dir /proc/forbidden: cannot write there"),
     ],
 )
