@@ -69,9 +69,13 @@ async def publish_for(publisher: Publisher, seconds: float) -> None:
 
 
 async def eventually(
-    check: Callable[[], Awaitable[bool]], *, timeout: float = 15.0, what: str = "condition"
+    check: Callable[[], Awaitable[bool]], *, timeout: float = 30.0, what: str = "condition"
 ) -> None:
-    """Poll ``check`` until it is true; fail the test with ``what`` after ``timeout``."""
+    """Poll ``check`` until it is true; fail the test with ``what`` after ``timeout``.
+
+    The timeout only bounds a failing test: it is never what a test checks, and a loaded
+    machine (two suites at once on two cores) took more than 15 s for a cache to cross a roll.
+    """
     deadline = time.monotonic() + timeout
     while not await check():
         if time.monotonic() > deadline:

@@ -87,7 +87,7 @@ async def publishing(publisher: Publisher) -> AsyncIterator[None]:
 
 
 async def until(
-    monitor: LagMonitor, check: Callable[[Report], bool], *, timeout: float = 10.0
+    monitor: LagMonitor, check: Callable[[Report], bool], *, timeout: float = 30.0
 ) -> Report:
     """Sample every 0.2 s until ``check`` holds for the one target."""
     deadline = time.monotonic() + timeout
