@@ -152,8 +152,11 @@ async def test_live_then_idle_then_stalled_then_down(
         text = capsys.readouterr().out
         assert code == 0
         assert "\x1b[" not in text
-        assert text.count("marketfeed lag ·") == 2, text
-        assert text.count(f"{SERVICE}  IDLE") == 2, text
+        # Refreshes at 0, 0.5 and 1.0 s at most, fewer if a refresh is slow (a loaded machine):
+        # how many is timing; that each block is whole and the watch ends by --duration is not.
+        blocks = text.count("marketfeed lag ·")
+        assert 1 <= blocks <= 3, text
+        assert text.count(f"{SERVICE}  IDLE") == blocks, text
 
         # The consumer stops while the feed resumes: records wait, nothing moves -> stalled,
         # by its partitions alone (a heartbeat allowed to be a minute old has no say).
