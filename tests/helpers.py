@@ -110,6 +110,19 @@ async def benchmark(module: str, *args: str) -> AsyncIterator[asyncio.subprocess
                 await proc.wait()
 
 
+async def communicate(proc: asyncio.subprocess.Process, timeout: float = 50) -> tuple[bytes, bytes]:
+    """``proc``'s stdout and stderr once it exited; killed if it has not within ``timeout``
+    (or the test is interrupted). The bound is for a failing test only: a fresh interpreter
+    has taken 30 s to start and fail on a machine running two suites at once."""
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    return out or b"", err or b""
+
+
 async def spawn(*argv: str, **kwargs: Any) -> asyncio.subprocess.Process:
     """A child process that the kernel kills if the test run dies before stopping it."""
     return await asyncio.create_subprocess_exec(*argv, preexec_fn=die_with_parent, **kwargs)

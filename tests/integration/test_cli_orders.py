@@ -29,7 +29,7 @@ from common.schema.orders import (
     REJECT_UNKNOWN_SYMBOL,
 )
 from marketfeed.positions import PositionsSettings, Row, lookup
-from tests.helpers import eventually, spawn
+from tests.helpers import communicate, eventually, spawn
 
 # A first order waits for order_entry's group join (a few seconds on Tansu); generous, because
 # a retried buy could be filled twice: one order, one long wait.
@@ -324,7 +324,7 @@ async def test_order_flow_rejects_bad_flags_with_one_line(flags: list[str], need
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    _, err = await communicate(proc)
     assert proc.returncode == 2
     lines = err.decode().strip().splitlines()
     assert len(lines) == 1, err

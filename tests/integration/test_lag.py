@@ -27,6 +27,7 @@ from marketfeed.lag.render import render
 from marketfeed.lag.rules import LagState, Thresholds
 from marketfeed.lag.verdict import number_ranges
 from marketfeed.targets import Target
+from tests.helpers import communicate
 
 SERVICE = "order_entry"
 INTEREST = universe(50)[:10]
@@ -251,7 +252,7 @@ async def test_without_a_running_up_or_flags(
         stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "MARKETFEED_STATE_DIR": str(tmp_path)},
     )
-    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    out, err = await communicate(proc)
     assert proc.returncode == 1
     assert out == b""
     lines = err.decode().splitlines()

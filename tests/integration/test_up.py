@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import eventually, spawn
+from tests.helpers import communicate, eventually, spawn
 
 # Far above the 2-4 s a stop takes, for a loaded machine; a forced kill would take 10 s each.
 STOP_BOUND_S = 25
@@ -239,7 +239,7 @@ async def test_up_rejects_bad_flags_with_one_line(
         stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "MARKETFEED_STATE_DIR": str(tmp_path)},
     )
-    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    _, err = await communicate(proc)
     assert proc.returncode == 2
     lines = err.decode().strip().splitlines()
     assert len(lines) == 1, lines
@@ -251,6 +251,6 @@ async def test_version() -> None:
     proc = await spawn(
         sys.executable, "-m", "marketfeed", "--version", stdout=asyncio.subprocess.PIPE
     )
-    out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    out, _ = await communicate(proc)
     assert proc.returncode == 0
     assert re.fullmatch(r"marketfeed \d+\.\d+\.\d+\S*\n", out.decode())
