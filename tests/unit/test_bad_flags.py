@@ -35,46 +35,32 @@ def _one_line(capsys: pytest.CaptureFixture[str], needle: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("flags", "needle"),
+    ("argv", "needle"),
     [
-        (["--symbols", "0"], "--symbols=0"),
-        (["--orders-rate", "-1"], "--orders-rate=-1.0: must be a finite number >= 0"),
-        (["--accounts", "1000"], "--accounts=1000: must be between 1 and 999"),
-        (["--tradable", "600"], "--tradable=600: must be at most --symbols (500)"),
-        (["--symbols", "20", "--watchlist", "30"], "--watchlist=30: must be at most --symbols"),
-    ],
-)
-def test_up_rejects_bad_flags_with_one_line(
-    flags: list[str],
-    needle: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    monkeypatch.setenv("MARKETFEED_STATE_DIR", str(tmp_path))
-    assert _code(cli.main, ["up", *flags]) == 2
-    _one_line(capsys, needle)
-    assert not list(os.listdir(tmp_path))  # nothing started, nothing written
-
-
-@pytest.mark.parametrize(
-    ("args", "needle"),
-    [
+        (["up", "--symbols", "0"], "--symbols=0"),
+        (["up", "--orders-rate", "-1"], "--orders-rate=-1.0: must be a finite number >= 0"),
+        (["up", "--accounts", "1000"], "--accounts=1000: must be between 1 and 999"),
+        (["up", "--tradable", "600"], "--tradable=600: must be at most --symbols (500)"),
+        (
+            ["up", "--symbols", "20", "--watchlist", "30"],
+            "--watchlist=30: must be at most --symbols",
+        ),
         (["order", "buy", "AAAA", "notanumber"], "QTY: must be a whole number, got 'notanumber'"),
         (["order", "hold", "AAAA", "10"], "invalid choice: 'hold'"),
         (["positions", "--stale-after", "0"], "--stale-after=0.0: must be > 0"),
     ],
 )
-def test_order_and_positions_bad_flags_give_one_line_and_exit_2(
-    args: list[str],
+def test_marketfeed_rejects_bad_flags_with_one_line(
+    argv: list[str],
     needle: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("MARKETFEED_STATE_DIR", str(tmp_path))
-    assert _code(cli.main, args) == 2
+    assert _code(cli.main, argv) == 2
     _one_line(capsys, needle)
+    assert not list(os.listdir(tmp_path))  # nothing started, nothing written
 
 
 @pytest.mark.parametrize(
