@@ -6,13 +6,16 @@ import argparse
 import asyncio
 import logging
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from common.cli import EXIT_OK, OneLineParser, install_stop_signals, run_async
 from common.config import add_arguments, build
 from common.lifecycle import cancel_and_wait
 from common.logs import setup_logging
 from feed_publisher.config import PublisherConfig
-from feed_publisher.publisher import Publisher
+
+if TYPE_CHECKING:
+    from feed_publisher.publisher import Publisher
 
 log = logging.getLogger("feed_publisher")
 
@@ -30,6 +33,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 async def run(args: argparse.Namespace) -> int:
     config = build(PublisherConfig, args)
     setup_logging(config.log_level)
+    # numpy and the market only once the flags are good: a bad flag exits at once.
+    from feed_publisher.publisher import Publisher  # noqa: PLC0415
+
     stop = asyncio.Event()
     install_stop_signals(stop)
     async with Publisher(config) as publisher:

@@ -15,7 +15,6 @@ from common.config import add_arguments, build
 from common.logs import setup_logging
 from common.service import serve
 from http_api.config import ApiConfig
-from http_api.server import ApiServer
 
 log = logging.getLogger("http_api")
 
@@ -30,16 +29,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_arguments(parser, ApiConfig)
 
 
-class _Announced(ApiServer):
-    async def _start(self) -> None:
-        await super()._start()
-        print(f"marketfeed api: {self.url} (docs at /docs)", flush=True)
-
-
 async def run(args: argparse.Namespace) -> int:
     config = build(ApiConfig, args)
     setup_logging(config.log_level)
     resolved = config.resolve()
+    # FastAPI, uvicorn and the clients: only once the flags are good (a bad flag exits at once).
+    from http_api.server import ApiServer  # noqa: PLC0415
+
+    class _Announced(ApiServer):
+        async def _start(self) -> None:
+            await super()._start()
+            print(f"marketfeed api: {self.url} (docs at /docs)", flush=True)
+
     server = _Announced(config, resolved)
     served = ", ".join(sorted(resolved.caches)) or "no caches"
     log.info("serving %s; broker %s", served, resolved.kafka.bootstrap)

@@ -12,7 +12,6 @@ from common.logs import setup_logging
 from common.service import serve
 from common.symbols import load_symbols
 from order_entry.config import OrderEntryConfig
-from order_entry.service import OrderEntryService
 
 DESCRIPTION = (
     "Run order_entry: a quote cache of its tradable symbols in its own Redis. Every option can "
@@ -30,6 +29,9 @@ async def run(args: argparse.Namespace) -> int:
     if not tradable:
         raise ConfigError("--tradable: no tradable symbols given (--tradable or --tradable-file)")
     setup_logging(config.log_level)
+    # faust (a second of imports) only once the flags are good: a bad flag exits at once.
+    from order_entry.service import OrderEntryService  # noqa: PLC0415
+
     service = OrderEntryService(config, tradable=tradable)
     return await serve(service, service.wait)
 

@@ -12,7 +12,6 @@ from common.logs import setup_logging
 from common.service import serve
 from common.symbols import load_symbols
 from order_flow.config import OrderFlowConfig
-from order_flow.flow import OrderFlow
 
 DESCRIPTION = (
     "Send a paced stream of random orders from simulated accounts to orders.commands: mostly "
@@ -32,6 +31,9 @@ async def run(args: argparse.Namespace) -> int:
     if not tradable:
         raise ConfigError("--tradable: no symbols to trade given (--tradable or --tradable-file)")
     setup_logging(config.log_level)
+    # Its clients only once the flags are good: a bad flag exits at once.
+    from order_flow.flow import OrderFlow  # noqa: PLC0415
+
     flow = OrderFlow(config, tradable=sorted(tradable))
     # serve(): SIGINT/SIGTERM stop it cleanly even during a slow start (a broker still coming
     # up); the sending task is cancelled, then stop() flushes what was sent.

@@ -11,7 +11,6 @@ from common.logs import setup_logging
 from common.service import serve
 from common.symbols import load_symbols
 from portfolio.config import PortfolioConfig
-from portfolio.service import PortfolioService
 
 DESCRIPTION = (
     "Run portfolio: positions marked to market from a quote cache, in its own Redis, of the "
@@ -28,6 +27,9 @@ async def run(args: argparse.Namespace) -> int:
     config = build(PortfolioConfig, args)
     watchlist = load_symbols(config.watchlist, config.watchlist_file, flag="--watchlist")
     setup_logging(config.log_level)
+    # faust (a second of imports) only once the flags are good: a bad flag exits at once.
+    from portfolio.service import PortfolioService  # noqa: PLC0415
+
     service = PortfolioService(config, watchlist=watchlist)
     return await serve(service, service.wait)
 

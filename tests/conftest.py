@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import pytest_asyncio
+from hypothesis import settings
 
 from common.kafka import KafkaSettings
 from common.runtime import HOST, EmbeddedStack
@@ -31,6 +32,13 @@ from tests.interrupt import (
 )
 
 pytest_plugins = ["pytester"]
+
+# Property tests: 50 examples each by default (every CI run draws new ones); before a change to
+# what they cover, run `HYPOTHESIS_PROFILE=thorough pytest tests/unit` for 1,000 each. No
+# deadline: a loaded machine makes any example slow now and then, which is no failure.
+settings.register_profile("default", max_examples=50, deadline=None)
+settings.register_profile("thorough", max_examples=1000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 _running = RunningTest()
 # A test's alarm re-fires this often after its deadline, in case the first interruption did not

@@ -69,9 +69,13 @@ async def publish_for(publisher: Publisher, seconds: float) -> None:
 
 
 async def eventually(
-    check: Callable[[], Awaitable[bool]], *, timeout: float = 15.0, what: str = "condition"
+    check: Callable[[], Awaitable[bool]], *, timeout: float = 30.0, what: str = "condition"
 ) -> None:
-    """Poll ``check`` until it is true; fail the test with ``what`` after ``timeout``."""
+    """Poll ``check`` until it is true; fail the test with ``what`` after ``timeout``.
+
+    The timeout only bounds a failing test: it is never what a test checks, and a loaded
+    machine (two suites at once on two cores) took more than 15 s for a cache to cross a roll.
+    """
     deadline = time.monotonic() + timeout
     while not await check():
         if time.monotonic() > deadline:
@@ -82,10 +86,41 @@ async def eventually(
 async def run_bench(module: str, out: Path, *args: str) -> tuple[str, str]:
     """``python -m module --smoke --out OUT`` as CI runs it (``bench``); its stdout and stderr
     once it exited 0."""
-    proc = await bench(module, "--smoke", "--out", str(out), *args)
-    stdout, stderr = await asyncio.wait_for(proc.communicate(), 110)
+    async with benchmark(module, "--smoke", "--out", str(out), *args) as proc:
+        stdout, stderr = await asyncio.wait_for(proc.communicate(), 110)
     assert proc.returncode == 0, stderr.decode()[-3000:]
     return stdout.decode(), stderr.decode()
+
+
+@contextlib.asynccontextmanager
+async def benchmark(module: str, *args: str) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``bench(module, args)``, stopped if the block ends while it still runs: Ctrl-C (it
+    stops its stack), then SIGKILL after a grace. A test that timed out or failed half-way
+    must not leave a benchmark and its broker running under the rest of the run."""
+    proc = await bench(module, *args)
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                await asyncio.wait_for(asyncio.shield(proc.wait()), 30)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+async def communicate(proc: asyncio.subprocess.Process, timeout: float = 50) -> tuple[bytes, bytes]:
+    """``proc``'s stdout and stderr once it exited; killed if it has not within ``timeout``
+    (or the test is interrupted). The bound is for a failing test only: a fresh interpreter
+    has taken 30 s to start and fail on a machine running two suites at once."""
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    return out or b"", err or b""
 
 
 async def spawn(*argv: str, **kwargs: Any) -> asyncio.subprocess.Process:
@@ -226,7 +261,7 @@ async def bench(module: str, *args: str) -> asyncio.subprocess.Process:
 
     No ``MARKETFEED_*`` variable of the developer's shell may change the run.
     """
-    return await asyncio.create_subprocess_exec(
+    return await spawn(
         sys.executable,
         "-m",
         module,

@@ -7,7 +7,6 @@ publisher, order_entry processes and echo baseline.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 import pytest
 
 from marketfeed.bench.orders import command
-from tests.helpers import bench, run_bench, running_with
+from tests.helpers import bench, communicate, run_bench, running_with
 
 PERCENTILES = ["p50_ms", "p90_ms", "p99_ms", "p99.9_ms", "max_ms"]
 TARGETS = {"order_entry", "echo"}
@@ -108,7 +107,7 @@ async def test_smoke_run_produces_every_figure_and_leaves_nothing_running(tmp_pa
 )
 async def test_bad_flag_is_one_line_and_exit_2(flag: str, value: str) -> None:
     proc = await bench("marketfeed.bench.orders", flag, value)
-    stdout, stderr = await asyncio.wait_for(proc.communicate(), 30)
+    stdout, stderr = await communicate(proc)
     assert proc.returncode == 2
     lines = stderr.decode().strip().splitlines()
     assert len(lines) == 1, lines

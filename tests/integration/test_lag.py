@@ -27,6 +27,7 @@ from marketfeed.lag.render import render
 from marketfeed.lag.rules import LagState, Thresholds
 from marketfeed.lag.verdict import number_ranges
 from marketfeed.targets import Target
+from tests.helpers import communicate
 
 SERVICE = "order_entry"
 INTEREST = universe(50)[:10]
@@ -87,7 +88,7 @@ async def publishing(publisher: Publisher) -> AsyncIterator[None]:
 
 
 async def until(
-    monitor: LagMonitor, check: Callable[[Report], bool], *, timeout: float = 10.0
+    monitor: LagMonitor, check: Callable[[Report], bool], *, timeout: float = 30.0
 ) -> Report:
     """Sample every 0.2 s until ``check`` holds for the one target."""
     deadline = time.monotonic() + timeout
@@ -152,8 +153,11 @@ async def test_live_then_idle_then_stalled_then_down(
         text = capsys.readouterr().out
         assert code == 0
         assert "\x1b[" not in text
-        assert text.count("marketfeed lag ·") == 2, text
-        assert text.count(f"{SERVICE}  IDLE") == 2, text
+        # Refreshes at 0, 0.5 and 1.0 s at most, fewer if a refresh is slow (a loaded machine):
+        # how many is timing; that each block is whole and the watch ends by --duration is not.
+        blocks = text.count("marketfeed lag ·")
+        assert 1 <= blocks <= 3, text
+        assert text.count(f"{SERVICE}  IDLE") == blocks, text
 
         # The consumer stops while the feed resumes: records wait, nothing moves -> stalled,
         # by its partitions alone (a heartbeat allowed to be a minute old has no say).
@@ -248,7 +252,7 @@ async def test_without_a_running_up_or_flags(
         stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "MARKETFEED_STATE_DIR": str(tmp_path)},
     )
-    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    out, err = await communicate(proc)
     assert proc.returncode == 1
     assert out == b""
     lines = err.decode().splitlines()

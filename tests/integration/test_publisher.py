@@ -11,7 +11,7 @@ from common.partitioner import partition_for
 from common.schema import Quote, Trade, decode
 from feed_publisher.config import PublisherConfig
 from feed_publisher.publisher import Publisher
-from tests.helpers import spawn
+from tests.helpers import communicate, spawn
 from tests.history import read_history
 
 
@@ -74,7 +74,7 @@ async def test_unreachable_broker_gives_one_line_and_exit_1() -> None:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    _, err = await communicate(proc)
     assert proc.returncode == 1
     lines = [line for line in err.decode().splitlines() if line.startswith("feed_publisher:")]
     assert len(lines) == 1

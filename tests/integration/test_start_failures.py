@@ -37,7 +37,7 @@ from feed_publisher.publisher import Publisher
 from order_entry.config import OrderEntryConfig
 from order_entry.eventlog import EventLog
 from portfolio.config import PortfolioConfig
-from tests.helpers import spawn
+from tests.helpers import communicate, spawn
 
 _MODULES = (
     common.kafka,
@@ -264,7 +264,7 @@ async def test_a_service_whose_redis_never_answers_says_so_in_one_line_and_exits
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    _, err = await communicate(proc)
     text = err.decode()
     assert proc.returncode == 1, text
     lines = [line for line in text.splitlines() if line.startswith(f"{service}:")]

@@ -28,7 +28,7 @@ from common.kafkasec import security_fields
 from common.schema import OrderFilled, OrderRejected
 from marketfeed.order import place
 from marketfeed.state import load_state
-from tests.helpers import eventually, market_buy, spawn
+from tests.helpers import communicate, eventually, market_buy, spawn
 
 # Far above the 2-4 s a stop takes, for a loaded machine; a forced kill would take 10 s each.
 STOP_BOUND_S = 25
@@ -258,15 +258,11 @@ async def test_duration_stops_cleanly_whatever_has_started(tmp_path: Path) -> No
     assert_stopped_cleanly(run, pids)
 
 
+# The other bad flags of `up`, in-process through the same main(): tests/unit/test_bad_flags.py.
 @pytest.mark.parametrize(
     ("flags", "needle"),
     [
         (["--rate", "-1"], "--rate=-1.0: must be > 0"),
-        (["--symbols", "0"], "--symbols=0"),
-        (["--orders-rate", "-1"], "--orders-rate=-1.0: must be a finite number >= 0"),
-        (["--accounts", "1000"], "--accounts=1000: must be between 1 and 999"),
-        (["--tradable", "600"], "--tradable=600: must be at most --symbols (500)"),
-        (["--symbols", "20", "--watchlist", "30"], "--watchlist=30: must be at most --symbols"),
         (["--log-dir", "/proc/forbidden"], "--log-dir /proc/forbidden: cannot write there"),
     ],
 )
@@ -283,7 +279,7 @@ async def test_up_rejects_bad_flags_with_one_line(
         stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "MARKETFEED_STATE_DIR": str(tmp_path)},
     )
-    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    _, err = await communicate(proc)
     assert proc.returncode == 2
     lines = err.decode().strip().splitlines()
     assert len(lines) == 1, lines
@@ -295,7 +291,7 @@ async def test_version() -> None:
     proc = await spawn(
         sys.executable, "-m", "marketfeed", "--version", stdout=asyncio.subprocess.PIPE
     )
-    out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    out, _ = await communicate(proc)
     assert proc.returncode == 0
     assert re.fullmatch(r"marketfeed \d+\.\d+\.\d+\S*\n", out.decode())
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import msgpack
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import common.cache.batch as batch_module
@@ -445,7 +445,6 @@ _PARTITION = {"AAPL": 0, "MSFT": 1, "IBM": 0}
 _versions = st.tuples(st.integers(0, 3), st.integers(0, 12))
 
 
-@settings(max_examples=300, deadline=None)
 @given(
     items=st.lists(st.tuples(st.sampled_from(_SYMBOLS), _versions), max_size=40),
     cached=st.dictionaries(st.sampled_from(_SYMBOLS), _versions),

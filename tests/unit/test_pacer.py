@@ -7,7 +7,7 @@ Times and rates are chosen so that every product is exact in binary floating poi
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from feed_publisher.pacer import Pacer
@@ -267,7 +267,6 @@ def test_uncapped_stall_makes_every_missed_message_due_at_once(clock: FakeClock)
     assert (first, last) == (1000.0 + 1 / 16, 1003.0)
 
 
-@settings(max_examples=200, deadline=None)
 @given(
     exponent=st.integers(min_value=0, max_value=10),
     max_batch=st.integers(min_value=1, max_value=40),

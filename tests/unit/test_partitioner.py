@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.partitioner import murmur2 as aiokafka_murmur2
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from common.partitioner import murmur2, partition_for, partition_for_key, partitions_for
@@ -45,7 +45,6 @@ def test_murmur2_raw_values(key: bytes, expected: int) -> None:
     assert murmur2(key) == expected
 
 
-@settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=64))
 def test_murmur2_matches_aiokafka(key: bytes) -> None:
     value = murmur2(key)
@@ -53,7 +52,6 @@ def test_murmur2_matches_aiokafka(key: bytes) -> None:
     assert 0 <= value < 2**32
 
 
-@settings(max_examples=200, deadline=None)
 @given(key=st.binary(max_size=64), count=st.integers(min_value=1, max_value=64))
 def test_partition_matches_aiokafka_default_partitioner(key: bytes, count: int) -> None:
     all_partitions = list(range(count))
@@ -61,7 +59,6 @@ def test_partition_matches_aiokafka_default_partitioner(key: bytes, count: int) 
     assert partition_for_key(key, count) == expected
 
 
-@settings(max_examples=200, deadline=None)
 @given(
     symbol=st.from_regex(r"[A-Z0-9][A-Z0-9._/\-]{0,15}", fullmatch=True),
     count=st.integers(min_value=1, max_value=64),

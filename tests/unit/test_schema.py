@@ -9,7 +9,7 @@ from typing import Any
 
 import msgpack
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from common.errors import DecodeError, SchemaError, ValidationError
@@ -64,7 +64,6 @@ def trades(draw: st.DrawFn) -> Trade:
 # --- round trips ------------------------------------------------------------------------------
 
 
-@settings(max_examples=200, deadline=None)
 @given(quotes())
 def test_quote_round_trip(quote: Quote) -> None:
     data = quote.encode()
@@ -76,7 +75,6 @@ def test_quote_round_trip(quote: Quote) -> None:
     assert back.encode() == data
 
 
-@settings(max_examples=200, deadline=None)
 @given(trades())
 def test_trade_round_trip(trade: Trade) -> None:
     data = trade.encode()
@@ -86,7 +84,6 @@ def test_trade_round_trip(trade: Trade) -> None:
     assert back.encode() == data
 
 
-@settings(max_examples=200, deadline=None)
 @given(symbols)
 def test_generated_symbols_pass_check_symbol(symbol: str) -> None:
     assert check_symbol(symbol) == symbol

@@ -57,7 +57,7 @@ class AccessBenchConfig(BenchSettings):
             symbols=200,
             interest=20,
             feed_rate=500.0,
-            reads=100,
+            reads=30,
             orders=3,
             clients=(2, 4),
             duration=1.0,
