@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from common.config import build
+from common.feedsign import FeedKeys
 from feed_publisher.config import PublisherConfig
 from feed_publisher.universe import universe
 from order_entry.config import OrderEntryConfig
@@ -48,20 +49,30 @@ class Servers(Protocol):
 
 
 def children(
-    cfg: UpConfig, servers: Servers, *, topic_prefix: str, group: str, run_dir: Path
+    cfg: UpConfig,
+    servers: Servers,
+    *,
+    topic_prefix: str,
+    group: str,
+    run_dir: Path,
+    feed_keys: FeedKeys,
 ) -> list[Launch]:
-    """The children to launch, in start order (writes their tradable file in ``run_dir``)."""
+    """The children to launch, in start order (writes their tradable file in ``run_dir``).
+
+    The publisher and the caches get the run's ``feed_keys`` (a secret: to_env passes it)."""
     env = os.environ
     kafka: dict[str, Any] = {
         "bootstrap": servers.bootstrap,
         "topic_prefix": topic_prefix,
         "partitions": cfg.partitions,
     }
+    feed: dict[str, Any] = {"feed_key": feed_keys.hex(), "insecure_unsigned_feed": False}
     tradable_file = _write_tradable_file(cfg, run_dir)
     order_entry = build(
         OrderEntryConfig,
         environ=env,
         **kafka,
+        **feed,
         group=group,
         redis_url=servers.redis_url("order_entry"),
         tradable=(),
@@ -71,6 +82,7 @@ def children(
         PublisherConfig,
         environ=env,
         **kafka,
+        **feed,
         symbols=cfg.symbols,
         rate=cfg.rate,
         seed=cfg.seed,
@@ -81,6 +93,7 @@ def children(
         PortfolioConfig,
         environ=env,
         **kafka,
+        **feed,
         group=group,
         redis_url=servers.redis_url("portfolio"),
         watchlist=tuple(universe(cfg.watchlist_count)),

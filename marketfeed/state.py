@@ -15,6 +15,8 @@ from common.errors import StateNotFoundError
 
 STATE_DIR_ENV = "MARKETFEED_STATE_DIR"
 STATE_FILE = "up.json"
+# In up's run directory, readable by its user only: the run's feed key (the signed feed).
+FEED_KEY_FILE = "feed.key"
 
 
 def state_dir() -> Path:
@@ -34,6 +36,7 @@ class UpState:
     redis: dict[str, str]
     log_dir: str
     group: str = ""  # the namespace of its consumer groups (``--group`` of its services)
+    feed_key_file: str = ""  # where the run's feed key is (mode 0600), for read commands
     processes: dict[str, int] = field(default_factory=dict)
 
     def write(self, directory: Path | None = None) -> Path:

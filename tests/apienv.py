@@ -28,6 +28,7 @@ from http_api.config import ApiConfig
 from http_api.server import ApiServer
 from order_entry.config import OrderEntryConfig
 from order_entry.service import OrderEntryService
+from tests.feedkey import FEED_KEY
 from tests.helpers import eventually, running_publisher
 
 SYMBOLS = 40
@@ -78,6 +79,7 @@ async def api_env(stack: EmbeddedStack) -> AsyncIterator[ApiEnv]:
     oe_url, pf_url = stack.redis_url("order_entry"), stack.redis_url("portfolio")
     oe_prefix, pf_prefix = f"{prefix}oe:", f"{prefix}pf:"
     order_entry = OrderEntryConfig(
+        feed_key=FEED_KEY,
         bootstrap=kafka.bootstrap,
         topic_prefix=prefix,
         partitions=4,

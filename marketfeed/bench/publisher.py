@@ -59,8 +59,11 @@ def _prebuilt_payloads(
     """``count`` encoded quotes exactly as the publisher would build them."""
     from feed_publisher.config import PublisherConfig  # noqa: PLC0415 - see the docstring
     from feed_publisher.publisher import Publisher  # noqa: PLC0415
+    from marketfeed.bench.core.clients import feed_fields  # noqa: PLC0415
 
-    pub = Publisher(PublisherConfig(bootstrap=settings.bootstrap, symbols=symbols, seed=1))
+    pub = Publisher(
+        PublisherConfig(bootstrap=settings.bootstrap, symbols=symbols, seed=1, **feed_fields())
+    )
     ticks = pub.market.step(count)
     records = pub.encoder.quotes(ticks.quotes, time.time_ns())
     return [kv for part in records.by_partition.values() for kv in part]

@@ -23,6 +23,7 @@ from common.runtime import EmbeddedRedis, EmbeddedStack
 from common.schema import DeadLetter, Quote, decode_as, quote_wire
 from feed_publisher.publisher import Publisher
 from feed_publisher.universe import universe
+from tests.feedkey import FEED_KEY
 from tests.helpers import eventually, running_publisher, spawn
 from tests.history import read_history
 
@@ -34,6 +35,7 @@ def cache_settings(
     kafka: KafkaSettings, redis_url: str, prefix: str, **extra: object
 ) -> CacheSettings:
     return CacheSettings(
+        feed_key=FEED_KEY,
         bootstrap=kafka.bootstrap,
         topic_prefix=kafka.topic_prefix,
         partitions=kafka.partitions,

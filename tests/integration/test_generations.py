@@ -7,6 +7,7 @@ The whole history is read by ``tests/history.py``, written from the README's rul
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 from collections.abc import Iterable
@@ -18,7 +19,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from common.cache import CachingConsumer
 from common.cache.reader import QuoteReader
-from common.config import to_argv
+from common.config import to_argv, to_env
 from common.generations.naming import Generations
 from common.kafka import KafkaSettings, ensure_topics, market_data_topics
 from common.runtime import EmbeddedStack
@@ -31,6 +32,7 @@ from marketfeed.lag.monitor import LagMonitor
 from marketfeed.lag.rules import PartitionLag
 from marketfeed.targets import Target
 from order_entry.config import OrderEntryConfig
+from tests.feedkey import FEED_KEY
 from tests.helpers import eventually, publish_for, publisher_config, spawn
 from tests.history import History, read_history
 from tests.integration.test_cache import (
@@ -54,6 +56,7 @@ def feed_config(kafka: KafkaSettings, **extra: object) -> PublisherConfig:
 
 def order_entry_config(kafka: KafkaSettings, redis_url: str, prefix: str) -> OrderEntryConfig:
     return OrderEntryConfig(
+        feed_key=FEED_KEY,
         bootstrap=kafka.bootstrap,
         topic_prefix=kafka.topic_prefix,
         partitions=kafka.partitions,
@@ -174,6 +177,7 @@ async def test_a_cache_killed_mid_rollover_restarts_equal_to_the_truth_without_r
     redis_url = stack.redis_url(SERVICE)
     config = order_entry_config(kafka, redis_url, prefix)
     argv = [sys.executable, "-m", "order_entry", *to_argv(config)]
+    env = {**os.environ, **to_env(config)}
     reader = QuoteReader.from_url(redis_url, prefix=prefix)
     # Generations kept while the cache is down, so that it resumes from where it stood (a
     # deleted one is the paused cache's test).
@@ -181,7 +185,7 @@ async def test_a_cache_killed_mid_rollover_restarts_equal_to_the_truth_without_r
     async with Publisher(feed) as publisher:
         stop = asyncio.Event()
         running = asyncio.create_task(publisher.run(stop))
-        first = await spawn(*argv)
+        first = await spawn(*argv, env=env)
         try:
             await eventually(lambda: _rolled_past(reader, 2), what="the cache to cross a roll")
             # Every symbol cached: a restart then needs no snapshot, only its positions.
@@ -191,7 +195,7 @@ async def test_a_cache_killed_mid_rollover_restarts_equal_to_the_truth_without_r
             first.kill()
             assert await first.wait() == -signal.SIGKILL
             before = await _versions(reader, INTEREST)
-            second = await spawn(*argv)
+            second = await spawn(*argv, env=env)
             try:
                 later = publisher.generation + 1
                 await eventually(lambda: _rolled_past(reader, later), what="a roll after")
@@ -342,7 +346,13 @@ async def test_a_cache_paused_for_longer_than_two_generations_resnapshots(
         running = asyncio.create_task(publisher.run(stop))
         with log_path.open("wb") as out:
             proc = await spawn(
-                sys.executable, "-m", "order_entry", *to_argv(config), stdout=out, stderr=out
+                sys.executable,
+                "-m",
+                "order_entry",
+                *to_argv(config),
+                stdout=out,
+                stderr=out,
+                env={**os.environ, **to_env(config)},
             )
         try:
             await eventually(lambda: _rolled_past(reader, 2), what="the cache to follow")

@@ -27,6 +27,7 @@ from marketfeed.lag.render import render
 from marketfeed.lag.rules import LagState, Thresholds
 from marketfeed.lag.verdict import number_ranges
 from marketfeed.targets import Target
+from tests.feedkey import FEED_KEY
 
 SERVICE = "order_entry"
 INTEREST = universe(50)[:10]
@@ -45,6 +46,7 @@ def target_of(stack: EmbeddedStack, prefix: str) -> Target:
 
 def cache_of(stack: EmbeddedStack, prefix: str) -> CachingConsumer:
     settings = CacheSettings(
+        feed_key=FEED_KEY,
         bootstrap=stack.bootstrap,
         topic_prefix=prefix,
         partitions=4,
@@ -104,7 +106,13 @@ async def test_live_then_idle_then_stalled_then_down(
 ) -> None:
     target = target_of(stack, prefix)
     config = PublisherConfig(
-        bootstrap=stack.bootstrap, topic_prefix=prefix, partitions=4, symbols=50, rate=2000, seed=1
+        feed_key=FEED_KEY,
+        bootstrap=stack.bootstrap,
+        topic_prefix=prefix,
+        partitions=4,
+        symbols=50,
+        rate=2000,
+        seed=1,
     )
     async with contextlib.AsyncExitStack() as resources:
         publisher = await resources.enter_async_context(Publisher(config))

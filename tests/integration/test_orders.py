@@ -38,6 +38,7 @@ from common.schema.orders import TERMINAL_EVENTS, OrderEvent
 from common.topics import symbol_key
 from order_entry.config import OrderEntryConfig
 from order_entry.service import OrderEntryService
+from tests.feedkey import FEED_KEY
 from tests.helpers import eventually
 
 FRESH = "AAAA"  # bid 100.00 / ask 100.10, fresh
@@ -130,6 +131,7 @@ async def orders(stack: EmbeddedStack) -> AsyncIterator[Orders]:
     prefix = f"t{uuid.uuid4().hex[:10]}."
     kafka = KafkaSettings(bootstrap=stack.bootstrap, topic_prefix=prefix, partitions=4)
     config = OrderEntryConfig(
+        feed_key=FEED_KEY,
         bootstrap=kafka.bootstrap,
         topic_prefix=prefix,
         partitions=4,

@@ -24,6 +24,7 @@ from common.topics import symbol_key
 from marketfeed.positions import PositionsSettings, lookup
 from portfolio.config import PortfolioConfig
 from portfolio.service import PortfolioService
+from tests.feedkey import FEED_KEY
 from tests.helpers import eventually
 
 SYMBOLS = ("AAAA", "AAAB", "AAAC")
@@ -70,6 +71,7 @@ async def test_positions_and_pnl_equal_the_reference(
         for i in range(60)
     ]
     config = PortfolioConfig(
+        feed_key=FEED_KEY,
         bootstrap=kafka.bootstrap,
         topic_prefix=kafka.topic_prefix,
         partitions=kafka.partitions,

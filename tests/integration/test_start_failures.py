@@ -9,6 +9,7 @@ it is collected, long after the test that leaked it.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -26,7 +27,7 @@ import feed_publisher.publisher
 import feed_publisher.snapshot
 import order_entry.eventlog
 from common.cache import CacheSettings, CachingConsumer
-from common.config import to_argv
+from common.config import to_argv, to_env
 from common.errors import CacheUnavailableError
 from common.kafka import KafkaSettings
 from common.runtime import EmbeddedStack
@@ -36,6 +37,7 @@ from feed_publisher.publisher import Publisher
 from order_entry.config import OrderEntryConfig
 from order_entry.eventlog import EventLog
 from portfolio.config import PortfolioConfig
+from tests.feedkey import FEED_KEY
 from tests.helpers import spawn
 
 _MODULES = (
@@ -104,6 +106,7 @@ def clients(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
 
 def _publisher_config(kafka: KafkaSettings, md_history: str = "retention") -> PublisherConfig:
     return PublisherConfig(
+        feed_key=FEED_KEY,
         bootstrap=kafka.bootstrap,
         topic_prefix=kafka.topic_prefix,
         partitions=kafka.partitions,
@@ -162,6 +165,7 @@ async def test_a_restarted_publisher_closing_old_generations_leaves_none_open(
 
 def _cache_settings(kafka: KafkaSettings, redis_url: str, **extra: Any) -> CacheSettings:
     return CacheSettings(
+        feed_key=FEED_KEY,
         bootstrap=kafka.bootstrap,
         topic_prefix=kafka.topic_prefix,
         partitions=kafka.partitions,
@@ -252,6 +256,7 @@ async def test_a_service_whose_redis_never_answers_says_so_in_one_line_and_exits
         partitions=kafka.partitions,
         redis_url=f"redis://:s3cret@127.0.0.1:{port}/0",
         connect_timeout=1.0,
+        feed_key=FEED_KEY,
     )
     proc = await spawn(
         sys.executable,
@@ -260,6 +265,7 @@ async def test_a_service_whose_redis_never_answers_says_so_in_one_line_and_exits
         *to_argv(settings),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **to_env(settings)},
     )
     _, err = await asyncio.wait_for(proc.communicate(), 30)
     text = err.decode()

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from common.cli import EXIT_FAILURE, EXIT_OK, OneLineParser, install_stop_signals
-from common.config import add_arguments, build
+from common.config import add_arguments, build, env_name
 from common.errors import MarketfeedError
 from common.lifecycle import cancel_all
 from common.logs import setup_logging
@@ -106,8 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("role", choices=sorted(ROLE_TYPES))
     add_arguments(parser, WorkerParams)
     args = parser.parse_args(argv)
-    # Every setting is a flag: the environment has no say (see WorkerParams).
-    params = build(WorkerParams, args, environ={})
+    # Every setting is a flag, but the secret ones (the feed key): the environment has no
+    # other say (see WorkerParams).
+    secret = env_name("feed_key")
+    params = build(WorkerParams, args, environ={k: v for k, v in os.environ.items() if k == secret})
     setup_logging(params.log_level)
     # The protocol gets stdout to itself: anything else printed goes to stderr.
     channel = _Channel(os.fdopen(os.dup(1), "w", buffering=1))

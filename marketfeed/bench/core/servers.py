@@ -27,7 +27,7 @@ from common.errors import CacheUnavailableError
 from common.kafka import KafkaSettings
 from common.runtime import EmbeddedStack
 from feed_publisher.config import PublisherConfig
-from marketfeed.bench.core.clients import kafka_fields
+from marketfeed.bench.core.clients import feed_fields, kafka_fields
 from marketfeed.bench.core.progress import Progress
 from marketfeed.bench.core.settings import BenchSettings
 
@@ -59,11 +59,13 @@ def feed_config(
     log_level: str = "INFO",
     cycle_ms: float | None = None,
     duration: float | None = None,
+    signed: bool = True,
 ) -> PublisherConfig:
     """The publisher on ``kafka``'s topics at ``rate`` msg/s (None: unthrottled); its own
     default --cycle-ms unless ``cycle_ms`` is given."""
     config = PublisherConfig(
         **kafka_fields(kafka),
+        **feed_fields(signed=signed),
         symbols=symbols,
         rate=UNTHROTTLED if rate is None else rate,
         seed=seed,
