@@ -23,7 +23,7 @@ from common.runtime import EmbeddedRedis, EmbeddedStack
 from common.schema import DeadLetter, Quote, decode_as, quote_wire
 from feed_publisher.publisher import Publisher
 from feed_publisher.universe import universe
-from tests.feedkey import FEED_KEY
+from tests.feedkey import FEED_KEY, signed
 from tests.helpers import eventually, running_publisher, spawn
 from tests.history import read_history
 
@@ -317,8 +317,13 @@ async def test_bad_records_go_to_the_dead_letter_topic_and_the_cache_goes_on(
         try:
             for k, v, _ in bad:
                 await producer.send_and_wait(kafka.topics.quotes, v, key=k, partition=part)
+            value = good.encode()
             await producer.send_and_wait(
-                kafka.topics.quotes, good.encode(), key=key, partition=part
+                kafka.topics.quotes,
+                value,
+                key=key,
+                partition=part,
+                headers=signed(kafka.topics.quotes, key, value),
             )
         finally:
             await producer.stop()
