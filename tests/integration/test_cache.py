@@ -216,8 +216,9 @@ async def test_cache_killed_with_sigkill_restarts_equal_to_the_truth(
         "--log-level",
         "WARNING",
     ]
+    env = {**os.environ, "MARKETFEED_FEED_KEY": FEED_KEY}  # a secret: never on the command line
     async with running_publisher(kafka, symbols=SYMBOLS, rate=4000) as (publisher, stop):
-        first = await spawn(*argv)
+        first = await spawn(*argv, env=env)
         try:
             reader = QuoteReader.from_url(redis_url, prefix=rprefix)
             # Every symbol cached: a restart then needs no snapshot, only its stored offsets.
@@ -228,7 +229,7 @@ async def test_cache_killed_with_sigkill_restarts_equal_to_the_truth(
             assert await first.wait() == -signal.SIGKILL
             stats_at_kill = await reader.stats()
             await asyncio.sleep(0.5)
-            second = await spawn(*argv)
+            second = await spawn(*argv, env=env)
             try:
                 await asyncio.sleep(1.0)
                 stop.set()

@@ -19,7 +19,7 @@ from typing import TypedDict
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from common.feedsign import FeedKeys, FeedTrust, Plausibility
+from common.feedsign import FeedKeys, FeedTrust, Plausibility, Signer
 from common.feedsign.trust import DEFAULT_CLOCK_SKEW_S, DEFAULT_SEQ_JUMP
 from common.kafka import KafkaSettings, with_backoff
 from marketfeed.bench.core.settings import BenchSettings
@@ -58,6 +58,11 @@ def feed_fields(*, signed: bool = True) -> FeedFields:
     return FeedFields(
         feed_key=_RUN_KEYS.hex() if signed else None, insecure_unsigned_feed=not signed
     )
+
+
+def run_signer() -> Signer:
+    """How the run's publisher signs (to build signed records for a measurement)."""
+    return _RUN_KEYS.signer()
 
 
 def feed_trust() -> FeedTrust:
