@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import pytest
 import redis.asyncio as aioredis
 
 from common.cache.keys import CacheKeys
@@ -65,8 +66,12 @@ def api_config(kafka: KafkaSettings, **overrides: Any) -> ApiConfig:
 
 @contextlib.asynccontextmanager
 async def running_api(config: ApiConfig) -> AsyncIterator[tuple[ApiServer, httpx.AsyncClient]]:
+    # As a deployment gives it the feed key, to verify the snapshots it fetches.
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("MARKETFEED_FEED_KEY", FEED_KEY)
+        server = ApiServer(config, config.resolve())
     async with (
-        ApiServer(config, config.resolve()) as api,
+        server as api,
         httpx.AsyncClient(base_url=api.url.rstrip("/"), timeout=30) as http,
     ):
         yield api, http
