@@ -88,7 +88,7 @@ async def open_parts(
     base = s.topics.quotes
 
     def authentic(record: KafkaRecord) -> str | None:
-        return trust.signature_reason(base, record.key, record.value, record.headers)
+        return trust.signature_reason(base, record)
 
     follower = Follower(consumer, base, check=authentic)
     if not (await follower.existing()).numbers:

@@ -129,9 +129,7 @@ class SnapshotClient(Lifecycle):
             batches = await consumer.getmany(timeout_ms=1000)
             for records in batches.values():
                 for record in records:
-                    reason = self.trust.signature_reason(
-                        self.reply_topic, record.key, record.value, record.headers
-                    )
+                    reason = self.trust.signature_reason(self.reply_topic, record)
                     if reason is None:
                         self._dispatch(record.value)
                     else:

@@ -4,7 +4,6 @@ times and sequence numbers. One object, built once from a reader's settings, ask
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from common.feedsign.plausible import Plausibility, Version
@@ -21,23 +20,18 @@ class FeedTrust:
     verifier: Verifier | None  # None: an unsigned feed is accepted (--insecure-unsigned-feed)
     plausibility: Plausibility
 
-    def signature_reason(
-        self,
-        context: str,
-        key: bytes | None,
-        value: bytes | None,
-        headers: Sequence[tuple[str, bytes]] | None,
-    ) -> str | None:
+    def signature_reason(self, context: str, record: KafkaRecord) -> str | None:
+        """Why ``record`` is not signed for ``context`` by one of our keys (None: it is)."""
         if self.verifier is None:
             return None
-        return self.verifier.reason(context, key, value, headers)
+        return self.verifier.reason(context, record.key, record.value, record.headers)
 
     def quote_reason(
         self, context: str, record: KafkaRecord, quote: Quote, cached: Version | None, now_ns: int
     ) -> tuple[str | None, bool]:
         """Why a quote about to be applied is refused (None: it is not), and whether the
         symbol should be re-read from a snapshot (a signed seq jump)."""
-        reason = self.signature_reason(context, record.key, record.value, record.headers)
+        reason = self.signature_reason(context, record)
         if reason is None:
             reason = self.plausibility.clock_reason(quote, now_ns)
         if reason is not None:

@@ -48,6 +48,12 @@ class PublisherBenchConfig:
     fetch_records: int = setting(
         100, help="records per partition in each batch the measured cache prepares", check=positive
     )
+    rounds: int = setting(
+        2,
+        help="signed and unsigned runs alternate this many times; the best of each is kept "
+        "(a shared machine's load comes and goes)",
+        check=positive,
+    )
     log_level: str = setting("WARNING", help="log level", check=known_log_level)
 
 
@@ -155,8 +161,13 @@ async def measure(config: PublisherBenchConfig) -> list[Result]:
             await ensure_topics(base, market_data_topics(base))
             payloads = _prebuilt_payloads(base, symbols, 200_000)
             baseline_rate = await _baseline(base, payloads, config.duration)
-            publisher_rate, failed = await _publisher(pub, symbols, config.duration)
-            unsigned_rate, _ = await _publisher(unsigned, symbols, config.duration, signed=False)
+            publisher_rate = unsigned_rate = 0.0
+            failed = 0
+            for _ in range(config.rounds):
+                rate, lost = await _publisher(pub, symbols, config.duration)
+                publisher_rate, failed = max(publisher_rate, rate), failed + lost
+                rate, _ = await _publisher(unsigned, symbols, config.duration, signed=False)
+                unsigned_rate = max(unsigned_rate, rate)
             verifying, trusting = cache_path(base, payloads, config, symbols)
             results.append(
                 Result(
@@ -244,17 +255,16 @@ def cache_path(
     ]
     interest = universe(symbols)[: config.interest]
     verifying = feed_trust()
-    rates: dict[str, float] = {}
-    for name, trust in (
-        ("verifying", verifying),
-        ("no key", FeedTrust(None, verifying.plausibility)),
-    ):
+    modes = {"verifying": verifying, "no key": FeedTrust(None, verifying.plausibility)}
+    rates = dict.fromkeys(modes, 0.0)
+    # A first pass of each warms up (the key filter learns the keys); then alternate, best of.
+    for name in [*modes, *(list(modes) * config.rounds)]:
         keys = KeyFilter(interest)
         versions: dict[str, tuple[int, int]] = {}
         started = time.perf_counter()
         for chunks in fetches:
-            prepare(chunks, keys, versions, trust, context=base, now_ns=time.time_ns())
-        rates[name] = len(payloads) / (time.perf_counter() - started)
+            prepare(chunks, keys, versions, modes[name], context=base, now_ns=time.time_ns())
+        rates[name] = max(rates[name], len(payloads) / (time.perf_counter() - started))
     return rates["verifying"], rates["no key"]
 
 

@@ -196,7 +196,7 @@ def test_a_forged_marker_is_dead_lettered_and_not_obeyed() -> None:
         ).encode()
 
     def authentic(record: KafkaRecord) -> str | None:
-        return TRUST.signature_reason(BASE, record.key, record.value, record.headers)
+        return TRUST.signature_reason(BASE, record)
 
     forged = Record(1, 1, ROLLOVER_KEY, marker(999))
     real_value = marker(2)
