@@ -146,6 +146,16 @@ class SnapshotResponder(Lifecycle):
             self.requests_rejected += 1
             log.warning("ignoring a bad snapshot request: %s", exc)
             return
+        replies = self.settings.topics.snapshot_replies("")
+        if not request.reply_to.startswith(replies):
+            # The reply is signed: never on a topic that is not a reply topic (md.quotes...).
+            self.requests_rejected += 1
+            log.warning(
+                "ignoring a snapshot request to reply on %r (not a %s* topic)",
+                request.reply_to[:100],
+                replies,
+            )
+            return
         key = request.request_id.encode()
         for reply in self.replies(request):
             value = reply.encode()

@@ -68,6 +68,9 @@ def test_the_signature_is_the_documented_byte_string() -> None:
     assert headers[SIG_HEADER] == hmac.new(KEY, message, hashlib.sha256).digest()
     kid = hashlib.sha256(b"marketfeed.kid\n" + KEY).hexdigest()[:8].encode()
     assert headers[KID_HEADER] == kid
+    long_key = b"k" * 100  # longer than SHA-256's block: hashed first, as HMAC says
+    long_headers = dict(FeedKeys((long_key,)).signer().headers(BASE, key, value))
+    assert long_headers[SIG_HEADER] == hmac.new(long_key, message, hashlib.sha256).digest()
 
 
 def test_verification_names_what_is_wrong() -> None:
