@@ -3,7 +3,8 @@
 A symbol outside the service's interest is reported as such (asking is not an error). A symbol
 of interest that the cache does not hold yet (cold start) is fetched from the publisher by a
 snapshot request and shown with its source; the service's cache is not written (it has one
-writer: the service).
+writer: the service). The reply is used only if it is signed by the feed's key
+(``marketfeed.readtrust``); with no key at hand, nothing is fetched.
 """
 
 from __future__ import annotations
