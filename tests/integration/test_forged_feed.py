@@ -30,6 +30,7 @@ from common.schema import (
     Quote,
     Rollover,
     SnapshotReply,
+    SnapshotRequest,
     decode_as,
     decode_quote,
 )
@@ -241,6 +242,11 @@ async def test_no_forged_quote_reaches_the_cache_or_fills_an_order(
                     f.topic, f.value, key=f.key, partition=f.partition, headers=f.headers
                 )
                 sent[(f.topic, f.partition, meta.offset)] = f
+            # A request for a signed reply on the quotes topic itself: refused, never answered.
+            confused = SnapshotRequest(
+                request_id="AAAA", reply_to=kafka.topics.quotes, symbols=(symbols[0],)
+            )
+            await producer.send_and_wait(kafka.topics.snapshot_requests, confused.encode())
 
             def letter_of(f: Forgery) -> DeadLetter | None:
                 for letter in letters:
@@ -288,4 +294,6 @@ async def test_no_forged_quote_reaches_the_cache_or_fills_an_order(
             assert quote.ts_ns <= time.time_ns()
         marked = cases[7]
         assert service.cache.positions[marked.partition].generation == publisher.generation
+        assert publisher.responder is not None
+        assert publisher.responder.requests_rejected == 1
         print(f"forged cases tried: {len(cases)}, got through: 0")
