@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from common.config import in_range, known_log_level, non_negative, positive, setting
 from common.exposition import MetricsSettings
+from common.feedsign import FeedSettings
 from common.generations.naming import HistoryMode, history_mode
-from common.kafka import KafkaSettings
 from feed_publisher.universe import MAX_SYMBOLS
 
 
@@ -21,7 +21,7 @@ def _keep(value: int) -> str | None:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class PublisherConfig(KafkaSettings, MetricsSettings):
+class PublisherConfig(FeedSettings, MetricsSettings):
     # Redeclared with a longer default: the feed is long-lived and rides out a broker that
     # stalls for minutes (it holds what it sent and resends it); the one-shot commands, whose
     # user is waiting, give up after 20 s.

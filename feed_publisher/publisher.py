@@ -33,6 +33,7 @@ from aiokafka.errors import KafkaError
 from common.collectors import BatchHistogram, ServiceCollector
 from common.errors import BrokerUnavailableError
 from common.exposition import MetricsServer, new_registry, open_metrics
+from common.feedsign import feed_keys
 from common.generations.naming import Generations, HistoryMode, require_no_generations, resolve_mode
 from common.kafka import create_topics, market_data_topics, with_backoff
 from common.kafkasec import connection
@@ -79,6 +80,9 @@ class PublisherStats:
 class Publisher(Lifecycle):
     def __init__(self, config: PublisherConfig) -> None:
         self.config = config
+        # Resolved first: a missing or unreadable key is one line before anything connects.
+        keys = feed_keys(config)
+        self.signer = keys.signer() if keys is not None else None
         self.seed = config.seed if config.seed is not None else secrets.randbits(32)
         # A later publisher process has a larger epoch, so consumers can tell a restart (seq
         # starts again at 1) from a regression.
@@ -171,11 +175,14 @@ class Publisher(Lifecycle):
             bootstrap=cfg.bootstrap,
             give_up_after=cfg.connect_timeout,
             stall_after=cfg.stall_after,
+            signer=self.signer,
         )
         await self.resources.enter_async_context(sink)
         generation = await self._open_topics(admin, sink)
         if cfg.snapshots:
-            self.responder = SnapshotResponder(cfg, epoch=self.epoch, generation=generation)
+            self.responder = SnapshotResponder(
+                cfg, epoch=self.epoch, generation=generation, signer=self.signer
+            )
             sink.on_ack(self.responder.on_ack)
             await self.resources.enter_async_context(self.responder)
         log.info(

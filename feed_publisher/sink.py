@@ -21,6 +21,9 @@ sink with a BrokerUnavailableError naming the cause.
 Whole batches: ``AIOKafkaProducer.send()`` costs a future and an accumulator lookup per record;
 a BatchBuilder per batch handed over with ``send_batch()`` costs one of each per batch. The
 publisher knows each record's partition already (the shared murmur2 partitioner).
+
+Signed: every record that leaves carries the signature headers of the signed feed
+(``common.feedsign``), made when its batch is built.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from common.errors import BrokerUnavailableError
+from common.feedsign import Signer
 from common.generations.naming import generation_topic
 from common.lifecycle import Lifecycle, cancel_all
 from common.retry import Backoff, Retry, describe
@@ -93,8 +97,12 @@ class BatchSink(Lifecycle):
         give_up_after: float,
         stall_after: float = 5.0,
         flush_timeout: float = 10.0,
+        signer: Signer | None = None,
     ) -> None:
+        """``signer``: signs every record, markers included, for its topic's base name (the
+        signed feed, ``common.feedsign``); None sends them unsigned."""
         self._producer = producer
+        self._signer = signer
         self._bootstrap = bootstrap
         self._give_up_after = give_up_after
         self._stall_after = stall_after
@@ -222,7 +230,7 @@ class BatchSink(Lifecycle):
             topic = generation_topic(lane.base, generation)
             try:
                 offset, count = await self._retry.run(
-                    functools.partial(self._deliver, topic, lane.partition, records),
+                    functools.partial(self._deliver, lane.base, topic, lane.partition, records),
                     what=f"sending to {topic}[{lane.partition}]",
                     timeout=self._give_up_after,
                     give_up=self._give_up,
@@ -241,12 +249,18 @@ class BatchSink(Lifecycle):
                 listener(lane.base, generation, lane.partition, offset, done)
             self._changed.set()
 
-    async def _deliver(self, topic: str, partition: int, records: list[Record]) -> tuple[int, int]:
+    async def _deliver(
+        self, base: str, topic: str, partition: int, records: list[Record]
+    ) -> tuple[int, int]:
         """One batch of the first ``records`` that fit; (its base offset, how many it held)."""
         batch = self._producer.create_batch()
         count = 0
+        signer = self._signer
         for key, value in records:
-            if batch.append(key=key, value=value, timestamp=None) is None:
+            # Signed here, once per send: a record is signed for its base topic, so a resend
+            # into the same generation carries the same signature.
+            headers = signer.headers(base, key, value) if signer is not None else []
+            if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
                 break
             count += 1
         future = await self._producer.send_batch(batch, topic, partition=partition)

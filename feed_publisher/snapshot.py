@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from common.errors import SchemaError
+from common.feedsign import Signer
 from common.generations.position import Position
 from common.generations.rollover import read_marker
 from common.kafka import KafkaSettings, close_consumer, with_backoff
@@ -39,10 +40,18 @@ log = logging.getLogger(__name__)
 
 
 class SnapshotResponder(Lifecycle):
-    def __init__(self, settings: KafkaSettings, *, epoch: int, generation: int) -> None:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        *,
+        epoch: int,
+        generation: int,
+        signer: Signer | None = None,
+    ) -> None:
         """``generation``: the one the publisher starts writing (0: the plain topic, no
-        generations)."""
+        generations). ``signer`` signs every reply for its reply topic (the signed feed)."""
         self.settings = settings
+        self._signer = signer
         self.epoch = epoch
         self.generation = generation
         self._quotes_topic = settings.topics.quotes
@@ -150,11 +159,22 @@ class SnapshotResponder(Lifecycle):
             self.requests_rejected += 1
             log.warning("ignoring a bad snapshot request: %s", exc)
             return
+        replies = self.settings.topics.snapshot_replies("")
+        if not request.reply_to.startswith(replies):
+            # The reply is signed: never on a topic that is not a reply topic (md.quotes...).
+            self.requests_rejected += 1
+            log.warning(
+                "ignoring a snapshot request to reply on %r (not a %s* topic)",
+                request.reply_to[:100],
+                replies,
+            )
+            return
+        key = request.request_id.encode()
         for reply in self.replies(request):
+            value = reply.encode()
+            headers = self._signer.headers(request.reply_to, key, value) if self._signer else []
             try:
-                await producer.send(
-                    request.reply_to, reply.encode(), key=request.request_id.encode()
-                )
+                await producer.send(request.reply_to, value, key=key, headers=headers)
             except KafkaError as exc:
                 log.warning(
                     "cannot answer snapshot %s on %s: %r", request.request_id, request.reply_to, exc

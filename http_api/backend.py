@@ -16,6 +16,7 @@ from http_api.kafkalink import KafkaLink
 from http_api.lag import LagSampler
 from http_api.orderdesk import OrderDesk
 from http_api.stream import QuoteHub
+from marketfeed.readtrust import reader_trust
 from marketfeed.targets import SERVICES, Target
 
 
@@ -29,7 +30,7 @@ class Backend(Lifecycle):
             )
             for service, t in self.caches.items()
         }
-        self.kafka = KafkaLink(resolved.kafka, orders_kept=config.orders_kept)
+        self.kafka = KafkaLink(resolved.kafka, orders_kept=config.orders_kept, trust=reader_trust())
         self.lag = LagSampler(
             list(self.caches.values()),
             interval=config.lag_interval,

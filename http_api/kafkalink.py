@@ -19,6 +19,7 @@ from aiokafka.errors import KafkaError
 
 from common.cache.snapshots import Snapshot, SnapshotClient
 from common.errors import BrokerUnavailableError, ConfigError
+from common.feedsign import FeedTrust
 from common.kafka import KafkaSettings, TopicSpec, ensure_topics
 from common.kafkasec import connection
 from common.lifecycle import Lifecycle, cancel_and_wait
@@ -32,8 +33,13 @@ SNAPSHOT_SERVICE = "api"
 
 
 class KafkaLink(Lifecycle):
-    def __init__(self, settings: KafkaSettings, *, orders_kept: int) -> None:
+    def __init__(
+        self, settings: KafkaSettings, *, orders_kept: int, trust: FeedTrust | None = None
+    ) -> None:
+        """``trust``: what a snapshot reply must be (signed by the feed's key); None: no
+        snapshots are fetched (a reply could not be told from a forged one)."""
         self.settings = settings
+        self.trust = trust
         self.orders = OrderIndex(settings, kept=orders_kept)
         self.ready = asyncio.Event()
         self.failed: ConfigError | None = None
@@ -124,7 +130,9 @@ class KafkaLink(Lifecycle):
                 ],
             )
             await attempt.enter_async_context(self.orders)
-            snapshots = SnapshotClient(s, producer, service=SNAPSHOT_SERVICE)
-            await attempt.enter_async_context(snapshots)
+            snapshots = None
+            if self.trust is not None:
+                snapshots = SnapshotClient(s, producer, service=SNAPSHOT_SERVICE, trust=self.trust)
+                await attempt.enter_async_context(snapshots)
             self.resources.push_async_callback(attempt.pop_all().aclose)
         self._producer, self._snapshots = producer, snapshots

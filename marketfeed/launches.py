@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from common.config import build
 from common.exposition import MetricsSettings
+from common.feedsign import FeedKeys
 from common.kafkasec import KafkaSecurity, security_fields
 from feed_publisher.config import PublisherConfig
 from feed_publisher.universe import universe
@@ -64,9 +65,17 @@ class Servers(Protocol):
 
 
 def children(
-    cfg: UpConfig, servers: Servers, *, topic_prefix: str, group: str, run_dir: Path
+    cfg: UpConfig,
+    servers: Servers,
+    *,
+    topic_prefix: str,
+    group: str,
+    run_dir: Path,
+    feed_keys: FeedKeys,
 ) -> list[Launch]:
-    """The children to launch, in start order (writes their tradable file in ``run_dir``)."""
+    """The children to launch, in start order (writes their tradable file in ``run_dir``).
+
+    The publisher and the caches get the run's ``feed_keys`` (a secret: to_env passes it)."""
     env = os.environ
     broker: dict[str, Any] = {
         "bootstrap": servers.bootstrap,
@@ -75,11 +84,13 @@ def children(
         **security_fields(servers.security),
     }
     kafka = broker | {"topic_prefix": topic_prefix} | METRICS
+    feed: dict[str, Any] = {"feed_key": feed_keys.hex(), "insecure_unsigned_feed": False}
     tradable_file = _write_tradable_file(cfg, run_dir)
     order_entry = build(
         OrderEntryConfig,
         environ=env,
         **kafka,
+        **feed,
         group=group,
         redis_url=servers.redis_url("order_entry"),
         tradable=(),
@@ -89,6 +100,7 @@ def children(
         PublisherConfig,
         environ=env,
         **kafka,
+        **feed,
         symbols=cfg.symbols,
         rate=cfg.rate,
         seed=cfg.seed,
@@ -99,6 +111,7 @@ def children(
         PortfolioConfig,
         environ=env,
         **kafka,
+        **feed,
         group=group,
         redis_url=servers.redis_url("portfolio"),
         watchlist=tuple(universe(cfg.watchlist_count)),

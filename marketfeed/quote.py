@@ -3,7 +3,8 @@
 A symbol outside the service's interest is reported as such (asking is not an error). A symbol
 of interest that the cache does not hold yet (cold start) is fetched from the publisher by a
 snapshot request and shown with its source; the service's cache is not written (it has one
-writer: the service).
+writer: the service). The reply is used only if it is signed by the feed's key
+(``marketfeed.readtrust``); with no key at hand, nothing is fetched.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from common.cache.reader import QuoteReader
 from common.cache.snapshots import Snapshot, SnapshotClient
 from common.cli import EXIT_FAILURE, EXIT_OK
 from common.config import add_arguments, build, positive, setting
+from common.feedsign import FeedTrust
 from common.kafka import KafkaSettings, with_backoff
 from common.kafkasec import connection, security_fields
 from common.symbols import parse_symbols
+from marketfeed.readtrust import reader_trust
 from marketfeed.targets import Target, TargetSettings
 
 
@@ -39,16 +42,21 @@ class QuoteSettings(TargetSettings):
 async def lookup(target: Target, symbols: list[str], settings: QuoteSettings) -> list[QuoteRow]:
     """The rows of ``marketfeed quote``: ``common.cache.lookup``, with a one-off snapshot client."""
 
+    trust = reader_trust() if settings.fetch else None
+
     async def fetch(missing: list[str]) -> Snapshot | None:
-        return await _fetch(target, missing, settings.fetch_timeout)
+        assert trust is not None
+        return await _fetch(target, missing, settings.fetch_timeout, trust)
 
     async with QuoteReader.from_url(
         target.redis_url, prefix=target.redis_prefix, stale_after=settings.stale_after
     ) as reader:
-        return await rows_of(reader, symbols, fetch if settings.fetch else None)
+        return await rows_of(reader, symbols, fetch if trust is not None else None)
 
 
-async def _fetch(target: Target, symbols: list[str], timeout: float) -> Snapshot | None:
+async def _fetch(
+    target: Target, symbols: list[str], timeout: float, trust: FeedTrust
+) -> Snapshot | None:
     kafka = KafkaSettings(
         bootstrap=target.bootstrap,
         topic_prefix=target.topic_prefix,
@@ -63,7 +71,7 @@ async def _fetch(target: Target, symbols: list[str], timeout: float) -> Snapshot
         "quote", producer.start, bootstrap=kafka.bootstrap, timeout=timeout, security=kafka
     )
     try:
-        async with SnapshotClient(kafka, producer, service="cli") as client:
+        async with SnapshotClient(kafka, producer, service="cli", trust=trust) as client:
             return await client.request(symbols, timeout)
     finally:
         await producer.stop()

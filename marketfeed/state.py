@@ -17,6 +17,8 @@ from common.kafkasec import KafkaSecurity
 
 STATE_DIR_ENV = "MARKETFEED_STATE_DIR"
 STATE_FILE = "up.json"
+# In up's run directory, readable by its user only: the run's feed key (the signed feed).
+FEED_KEY_FILE = "feed.key"
 
 
 def state_dir() -> Path:
@@ -36,6 +38,7 @@ class UpState:
     redis: dict[str, str]
     log_dir: str
     group: str = ""  # the namespace of its consumer groups (``--group`` of its services)
+    feed_key_file: str = ""  # where the run's feed key is (mode 0600), for read commands
     processes: dict[str, int] = field(default_factory=dict)
     api: str = ""  # the HTTP API and dashboard, ``http://127.0.0.1:PORT/``
     metrics: dict[str, str] = field(default_factory=dict)  # process -> its /metrics URL

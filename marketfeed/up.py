@@ -19,6 +19,7 @@ import asyncio
 import logging
 import math
 import os
+import secrets
 import signal
 import sys
 import time
@@ -38,6 +39,7 @@ from common.config import (
     to_env,
 )
 from common.errors import ConfigError
+from common.feedsign import FeedKeys, write_key_file
 from common.generations.naming import HistoryMode, history_mode
 from common.kafka import KafkaSettings, TopicSpec, ensure_topics
 from common.kafkasec import security_fields
@@ -49,7 +51,7 @@ from marketfeed.console import Console
 from marketfeed.endpoints import Listener, printed_urls
 from marketfeed.launches import API, ORDER_FLOW, Launch, children
 from marketfeed.shutdown import Part, Stage, stop_parts
-from marketfeed.state import UpState, remove_state, state_dir
+from marketfeed.state import FEED_KEY_FILE, UpState, remove_state, state_dir
 from marketfeed.supervisor import Ending, Outcome, Supervisor
 from order_flow.config import account_count
 from order_flow.mix import account_names
@@ -171,6 +173,8 @@ class Up:
         # joins them only when given it (--group).
         self.group = f"marketfeed.up-{stamp}-{os.getpid()}"
         self.kafka = KafkaSettings(bootstrap="127.0.0.1:1", partitions=config.partitions)
+        # The run's feed key: the publisher signs with it, the caches verify with it.
+        self.feed_keys = FeedKeys((secrets.token_bytes(32),))
         self.parts: dict[str, Part] = {}
         self.listeners: list[Listener] = []
         self.urls: dict[str, str] = {}  # child -> where it listens (/metrics; the API's root)
@@ -263,7 +267,10 @@ class Up:
             topic_prefix=self.kafka.topic_prefix,
             group=self.group,
             run_dir=self.log_dir,
+            feed_keys=self.feed_keys,
         )
+        # For read commands that verify what they fetch from the publisher (`quote`).
+        write_key_file(self.log_dir / FEED_KEY_FILE, self.feed_keys)
         for launch in launches:
             await self._start_child(launch)
         # All started first: their imports run side by side, not one after the other.
@@ -325,6 +332,7 @@ class Up:
             redis={s: servers.redis_url(s) for s in CONSUMING_SERVICES},
             log_dir=str(self.log_dir),
             group=self.group,
+            feed_key_file=str(self.log_dir / FEED_KEY_FILE),
             processes={name: part.process.pid or 0 for name, part in self.parts.items()},
             api=self.urls.get(API, ""),
             metrics=self._metrics_urls(),

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import pytest
 import redis.asyncio as aioredis
 
 from common.cache.keys import CacheKeys
@@ -28,6 +29,7 @@ from http_api.config import ApiConfig
 from http_api.server import ApiServer
 from order_entry.config import OrderEntryConfig
 from order_entry.service import OrderEntryService
+from tests.feedkey import FEED_KEY
 from tests.helpers import eventually, running_publisher
 
 SYMBOLS = 40
@@ -64,8 +66,12 @@ def api_config(kafka: KafkaSettings, **overrides: Any) -> ApiConfig:
 
 @contextlib.asynccontextmanager
 async def running_api(config: ApiConfig) -> AsyncIterator[tuple[ApiServer, httpx.AsyncClient]]:
+    # As a deployment gives it the feed key, to verify the snapshots it fetches.
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("MARKETFEED_FEED_KEY", FEED_KEY)
+        server = ApiServer(config, config.resolve())
     async with (
-        ApiServer(config, config.resolve()) as api,
+        server as api,
         httpx.AsyncClient(base_url=api.url.rstrip("/"), timeout=30) as http,
     ):
         yield api, http
@@ -78,6 +84,7 @@ async def api_env(stack: EmbeddedStack) -> AsyncIterator[ApiEnv]:
     oe_url, pf_url = stack.redis_url("order_entry"), stack.redis_url("portfolio")
     oe_prefix, pf_prefix = f"{prefix}oe:", f"{prefix}pf:"
     order_entry = OrderEntryConfig(
+        feed_key=FEED_KEY,
         bootstrap=kafka.bootstrap,
         topic_prefix=prefix,
         partitions=4,

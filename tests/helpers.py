@@ -24,6 +24,7 @@ from common.topics import symbol_key
 from feed_publisher.config import PublisherConfig
 from feed_publisher.publisher import Publisher
 from order_entry.config import OrderEntryConfig
+from tests.feedkey import FEED_KEY
 
 
 def publisher_config(
@@ -31,6 +32,7 @@ def publisher_config(
 ) -> PublisherConfig:
     """The publisher on ``kafka``'s topics, ``extra`` settings on top."""
     return PublisherConfig(
+        feed_key=FEED_KEY,
         bootstrap=kafka.bootstrap,
         topic_prefix=kafka.topic_prefix,
         partitions=kafka.partitions,
@@ -143,6 +145,7 @@ async def order_entry_process(
     SIGTERM (then SIGKILL) when the block ends.
     """
     config = OrderEntryConfig(
+        feed_key=FEED_KEY,
         **{
             "bootstrap": kafka.bootstrap,
             "topic_prefix": kafka.topic_prefix,
@@ -153,7 +156,7 @@ async def order_entry_process(
             "session_timeout": 2.0,  # a group join waits about half of it on the embedded broker
             "stale_after": 300.0,
             **settings,
-        }
+        },
     )
     argv = [sys.executable, "-m", "order_entry", *to_argv(config)]
     with log.open("ab") as out:

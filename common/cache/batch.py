@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from common.errors import SchemaError
+from common.feedsign.trust import FeedTrust
 from common.generations.position import Position
 from common.generations.rollover import Chunk, KafkaRecord
 from common.schema import Quote, check_symbol, decode_quote
@@ -41,6 +42,8 @@ class PartitionProgress:
     generation: int = 0
     next: Position = field(default_factory=lambda: Position(0, 0))  # where the partition goes on
     records: int = 0  # moved past: the records read and the marker, if one ended the chunk
+    # Of the applied quote whose time is last_quote_ts_ns (bookkeeping, not compared).
+    last_quote_offset: int = field(default=-1, compare=False, repr=False)
 
 
 @dataclass(slots=True)
@@ -99,38 +102,38 @@ def prepare(
     chunks: Mapping[int, Chunk],
     keys: KeyFilter,
     versions: dict[str, Version],
+    trust: FeedTrust | None = None,
+    *,
+    context: str = "",
+    now_ns: int = 0,
 ) -> PreparedBatch:
     """Turn one fetch into a PreparedBatch; ``versions`` is updated with what is accepted.
 
     Most records belong to symbols outside the interest, so they are handled in bulk (list
     comprehensions over the keys); only records of interest, and keys never seen before, are
-    looked at one by one.
+    looked at one by one. With ``trust``, the quote about to be applied for a symbol (the
+    newest) must be signed for ``context`` (the topic's base name) and plausible at ``now_ns``;
+    one that is not is dead-lettered and the next newest is tried, so no unverified record ever
+    moves a symbol's version. Only winners are verified: conflated quotes cost no HMAC.
     """
     out = PreparedBatch()
     wanted = keys.wanted
+    candidates: dict[str, list[_Candidate]] = {}
     for partition, chunk in chunks.items():
         records: Sequence[KafkaRecord] = chunk.records
-        last = chunk.last
         progress = out.progress[partition] = PartitionProgress(
-            last.offset,
-            last.timestamp,
+            chunk.last.offset,
+            chunk.last.timestamp,
             generation=chunk.generation,
             next=chunk.next,
-            records=len(records) + (chunk.marker is not None),
+            records=len(records) + (chunk.marker is not None) + len(chunk.forged),
         )
         marker = chunk.marker
         out.rollovers += marker is not None
         if marker is not None and chunk.marker_error is not None:
-            out.rejected.append(
-                Rejected(
-                    partition,
-                    marker.offset,
-                    marker.key,
-                    marker.value,
-                    chunk.marker_error,
-                    chunk.topic,
-                )
-            )
+            out.rejected.append(_rejected(chunk, marker, chunk.marker_error))
+        out.received += len(chunk.forged)
+        out.rejected.extend(_rejected(chunk, record, reason) for record, reason in chunk.forged)
         if not records:
             continue
         out.received += len(records)
@@ -141,49 +144,99 @@ def prepare(
                 reason = keys.reason_if_bad(record.key)
                 if reason is not None:
                     others -= 1
-                    out.rejected.append(
-                        Rejected(
-                            partition, record.offset, record.key, record.value, reason, chunk.topic
-                        )
-                    )
+                    out.rejected.append(_rejected(chunk, record, reason))
             out.filtered += others
         for record in mine:
-            _apply_record(out, chunk, record, progress, versions)
+            candidate = _decode(out, chunk, record, progress)
+            if candidate is not None:
+                candidates.setdefault(candidate.quote.symbol, []).append(candidate)
+    for symbol, found in candidates.items():
+        _settle(out, symbol, found, versions, trust, context, now_ns)
     if len(out.rejected) > 1:
         out.rejected.sort(key=lambda r: (r.partition, r.offset))
     return out
 
 
-def _apply_record(
-    out: PreparedBatch,
-    chunk: Chunk,
-    record: KafkaRecord,
-    progress: PartitionProgress,
-    versions: dict[str, Version],
-) -> None:
+@dataclass(slots=True)
+class _Candidate:
+    """A decoded quote of interest, in its partition's offset order."""
+
+    quote: Quote
+    version: Version
+    record: KafkaRecord
+    chunk: Chunk
+    progress: PartitionProgress
+
+
+def _rejected(chunk: Chunk, record: KafkaRecord, reason: str) -> Rejected:
+    return Rejected(chunk.partition, record.offset, record.key, record.value, reason, chunk.topic)
+
+
+def _decode(
+    out: PreparedBatch, chunk: Chunk, record: KafkaRecord, progress: PartitionProgress
+) -> _Candidate | None:
     key = record.key
     try:
         quote = decode_quote(record.value or b"")
     except SchemaError as exc:
-        out.rejected.append(
-            Rejected(chunk.partition, record.offset, key, record.value, str(exc), chunk.topic)
-        )
-        return
+        out.rejected.append(_rejected(chunk, record, str(exc)))
+        return None
     if key is None or quote.symbol.encode("ascii") != key:
         reason = f"key {key!r} does not match symbol {quote.symbol!r}"
-        out.rejected.append(
-            Rejected(chunk.partition, record.offset, key, record.value, reason, chunk.topic)
+        out.rejected.append(_rejected(chunk, record, reason))
+        return None
+    return _Candidate(quote, (quote.epoch, quote.seq), record, chunk, progress)
+
+
+def _chain(found: list[_Candidate], cached: Version | None) -> list[_Candidate]:
+    """The candidates that are each newer than everything before them (the rest are stale:
+    duplicates, or older than the cached quote); the last one is the newest."""
+    chain, top = [], cached
+    for candidate in found:
+        if top is None or candidate.version > top:
+            chain.append(candidate)
+            top = candidate.version
+    return chain
+
+
+def _settle(
+    out: PreparedBatch,
+    symbol: str,
+    found: list[_Candidate],
+    versions: dict[str, Version],
+    trust: FeedTrust | None,
+    context: str,
+    now_ns: int,
+) -> None:
+    """Pick the quote to apply for ``symbol``: the newest that passes ``trust``."""
+    cached = versions.get(symbol)
+    chain = _chain(found, cached)
+    while chain and trust is not None:
+        newest = chain[-1]
+        reason, resnapshot = trust.quote_reason(
+            context, newest.record, newest.quote, cached, now_ns
         )
+        if reason is None:
+            break
+        out.rejected.append(_rejected(newest.chunk, newest.record, reason))
+        if resnapshot:
+            out.gaps.add(symbol)  # the publisher's signed snapshot is authoritative
+        found = [c for c in found if c is not newest]
+        chain = _chain(found, cached)
+    out.stale += len(found) - len(chain)
+    if not chain:
         return
-    version = (quote.epoch, quote.seq)
-    cached = versions.get(quote.symbol)
-    if cached is not None and version <= cached:
-        out.stale += 1  # a duplicate, or older than what a snapshot gave us
-        return
-    if cached is not None and quote.epoch == cached[0] and quote.seq > cached[1] + 1:
-        out.gaps.add(quote.symbol)
-    versions[quote.symbol] = version
-    if quote.symbol in out.quotes:
-        out.conflated += 1
-    out.quotes[quote.symbol] = (quote, record.value or b"")
-    progress.last_quote_ts_ns = quote.ts_ns
+    winner = chain[-1]
+    previous = cached
+    for candidate in chain:
+        version = candidate.version
+        if previous is not None and version[0] == previous[0] and version[1] > previous[1] + 1:
+            out.gaps.add(symbol)
+        previous = version
+    out.conflated += len(chain) - 1
+    versions[symbol] = winner.version
+    out.quotes[symbol] = (winner.quote, winner.record.value or b"")
+    progress = winner.progress
+    if winner.record.offset > progress.last_quote_offset:
+        progress.last_quote_offset = winner.record.offset
+        progress.last_quote_ts_ns = winner.quote.ts_ns

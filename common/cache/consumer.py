@@ -13,7 +13,10 @@ Faults: Redis unreachable -> retry with backoff, holding the batch and the posit
 restarted empty -> rebuild from a snapshot; offsets out of range (a broker that lost its data)
 or a generation deleted before the cache read it to its end (it was away too long) ->
 re-snapshot those partitions, with one log line; the broker gone -> aiokafka reconnects; a bad
-record -> dead-letter topic.
+record -> dead-letter topic. Forged data (the signed feed, ``common.feedsign``): the quote a
+batch would apply for a symbol must be signed and plausible, else it is dead-lettered and the
+next newest tried; a rollover marker or a snapshot reply that is not signed is dead-lettered
+and never obeyed.
 """
 
 from __future__ import annotations
@@ -65,6 +68,8 @@ class CachingConsumer(Lifecycle):
         """``group_id``: where applied offsets are committed for lag tools (the group is
         never joined); default ``marketfeed.SERVICE.quote-cache``."""
         self.settings = settings
+        # Resolved first: a missing or unreadable key is one line before anything connects.
+        self.trust = settings.trust()
         self._on_applied = on_applied
         self.service = service
         self.topic = settings.topics.quotes  # the base name; partitions read its generations
@@ -105,6 +110,7 @@ class CachingConsumer(Lifecycle):
             with_redis=self._with_redis,
             versions=self._versions,
             counts=self.counts,
+            trust=self.trust,
         )
         store, filler = parts.store, parts.filler
         existed = await self._with_redis(
@@ -269,7 +275,14 @@ class CachingConsumer(Lifecycle):
 
     async def _apply(self, chunks: Mapping[int, Chunk]) -> None:
         parts = self._parts_ok()
-        batch = prepare(chunks, self._filter, self._versions)
+        batch = prepare(
+            chunks,
+            self._filter,
+            self._versions,
+            self.trust,
+            context=self.topic,
+            now_ns=time.time_ns(),
+        )
         if batch.rejected:
             await parts.dead.store_rejected(self.topic, batch.rejected)
         ok = await self._with_redis("apply", lambda: parts.store.apply(batch, self._hw))

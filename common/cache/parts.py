@@ -23,7 +23,9 @@ from common.cache.keys import CacheKeys
 from common.cache.settings import CacheSettings
 from common.cache.snapshots import GapRequests, SnapshotClient
 from common.cache.store import QuoteStore
+from common.feedsign import FeedTrust
 from common.generations.follower import Follower
+from common.generations.rollover import KafkaRecord
 from common.kafka import (
     close_consumer,
     close_producer,
@@ -55,6 +57,7 @@ async def open_parts(
     with_redis: WithRedis,
     versions: dict[str, Version],
     counts: Counter[str],
+    trust: FeedTrust,
 ) -> CacheParts:
     """Connect to Redis and the broker; what is opened goes into ``resources``."""
     s = settings
@@ -89,7 +92,12 @@ async def open_parts(
         timeout=s.connect_timeout,
         security=s,
     )
-    follower = Follower(consumer, s.topics.quotes)
+    base = s.topics.quotes
+
+    def authentic(record: KafkaRecord) -> str | None:
+        return trust.signature_reason(base, record)
+
+    follower = Follower(consumer, base, check=authentic)
     if not (await follower.existing()).numbers:
         # Nothing published here yet: read the plain topic, which a publisher starting later
         # closes with markers pointing to its first generation.
@@ -102,7 +110,10 @@ async def open_parts(
         service=service,
     )
     resources.push_async_callback(committer.close)
-    snapshots = await resources.enter_async_context(SnapshotClient(s, producer, service=service))
+    dead = DeadLetterSink(producer, topic=dead_letters, service=service)
+    snapshots = await resources.enter_async_context(
+        SnapshotClient(s, producer, service=service, trust=trust, dead=dead)
+    )
     gaps = GapRequests(snapshots, timeout=s.snapshot_timeout, every=_GAP_SNAPSHOT_EVERY_S)
     resources.push_async_callback(gaps.close)
     filler = Filler(
@@ -117,7 +128,7 @@ async def open_parts(
     )
     return CacheParts(
         store=store,
-        dead=DeadLetterSink(producer, topic=dead_letters, service=service),
+        dead=dead,
         follower=follower,
         committer=committer,
         filler=filler,

@@ -4,7 +4,8 @@ A background task reads the reply topic and hands each reply part to the request
 it (correlation by request id), so several requests can be outstanding at once. The reply
 consumer is positioned at the end of the reply topic before the first request is sent, so no
 reply can be missed. ``GapRequests`` asks in the background for symbols whose sequence numbers
-jumped, without holding up the consumer that found the gaps.
+jumped, without holding up the consumer that found the gaps. Replies are signed by the
+publisher (``common.feedsign``): one that is not is dead-lettered and never used.
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
+from common.cache.batch import Rejected
+from common.cache.deadletters import DeadLetterSink
 from common.errors import SchemaError
+from common.feedsign import FeedTrust
 from common.generations.position import Position
 from common.kafka import KafkaSettings, TopicSpec, close_consumer, ensure_topics, with_backoff
 from common.kafkasec import connection
@@ -45,10 +49,22 @@ class _Collector:
 
 class SnapshotClient(Lifecycle):
     def __init__(
-        self, settings: KafkaSettings, producer: AIOKafkaProducer, *, service: str
+        self,
+        settings: KafkaSettings,
+        producer: AIOKafkaProducer,
+        *,
+        service: str,
+        trust: FeedTrust,
+        dead: DeadLetterSink | None = None,
     ) -> None:
+        """``trust``: a reply must be signed for the reply topic, and its quotes' times
+        plausible; a reply that is not signed goes to ``dead`` (or only the log) and is never
+        used."""
         self.settings = settings
         self.service = service
+        self.trust = trust
+        self._dead = dead
+        self.refused = 0  # replies that were not signed by the feed's key
         self.reply_topic = settings.topics.snapshot_replies(service)
         self._producer = producer
         self._task: asyncio.Task[None] | None = None
@@ -119,7 +135,19 @@ class SnapshotClient(Lifecycle):
             batches = await consumer.getmany(timeout_ms=1000)
             for records in batches.values():
                 for record in records:
-                    self._dispatch(record.value)
+                    reason = self.trust.signature_reason(self.reply_topic, record)
+                    if reason is None:
+                        self._dispatch(record.value)
+                    else:
+                        await self._refuse(record, f"snapshot reply refused: {reason}")
+
+    async def _refuse(self, record: ConsumerRecord[bytes, bytes], reason: str) -> None:
+        self.refused += 1
+        if self._dead is None:
+            log.warning("%s: %s", self.reply_topic, reason)
+            return
+        rejected = Rejected(record.partition, record.offset, record.key, record.value, reason)
+        await self._dead.store_rejected(self.reply_topic, [rejected])
 
     def _dispatch(self, value: bytes | None) -> None:
         try:
@@ -132,7 +160,7 @@ class SnapshotClient(Lifecycle):
             return  # someone else's reply, or one that came after its request timed out
         collector.parts[reply.part] = reply
         if len(collector.parts) == reply.parts:
-            collector.future.set_result(_assemble(collector.parts))
+            collector.future.set_result(_assemble(collector.parts, self.trust))
 
 
 class GapRequests:
@@ -172,15 +200,24 @@ class GapRequests:
         await cancel_and_wait(task)
 
 
-def _assemble(parts: dict[int, SnapshotReply]) -> Snapshot:
+def _assemble(parts: dict[int, SnapshotReply], trust: FeedTrust) -> Snapshot:
     first = parts[0]
     quotes: list[tuple[Quote, bytes]] = []
+    now_ns = time.time_ns()
     for index in sorted(parts):
         for raw in parts[index].quotes:
             try:
-                quotes.append((decode_quote(raw), raw))
+                quote = decode_quote(raw)
             except SchemaError as exc:
                 log.warning("snapshot %s carried a bad quote: %s", first.request_id, exc)
+                continue
+            # Signed, so from the publisher: a quote with implausible times is its bug, or a
+            # stolen key's (no seq check: the snapshot is the authority on sequence numbers).
+            reason = trust.plausibility.clock_reason(quote, now_ns)
+            if reason is not None:
+                log.warning("snapshot %s: %s dropped: %s", first.request_id, quote.symbol, reason)
+                continue
+            quotes.append((quote, raw))
     generations = dict(first.generations)
     return Snapshot(
         epoch=first.epoch,

@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from common.generations.naming import Generations, generation_topic, parse_generation
 from common.generations.position import Position
-from common.generations.rollover import Chunk, cut
+from common.generations.rollover import Chunk, RecordCheck, cut
 
 
 class Start(StrEnum):
@@ -36,9 +36,14 @@ class Start(StrEnum):
 
 
 class Follower:
-    def __init__(self, consumer: AIOKafkaConsumer, base: str) -> None:
+    def __init__(
+        self, consumer: AIOKafkaConsumer, base: str, *, check: RecordCheck | None = None
+    ) -> None:
+        """``check``: whether a marker is authentic (the signed feed); one that is not is
+        handed out in its chunk's ``forged`` and never obeyed."""
         self.consumer = consumer
         self.base = base
+        self._check = check
         self.positions: dict[int, Position] = {}
 
     async def existing(self) -> Generations:
@@ -127,7 +132,7 @@ class Follower:
             here = self.positions.get(tp.partition)
             if not records or here is None or generation is None or here.generation != generation:
                 continue  # read before a re-placement: no longer ours
-            chunk = cut(tp.topic, tp.partition, generation, records)
+            chunk = cut(tp.topic, tp.partition, generation, records, self._check)
             self.positions[tp.partition] = chunk.next
             chunks[tp.partition] = chunk
         if any(chunk.marker is not None for chunk in chunks.values()):

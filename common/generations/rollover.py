@@ -8,7 +8,7 @@ Records after a marker are never read (the publisher writes none).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -28,14 +28,28 @@ class KafkaRecord(Protocol):
     def key(self) -> bytes | None: ...
     @property
     def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]]: ...
 
 
-def find_marker(records: Sequence[KafkaRecord]) -> int | None:
-    """Index of the first rollover marker in ``records`` (in offset order), or None."""
+# Why a record is not authentic (None: it is): how a reader checks a marker before obeying it.
+RecordCheck = Callable[[KafkaRecord], str | None]
+
+
+def find_marker(
+    records: Sequence[KafkaRecord], check: RecordCheck | None = None
+) -> tuple[int | None, list[tuple[Any, str]]]:
+    """Index of the first authentic rollover marker in ``records`` (in offset order), or None;
+    and the markers before it that ``check`` refused, with why (a forged marker could send a
+    reader to a topic an attacker made, or past the rest of its generation: it is not obeyed)."""
+    forged: list[tuple[Any, str]] = []
     for index, record in enumerate(records):
         if record.key == ROLLOVER_KEY:
-            return index
-    return None
+            reason = check(record) if check is not None else None
+            if reason is None:
+                return index, forged
+            forged.append((record, f"rollover marker refused: {reason}"))
+    return None, forged
 
 
 def read_marker(value: bytes | None, generation: int) -> tuple[int, str | None]:
@@ -62,6 +76,8 @@ class Chunk:
     next: Position  # where the partition continues
     marker: Any | None = None  # the rollover record that ended the generation here, if any
     marker_error: str | None = None  # why the marker's value could not be read (it still counts)
+    # Records with a marker's key that are not authentic, with why: dead-lettered, not obeyed.
+    forged: Sequence[tuple[Any, str]] = ()
 
     @property
     def last(self) -> Any:
@@ -69,12 +85,29 @@ class Chunk:
         return self.marker if self.marker is not None else self.records[-1]
 
 
-def cut(topic: str, partition: int, generation: int, records: Sequence[Any]) -> Chunk:
-    """``records`` of one partition (non-empty, in offset order) as a Chunk, cut at a marker."""
-    at = find_marker(records)
+def cut(
+    topic: str,
+    partition: int,
+    generation: int,
+    records: Sequence[Any],
+    check: RecordCheck | None = None,
+) -> Chunk:
+    """``records`` of one partition (non-empty, in offset order) as a Chunk, cut at the first
+    marker that passes ``check``; refused markers are taken out and listed in ``forged``."""
+    at, forged = find_marker(records, check)
     if at is None:
         following = Position(generation, records[-1].offset + 1)
-        return Chunk(topic, partition, generation, records, following)
+        return Chunk(
+            topic, partition, generation, _without(records, forged), following, forged=forged
+        )
     marker = records[at]
     after, error = read_marker(marker.value, generation)
-    return Chunk(topic, partition, generation, records[:at], Position(after, 0), marker, error)
+    kept = _without(records[:at], forged)
+    return Chunk(topic, partition, generation, kept, Position(after, 0), marker, error, forged)
+
+
+def _without(records: Sequence[Any], forged: list[tuple[Any, str]]) -> Sequence[Any]:
+    if not forged:
+        return records
+    out = {id(record) for record, _ in forged}
+    return [r for r in records if id(r) not in out]

@@ -26,6 +26,7 @@ import redis.asyncio as aioredis
 
 from common.cache.lookup import lookup
 from common.cache.reader import QuoteReader
+from common.cache.settings import CacheSettings
 from common.cache.snapshots import Snapshot
 from common.kafka import KafkaSettings
 from common.runtime import EmbeddedBroker, EmbeddedStack
@@ -44,6 +45,7 @@ from tests.apienv import (
     api_env,
     running_api,
 )
+from tests.feedkey import FEED_KEY
 from tests.helpers import eventually, spawn
 
 DEAD_REDIS = "redis://:s3cret@127.0.0.1:1/0"
@@ -84,7 +86,8 @@ async def test_quotes_answer_as_marketfeed_quote(env: ApiEnv) -> None:
     assert statuses == ["cached", "snapshot", "missing", "not-of-interest"]
 
     # The command line's lookup, over the same cache, says the same.
-    async with KafkaLink(env.kafka, orders_kept=10) as link:
+    trust = CacheSettings(feed_key=FEED_KEY).trust()
+    async with KafkaLink(env.kafka, orders_kept=10, trust=trust) as link:
         await asyncio.wait_for(link.ready.wait(), 20)
 
         async def fetch(missing: list[str]) -> Snapshot | None:
@@ -363,7 +366,12 @@ async def test_python_m_http_api_prints_its_url_and_stops_on_sigterm(env: ApiEnv
         "--port=0",
         "--log-level=WARNING",
     ]
-    proc = await spawn(*argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    proc = await spawn(
+        *argv,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "MARKETFEED_FEED_KEY": FEED_KEY},
+    )
     try:
         assert proc.stdout is not None
         line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()

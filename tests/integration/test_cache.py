@@ -23,6 +23,7 @@ from common.runtime import EmbeddedRedis, EmbeddedStack
 from common.schema import DeadLetter, Quote, decode_as, quote_wire
 from feed_publisher.publisher import Publisher
 from feed_publisher.universe import universe
+from tests.feedkey import FEED_KEY, signed
 from tests.helpers import eventually, running_publisher, spawn
 from tests.history import read_history
 
@@ -34,6 +35,7 @@ def cache_settings(
     kafka: KafkaSettings, redis_url: str, prefix: str, **extra: object
 ) -> CacheSettings:
     return CacheSettings(
+        feed_key=FEED_KEY,
         bootstrap=kafka.bootstrap,
         topic_prefix=kafka.topic_prefix,
         partitions=kafka.partitions,
@@ -214,8 +216,9 @@ async def test_cache_killed_with_sigkill_restarts_equal_to_the_truth(
         "--log-level",
         "WARNING",
     ]
+    env = {**os.environ, "MARKETFEED_FEED_KEY": FEED_KEY}  # a secret: never on the command line
     async with running_publisher(kafka, symbols=SYMBOLS, rate=4000) as (publisher, stop):
-        first = await spawn(*argv)
+        first = await spawn(*argv, env=env)
         try:
             reader = QuoteReader.from_url(redis_url, prefix=rprefix)
             # Every symbol cached: a restart then needs no snapshot, only its stored offsets.
@@ -226,7 +229,7 @@ async def test_cache_killed_with_sigkill_restarts_equal_to_the_truth(
             assert await first.wait() == -signal.SIGKILL
             stats_at_kill = await reader.stats()
             await asyncio.sleep(0.5)
-            second = await spawn(*argv)
+            second = await spawn(*argv, env=env)
             try:
                 await asyncio.sleep(1.0)
                 stop.set()
@@ -317,8 +320,13 @@ async def test_bad_records_go_to_the_dead_letter_topic_and_the_cache_goes_on(
         try:
             for k, v, _ in bad:
                 await producer.send_and_wait(kafka.topics.quotes, v, key=k, partition=part)
+            value = good.encode()
             await producer.send_and_wait(
-                kafka.topics.quotes, good.encode(), key=key, partition=part
+                kafka.topics.quotes,
+                value,
+                key=key,
+                partition=part,
+                headers=signed(kafka.topics.quotes, key, value),
             )
         finally:
             await producer.stop()

@@ -32,6 +32,7 @@ from marketfeed.lag.monitor import LagMonitor
 from marketfeed.lag.rules import PartitionLag
 from marketfeed.targets import Target
 from order_entry.config import OrderEntryConfig
+from tests.feedkey import FEED_KEY
 from tests.helpers import eventually, publish_for, publisher_config, spawn
 from tests.history import History, read_history
 from tests.integration.test_cache import (
@@ -55,6 +56,7 @@ def feed_config(kafka: KafkaSettings, **extra: object) -> PublisherConfig:
 
 def order_entry_config(kafka: KafkaSettings, redis_url: str, prefix: str) -> OrderEntryConfig:
     return OrderEntryConfig(
+        feed_key=FEED_KEY,
         bootstrap=kafka.bootstrap,
         topic_prefix=kafka.topic_prefix,
         partitions=kafka.partitions,

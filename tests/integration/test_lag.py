@@ -27,6 +27,7 @@ from marketfeed.lag.render import render
 from marketfeed.lag.rules import LagState, Thresholds
 from marketfeed.lag.verdict import number_ranges
 from marketfeed.targets import Target
+from tests.feedkey import FEED_KEY
 from tests.helpers import communicate
 
 SERVICE = "order_entry"
@@ -46,6 +47,7 @@ def target_of(stack: EmbeddedStack, prefix: str) -> Target:
 
 def cache_of(stack: EmbeddedStack, prefix: str) -> CachingConsumer:
     settings = CacheSettings(
+        feed_key=FEED_KEY,
         bootstrap=stack.bootstrap,
         topic_prefix=prefix,
         partitions=4,
@@ -105,7 +107,13 @@ async def test_live_then_idle_then_stalled_then_down(
 ) -> None:
     target = target_of(stack, prefix)
     config = PublisherConfig(
-        bootstrap=stack.bootstrap, topic_prefix=prefix, partitions=4, symbols=50, rate=2000, seed=1
+        feed_key=FEED_KEY,
+        bootstrap=stack.bootstrap,
+        topic_prefix=prefix,
+        partitions=4,
+        symbols=50,
+        rate=2000,
+        seed=1,
     )
     async with contextlib.AsyncExitStack() as resources:
         publisher = await resources.enter_async_context(Publisher(config))

@@ -38,6 +38,7 @@ from common.schema.orders import TERMINAL_EVENTS, OrderEvent
 from common.topics import symbol_key
 from order_entry.config import OrderEntryConfig
 from order_entry.service import OrderEntryService
+from tests.feedkey import FEED_KEY, signed
 from tests.helpers import eventually
 
 FRESH = "AAAA"  # bid 100.00 / ask 100.10, fresh
@@ -107,7 +108,10 @@ async def publish_quotes(kafka: KafkaSettings) -> None:
     await producer.start()
     try:
         for q in quotes:
-            await producer.send_and_wait(kafka.topics.quotes, q.encode(), key=symbol_key(q.symbol))
+            value, key = q.encode(), symbol_key(q.symbol)
+            await producer.send_and_wait(
+                kafka.topics.quotes, value, key=key, headers=signed(kafka.topics.quotes, key, value)
+            )
     finally:
         await producer.stop()
 
@@ -130,6 +134,7 @@ async def orders(stack: EmbeddedStack) -> AsyncIterator[Orders]:
     prefix = f"t{uuid.uuid4().hex[:10]}."
     kafka = KafkaSettings(bootstrap=stack.bootstrap, topic_prefix=prefix, partitions=4)
     config = OrderEntryConfig(
+        feed_key=FEED_KEY,
         bootstrap=kafka.bootstrap,
         topic_prefix=prefix,
         partitions=4,

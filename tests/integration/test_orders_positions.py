@@ -24,6 +24,7 @@ from common.topics import symbol_key
 from marketfeed.positions import PositionsSettings, lookup
 from portfolio.config import PortfolioConfig
 from portfolio.service import PortfolioService
+from tests.feedkey import FEED_KEY, signed
 from tests.helpers import eventually
 
 SYMBOLS = ("AAAA", "AAAB", "AAAC")
@@ -70,6 +71,7 @@ async def test_positions_and_pnl_equal_the_reference(
         for i in range(60)
     ]
     config = PortfolioConfig(
+        feed_key=FEED_KEY,
         bootstrap=kafka.bootstrap,
         topic_prefix=kafka.topic_prefix,
         partitions=kafka.partitions,
@@ -96,7 +98,13 @@ async def test_positions_and_pnl_equal_the_reference(
                 bid_size=1,
                 ask_size=1,
             )
-            await producer.send_and_wait(kafka.topics.quotes, mark.encode(), key=b"AAAA")
+            value = mark.encode()
+            await producer.send_and_wait(
+                kafka.topics.quotes,
+                value,
+                key=b"AAAA",
+                headers=signed(kafka.topics.quotes, b"AAAA", value),
+            )
             noise = OrderAccepted(
                 order_id="x", account="alice", symbol="AAAA", side="B", qty=1, ts_ns=now
             )
@@ -187,7 +195,10 @@ async def subscribe_then_evict(
         bid_size=1,
         ask_size=1,
     )
-    await producer.send_and_wait(kafka.topics.quotes, quote.encode(), key=symbol_key(symbol))
+    value, qkey = quote.encode(), symbol_key(symbol)
+    await producer.send_and_wait(
+        kafka.topics.quotes, value, key=qkey, headers=signed(kafka.topics.quotes, qkey, value)
+    )
 
     async def fill(side: str) -> None:
         assert service.keeper is not None

@@ -23,6 +23,7 @@ from common.runtime import EmbeddedStack
 from common.runtime.servers import EmbeddedRedis
 from common.schema import Quote
 from common.topics import symbol_key
+from tests.feedkey import signed
 from tests.helpers import OrderEvents, eventually, order_entry_process, send_order
 
 SYMBOL = "AAAA"
@@ -58,7 +59,10 @@ async def quoted_feed(kafka: KafkaSettings) -> AsyncIterator[AIOKafkaProducer]:
             bid_size=1,
             ask_size=1,
         )
-        await producer.send_and_wait(kafka.topics.quotes, quote.encode(), key=symbol_key(SYMBOL))
+        value, key = quote.encode(), symbol_key(SYMBOL)
+        await producer.send_and_wait(
+            kafka.topics.quotes, value, key=key, headers=signed(kafka.topics.quotes, key, value)
+        )
         yield producer
     finally:
         await producer.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections import defaultdict
 
@@ -11,6 +12,7 @@ from common.partitioner import partition_for
 from common.schema import Quote, Trade, decode
 from feed_publisher.config import PublisherConfig
 from feed_publisher.publisher import Publisher
+from tests.feedkey import FEED_KEY
 from tests.helpers import communicate, spawn
 from tests.history import read_history
 
@@ -32,6 +34,7 @@ async def test_published_records_arrive_decoded_in_order_and_in_their_partition(
     kafka: KafkaSettings,
 ) -> None:
     config = PublisherConfig(
+        feed_key=FEED_KEY,
         bootstrap=kafka.bootstrap,
         topic_prefix=kafka.topic_prefix,
         partitions=kafka.partitions,
@@ -73,6 +76,7 @@ async def test_unreachable_broker_gives_one_line_and_exit_1() -> None:
         "1",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "MARKETFEED_FEED_KEY": FEED_KEY},
     )
     _, err = await communicate(proc)
     assert proc.returncode == 1

@@ -17,12 +17,13 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from common.config import to_argv
+from common.config import to_argv, to_env
 from common.generations.naming import Generations
 from common.runtime import EmbeddedBroker
 from common.schema import Quote, Trade, decode
 from feed_publisher.config import PublisherConfig
 from feed_publisher.publisher import Publisher
+from tests.feedkey import FEED_KEY
 from tests.helpers import eventually, spawn
 from tests.history import read_history
 
@@ -52,6 +53,7 @@ def frozen(broker: EmbeddedBroker) -> Iterator[None]:
 
 def config_on(broker: EmbeddedBroker, **extra: object) -> PublisherConfig:
     return PublisherConfig(
+        feed_key=FEED_KEY,
         **{
             "bootstrap": broker.bootstrap,
             "partitions": 4,
@@ -62,7 +64,7 @@ def config_on(broker: EmbeddedBroker, **extra: object) -> PublisherConfig:
             "roll_seconds": 0.5,
             "stall_after": 0.5,
             **extra,
-        }  # type: ignore[arg-type]
+        },  # type: ignore[arg-type]
     )
 
 
@@ -146,7 +148,12 @@ async def test_the_publisher_gives_up_after_connect_timeout_with_one_line_naming
     async with own_broker() as broker:
         config = config_on(broker, connect_timeout=1.5)
         argv = [sys.executable, "-m", "feed_publisher", *to_argv(config)]
-        proc = await spawn(*argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        proc = await spawn(
+            *argv,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, **to_env(config)},
+        )
         try:
             await eventually(lambda: _has_generation(broker), what="the publisher to publish")
             await asyncio.sleep(0.5)

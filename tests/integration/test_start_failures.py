@@ -37,6 +37,7 @@ from feed_publisher.publisher import Publisher
 from order_entry.config import OrderEntryConfig
 from order_entry.eventlog import EventLog
 from portfolio.config import PortfolioConfig
+from tests.feedkey import FEED_KEY
 from tests.helpers import communicate, spawn
 
 _MODULES = (
@@ -105,6 +106,7 @@ def clients(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
 
 def _publisher_config(kafka: KafkaSettings, md_history: str = "retention") -> PublisherConfig:
     return PublisherConfig(
+        feed_key=FEED_KEY,
         bootstrap=kafka.bootstrap,
         topic_prefix=kafka.topic_prefix,
         partitions=kafka.partitions,
@@ -163,6 +165,7 @@ async def test_a_restarted_publisher_closing_old_generations_leaves_none_open(
 
 def _cache_settings(kafka: KafkaSettings, redis_url: str, **extra: Any) -> CacheSettings:
     return CacheSettings(
+        feed_key=FEED_KEY,
         bootstrap=kafka.bootstrap,
         topic_prefix=kafka.topic_prefix,
         partitions=kafka.partitions,
@@ -254,13 +257,14 @@ async def test_a_service_whose_redis_never_answers_says_so_in_one_line_and_exits
         partitions=kafka.partitions,
         redis_url=f"redis://:s3cret@127.0.0.1:{port}/0",
         connect_timeout=1.0,
+        feed_key=FEED_KEY,
     )
     proc = await spawn(
         sys.executable,
         "-m",
         service,
         *to_argv(settings),
-        env={**os.environ, **to_env(settings)},  # the Redis URL, as `up` gives it
+        env={**os.environ, **to_env(settings)},  # the Redis URL and feed key, as `up` gives them
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )

@@ -33,6 +33,7 @@ from marketfeed.bench.orders.settings import OrdersBenchConfig
 from marketfeed.bench.soak import command as soak_command
 from marketfeed.bench.soak.settings import SoakConfig
 from order_entry.config import OrderEntryConfig
+from tests.feedkey import FEED_KEY
 
 BENCHES = [ConsumersBenchConfig, OrdersBenchConfig, SoakConfig, AccessBenchConfig]
 SHARED = {f.name for f in dataclasses.fields(BenchSettings)}
@@ -134,21 +135,27 @@ def test_children_are_launched_from_their_config() -> None:
     feed = feed_config(kafka, symbols=50, rate=None, seed=3, log_level="WARNING")
     assert feed.rate == UNTHROTTLED
     order_entry = OrderEntryConfig(
-        **kafka_fields(kafka), redis_url="redis://127.0.0.1:1/0", tradable_file=Path("/t")
+        feed_key=FEED_KEY,
+        **kafka_fields(kafka),
+        redis_url="redis://127.0.0.1:1/0",
+        tradable_file=Path("/t"),
     )
     echo = EchoConfig(**kafka_fields(kafka), fetch_max_wait_ms=9)
     for config in (feed, order_entry, echo):
         argv = module_argv("some.module", config)
         assert argv[:3] == [sys.executable, "-m", "some.module"]
-        # Every setting is on the command line: an inherited variable changes nothing.
+        # Every setting is on the command line, but the secrets (the feed key), which go by
+        # environment: an inherited variable changes nothing.
         assert _round_trip(type(config), argv[3:], to_env(config)) == config
+        assert FEED_KEY not in " ".join(argv)
 
 
 def test_a_child_gets_no_marketfeed_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MARKETFEED_SYMBOLS", "7")
     monkeypatch.setenv("SOMETHING_ELSE", "1")
-    env = child_env(PublisherConfig())
+    env = child_env(PublisherConfig(feed_key=FEED_KEY))
     assert "MARKETFEED_SYMBOLS" not in env
+    assert env["MARKETFEED_FEED_KEY"] == FEED_KEY
     assert env["SOMETHING_ELSE"] == "1"
 
 
@@ -161,7 +168,7 @@ def test_a_worker_is_launched_from_its_params() -> None:
     )
     argv = module_argv("marketfeed.bench.consumers.worker", params, "caching")
     assert argv[3] == "caching"
-    assert _round_trip(WorkerParams, argv[4:]) == params
+    assert _round_trip(WorkerParams, argv[4:], to_env(params)) == params
     # The worker itself refuses a role it does not know, in one line, before starting anything.
     with pytest.raises(SystemExit) as caught:
         worker_main(["fancy", *argv[4:]])

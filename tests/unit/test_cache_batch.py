@@ -35,6 +35,7 @@ class Record:
     timestamp: int
     key: bytes | None
     value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 def make_quote(symbol: str, seq: int, *, epoch: int = 1, ts_ns: int | None = None) -> Quote:

@@ -29,6 +29,7 @@ from portfolio.config import PortfolioConfig
 from portfolio.keeper import PositionKeeper
 from portfolio.positions import PositionStore
 from portfolio.service import PortfolioService
+from tests.feedkey import FEED_KEY
 
 
 async def _never_ready() -> bool:
@@ -43,22 +44,32 @@ PARTS: dict[str, Callable[[], Lifecycle]] = {
     "ChildProcess": lambda: ChildProcess(name="x", argv=["true"], ready=_never_ready),
     "EmbeddedStack": EmbeddedStack,
     "WatermarkReader": lambda: WatermarkReader("127.0.0.1:9"),
-    "SnapshotClient": lambda: SnapshotClient(KafkaSettings(), None, service="x"),
-    "CachingConsumer": lambda: CachingConsumer(CacheSettings(), service="x", interest=["A"]),
+    "SnapshotClient": lambda: SnapshotClient(
+        KafkaSettings(), None, service="x", trust=CacheSettings(feed_key=FEED_KEY).trust()
+    ),
+    "CachingConsumer": lambda: CachingConsumer(
+        CacheSettings(feed_key=FEED_KEY), service="x", interest=["A"]
+    ),
     "PeriodicReport": lambda: PeriodicReport(str, logger=logging.getLogger()),
     "SnapshotResponder": lambda: SnapshotResponder(KafkaSettings(), epoch=1, generation=1),
     "BatchSink": lambda: BatchSink(None, bootstrap="127.0.0.1:9", give_up_after=1.0),
-    "Publisher": lambda: Publisher(PublisherConfig()),
+    "Publisher": lambda: Publisher(PublisherConfig(feed_key=FEED_KEY)),
     "EventLog": lambda: EventLog(KafkaSettings(), client_id="x"),
     "Window": lambda: Window(size=1, settle=_settle),
     "OrderProcessor": lambda: OrderProcessor(
-        OrderEntryConfig(), tradable={"A"}, redis_client=aioredis.Redis()
+        OrderEntryConfig(feed_key=FEED_KEY), tradable={"A"}, redis_client=aioredis.Redis()
     ),
-    "OrderEntryService": lambda: OrderEntryService(OrderEntryConfig(), tradable=["A"]),
+    "OrderEntryService": lambda: OrderEntryService(
+        OrderEntryConfig(feed_key=FEED_KEY), tradable=["A"]
+    ),
     "PositionKeeper": lambda: PositionKeeper(
-        PortfolioConfig(), store=PositionStore(aioredis.Redis(), prefix="x"), on_position=print
+        PortfolioConfig(feed_key=FEED_KEY),
+        store=PositionStore(aioredis.Redis(), prefix="x"),
+        on_position=print,
     ),
-    "PortfolioService": lambda: PortfolioService(PortfolioConfig(), watchlist=["A"]),
+    "PortfolioService": lambda: PortfolioService(
+        PortfolioConfig(feed_key=FEED_KEY), watchlist=["A"]
+    ),
 }
 
 

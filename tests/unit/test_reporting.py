@@ -24,6 +24,7 @@ from order_entry.stats import Decided, OrderStats
 from portfolio.config import PortfolioConfig
 from portfolio.keeper import PositionKeeper
 from portfolio.positions import Position
+from tests.feedkey import FEED_KEY
 
 
 @pytest.mark.parametrize(
@@ -106,7 +107,9 @@ async def test_the_order_processor_holds_a_command_with_one_line_per_outage(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("order_entry.processor.HOLD", Backoff(first=0.001, most=0.001))
-    config = OrderEntryConfig(redis_url="redis://:pw@127.0.0.1:1/0", bootstrap="h:1")
+    config = OrderEntryConfig(
+        feed_key=FEED_KEY, redis_url="redis://:pw@127.0.0.1:1/0", bootstrap="h:1"
+    )
     processor = OrderProcessor(config, tradable={"A"}, redis_client=aioredis.Redis())
     away = redis.exceptions.ConnectionError("gone")
     attempt = _Flaky([away] * 30 + [KafkaConnectionError("broker gone")] * 30 + [away])
@@ -137,7 +140,9 @@ async def test_the_keeper_holds_a_fill_with_one_line_per_outage(
     store: Any = type("Store", (), {})()
     store.apply = _Flaky([redis.exceptions.ReadOnlyError("read only")] * 20, result=after)
     seen: list[Position] = []
-    keeper = PositionKeeper(PortfolioConfig(), store=store, on_position=seen.append)
+    keeper = PositionKeeper(
+        PortfolioConfig(feed_key=FEED_KEY), store=store, on_position=seen.append
+    )
     keeper.store_retry.backoff = Backoff(first=0.001, most=0.001)
     await keeper.handle(fill.encode())
     assert seen == [after]

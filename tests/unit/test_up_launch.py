@@ -10,6 +10,7 @@ from aiokafka import TopicPartition
 
 from common.cli import OneLineParser
 from common.config import add_arguments, build, to_argv, to_env
+from common.feedsign import FeedKeys
 from common.kafkasec import PLAINTEXT
 from common.topics import Topics
 from feed_publisher.config import PublisherConfig
@@ -22,6 +23,8 @@ from order_entry.config import OrderEntryConfig
 from order_flow.config import OrderFlowConfig
 from portfolio.config import PortfolioConfig
 
+KEYS = FeedKeys((bytes(range(32)),))
+
 
 class FakeServers:
     bootstrap = "127.0.0.1:19092"
@@ -33,7 +36,9 @@ class FakeServers:
 
 def launches(tmp_path: Path, **up: Any) -> dict[str, Launch]:
     config = UpConfig(log_dir=tmp_path, **up)
-    run = children(config, FakeServers(), topic_prefix="", group="g", run_dir=tmp_path)
+    run = children(
+        config, FakeServers(), topic_prefix="", group="g", run_dir=tmp_path, feed_keys=KEYS
+    )
     return {launch.name: launch for launch in run}
 
 
@@ -89,8 +94,12 @@ def test_child_argv_rebuilds_its_config_whatever_env_it_inherits(tmp_path: Path)
     ):
         parser = OneLineParser(prog=launch.module)
         add_arguments(parser, cls)
-        args = parser.parse_args(to_argv(launch.config))
-        # Secrets (Redis URLs with their passwords) come by environment, and win over it.
+        argv = to_argv(launch.config)
+        args = parser.parse_args(argv)
+        # The feed key goes by environment, never on a command line others can read.
+        assert KEYS.hex() not in " ".join(argv)
+        # Secrets (the feed key, Redis URLs with their passwords) come by environment, and
+        # win over it.
         environ = {**inherited, "MARKETFEED_REDIS_URL": "redis://x:1/0", **to_env(launch.config)}
         assert build(cls, args, environ=environ) == launch.config
 
@@ -109,6 +118,13 @@ def test_every_child_listens_on_a_free_loopback_port_it_prints(tmp_path: Path) -
     assert api.bootstrap == FakeServers.bootstrap
     assert api.order_entry_redis_url == children["order_entry"].config.redis_url
     assert api.portfolio_redis_url == children["portfolio"].config.redis_url
+
+
+def test_up_hands_its_feed_key_to_the_publisher_and_the_caches(tmp_path: Path) -> None:
+    run = launches(tmp_path)
+    signed = {name for name, launch in run.items() if getattr(launch.config, "feed_key", None)}
+    assert signed == {"publisher", "order_entry", "portfolio"}
+    assert {run[name].config.feed_key for name in signed} == {KEYS.hex()}
 
 
 def test_status_line_sums_partitions_and_rates_since_the_previous_line() -> None:

@@ -38,7 +38,13 @@ from marketfeed.bench.access.cache import CacheChildConfig
 from marketfeed.bench.access.results import HTTP, KAFKA, LIBRARY, AccessResults, CacheCost
 from marketfeed.bench.access.settings import AccessBenchConfig
 from marketfeed.bench.core.children import child_env, cores, cpu_now, module_argv, rss_mb
-from marketfeed.bench.core.clients import kafka_fields, kafka_settings, open_producer
+from marketfeed.bench.core.clients import (
+    feed_fields,
+    feed_trust,
+    kafka_fields,
+    kafka_settings,
+    open_producer,
+)
 from marketfeed.bench.core.feedcount import FeedCount
 from marketfeed.bench.core.progress import Progress, StepProgress
 from marketfeed.bench.core.servers import bench_servers, environment, feed_config, run_prefix
@@ -117,6 +123,7 @@ class AccessEnv(Lifecycle):
             await self.until(published, f"the publisher publishes (see {publisher.log_path})")
         cache = CacheChildConfig(
             **kafka_fields(kafka),
+            **feed_fields(),
             redis_url=self.redis_url,
             redis_prefix=self.cache_prefix,
             fetch_max_wait_ms=c.fetch_max_wait_ms,
@@ -154,6 +161,7 @@ class AccessEnv(Lifecycle):
         tradable.write_text("\n".join(self.interest) + "\n")
         config = OrderEntryConfig(
             **kafka_fields(self.kafka),
+            **feed_fields(),
             redis_url=self.redis_url,
             redis_prefix=f"{self.kafka.topic_prefix}oe:",
             tradable_file=tradable,
@@ -237,7 +245,7 @@ async def measure(config: AccessBenchConfig, progress: StepProgress) -> AccessRe
             connect_timeout=config.connect_timeout,
         )
         snapshots = await stack.enter_async_context(
-            SnapshotClient(kafka, producer, service="bench_access")
+            SnapshotClient(kafka, producer, service="bench_access", trust=feed_trust())
         )
         redis_pid = servers.redis_pids.get(CACHE)
         feed = await stack.enter_async_context(FeedCount(kafka, watermarks))

@@ -25,7 +25,7 @@ from marketfeed.bench.consumers.settings import ConsumersBenchConfig, Plan
 from marketfeed.bench.consumers.step import StepRun
 from marketfeed.bench.consumers.summary import summarise
 from marketfeed.bench.consumers.workers import Worker
-from marketfeed.bench.core.clients import kafka_fields, kafka_settings
+from marketfeed.bench.core.clients import feed_fields, kafka_fields, kafka_settings
 from marketfeed.bench.core.progress import StepProgress
 from marketfeed.bench.core.servers import (
     bench_servers,
@@ -146,6 +146,7 @@ def _worker_params(config: ConsumersBenchConfig, bootstrap: str, prefix: str) ->
     """What every worker of the run is given; each step and role replaces what is its own."""
     return WorkerParams(
         **kafka_fields(kafka_settings(config, bootstrap, prefix)),
+        **feed_fields(),
         symbols=config.symbols,
         seed=config.seed,
         log_level=config.log_level,

@@ -14,10 +14,13 @@ checks like the keywords beside it.
 from __future__ import annotations
 
 import contextlib
+import secrets
 from typing import TypedDict
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from common.feedsign import FeedKeys, FeedTrust, Plausibility, Signer
+from common.feedsign.trust import DEFAULT_CLOCK_SKEW_S, DEFAULT_SEQ_JUMP
 from common.kafka import KafkaSettings, with_backoff
 from common.kafkasec import PLAINTEXT, KafkaSecurity, connection
 from marketfeed.bench.core.settings import BenchSettings
@@ -38,6 +41,34 @@ def kafka_fields(kafka: KafkaSettings) -> KafkaFields:
         partitions=kafka.partitions,
         connect_timeout=kafka.connect_timeout,
     )
+
+
+class FeedFields(TypedDict):
+    feed_key: str | None
+    insecure_unsigned_feed: bool
+
+
+# The run's feed key, as `marketfeed up` makes one: what a benchmark starts signs and verifies
+# with it (its children get it through the environment, ``to_env``).
+_RUN_KEYS = FeedKeys((secrets.token_bytes(32),))
+
+
+def feed_fields(*, signed: bool = True) -> FeedFields:
+    """The feed-key settings of a publisher or cache a benchmark starts; ``signed=False``
+    runs the feed unsigned (to measure what signing costs)."""
+    return FeedFields(
+        feed_key=_RUN_KEYS.hex() if signed else None, insecure_unsigned_feed=not signed
+    )
+
+
+def run_signer() -> Signer:
+    """How the run's publisher signs (to build signed records for a measurement)."""
+    return _RUN_KEYS.signer()
+
+
+def feed_trust() -> FeedTrust:
+    """What a benchmark's own reader of the feed accepts (a snapshot client): the run's key."""
+    return FeedTrust(_RUN_KEYS.verifier(), Plausibility(DEFAULT_CLOCK_SKEW_S, DEFAULT_SEQ_JUMP))
 
 
 def kafka_settings(config: BenchSettings, bootstrap: str, prefix: str) -> KafkaSettings:

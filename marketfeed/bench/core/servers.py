@@ -24,11 +24,12 @@ import redis.asyncio as aioredis
 import redis.exceptions
 
 from common.errors import CacheUnavailableError
+from common.feedsign import FeedSettings
 from common.kafka import KafkaSettings
 from common.redisconn import problem
 from common.runtime import EmbeddedStack
 from feed_publisher.config import PublisherConfig
-from marketfeed.bench.core.clients import kafka_fields
+from marketfeed.bench.core.clients import FeedFields, feed_fields, kafka_fields
 from marketfeed.bench.core.progress import Progress
 from marketfeed.bench.core.settings import BenchSettings
 
@@ -60,11 +61,13 @@ def feed_config(
     log_level: str = "INFO",
     cycle_ms: float | None = None,
     duration: float | None = None,
+    signed: bool = True,
 ) -> PublisherConfig:
     """The publisher on ``kafka``'s topics at ``rate`` msg/s (None: unthrottled); its own
     default --cycle-ms unless ``cycle_ms`` is given."""
     config = PublisherConfig(
         **kafka_fields(kafka),
+        **_feed(kafka, signed=signed),
         symbols=symbols,
         rate=UNTHROTTLED if rate is None else rate,
         seed=seed,
@@ -72,6 +75,16 @@ def feed_config(
         log_level=log_level,
     )
     return config if cycle_ms is None else replace(config, cycle_ms=cycle_ms)
+
+
+def _feed(kafka: KafkaSettings, *, signed: bool) -> FeedFields:
+    """The feed key of ``kafka`` when it carries one (a worker's params: the run's key, handed
+    down by its parent), else the run's own."""
+    if isinstance(kafka, FeedSettings):
+        return FeedFields(
+            feed_key=kafka.feed_key, insecure_unsigned_feed=kafka.insecure_unsigned_feed
+        )
+    return feed_fields(signed=signed)
 
 
 @dataclass(frozen=True, slots=True)

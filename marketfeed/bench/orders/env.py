@@ -32,7 +32,7 @@ from common.lifecycle import Lifecycle
 from common.runtime import ChildProcess
 from common.watermarks import WatermarkReader
 from marketfeed.bench.core.children import cpu_now, spawn
-from marketfeed.bench.core.clients import kafka_fields, kafka_settings
+from marketfeed.bench.core.clients import feed_fields, kafka_fields, kafka_settings
 from marketfeed.bench.core.servers import feed_config
 from marketfeed.bench.orders.driver import OrderDriver
 from marketfeed.bench.orders.echo import EchoConfig
@@ -188,6 +188,7 @@ class OrderEnv(Lifecycle):
         c = self.ctx.config
         config = OrderEntryConfig(
             **kafka_fields(self.kafka),
+            **feed_fields(),
             log_level=c.log_level,
             redis_url=self.ctx.redis_url,
             redis_prefix=self.redis_prefix(process),

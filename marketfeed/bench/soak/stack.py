@@ -27,7 +27,7 @@ from common.runtime import ChildProcess
 from feed_publisher.config import PublisherConfig
 from feed_publisher.universe import universe
 from marketfeed.bench.core.children import spawn
-from marketfeed.bench.core.clients import open_consumer
+from marketfeed.bench.core.clients import feed_fields, open_consumer
 from marketfeed.bench.core.progress import Progress
 from marketfeed.bench.core.servers import Servers
 from marketfeed.bench.soak.generations import GenerationTracker
@@ -82,14 +82,18 @@ def launches(
     where = _where(kafka)
     order_entry = OrderEntryConfig(
         **where,
+        **feed_fields(),
         **_fetch_wait(config),
         redis_url=servers.redis_urls[ORDER_ENTRY],
         redis_prefix=f"{prefix}{ORDER_ENTRY}:",
         tradable_file=tradable_file,
     )
-    publisher = PublisherConfig(**where, symbols=config.symbols, rate=config.rate, seed=config.seed)
+    publisher = PublisherConfig(
+        **where, **feed_fields(), symbols=config.symbols, rate=config.rate, seed=config.seed
+    )
     portfolio = PortfolioConfig(
         **where,
+        **feed_fields(),
         **_fetch_wait(config),
         redis_url=servers.redis_urls[PORTFOLIO],
         redis_prefix=f"{prefix}{PORTFOLIO}:",
@@ -159,6 +163,7 @@ async def start(
     probe = LatencyProbe(
         CacheSettings(
             **_where(kafka),
+            **feed_fields(),
             **_fetch_wait(config),
             redis_url=servers.redis_urls[PROBE],
             redis_prefix=f"{prefix}{PROBE}:",

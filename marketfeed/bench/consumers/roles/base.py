@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from common.config import known_log_level, non_negative, positive, setting
-from common.kafka import KafkaSettings
+from common.feedsign import FeedSettings
 from common.lifecycle import Lifecycle, cancel_and_wait
 from marketfeed.bench.consumers.roles.tracking import ConsumerTracker
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class WorkerParams(KafkaSettings):
+class WorkerParams(FeedSettings):
     symbols: int = setting(1000, help="symbols of the simulated market", check=positive)
     seed: int = setting(1, help="random seed of the simulated market (the publisher's)")
     log_level: str = setting("WARNING", help="log level", check=known_log_level)

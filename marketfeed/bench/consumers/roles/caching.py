@@ -24,6 +24,8 @@ class CachingRole(ConsumerRole):
         p = self.params
         settings = CacheSettings(
             **kafka_fields(p),
+            feed_key=p.feed_key,
+            insecure_unsigned_feed=p.insecure_unsigned_feed,
             redis_url=p.redis_url,
             redis_prefix=p.redis_prefix,
             fetch_max_wait_ms=p.fetch_max_wait_ms,

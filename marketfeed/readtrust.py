@@ -1,0 +1,35 @@
+"""The feed key of a read command (``quote``, the API) that fetches from the publisher.
+
+A snapshot fetched from the publisher is used only if it is signed by the deployment's key
+(``common.feedsign``). The key is ``MARKETFEED_FEED_KEY``, else ``MARKETFEED_FEED_KEY_FILE``,
+else the key file of the running ``marketfeed up`` (in its run directory, mode 0600). With none,
+the command does not fetch from the publisher: it could not tell a forged reply from a real one.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from common.cache.settings import CacheSettings
+from common.config import build
+from common.errors import StateNotFoundError
+from common.feedsign import FeedTrust
+from marketfeed.state import load_state
+
+
+def reader_trust(environ: Mapping[str, str] | None = None) -> FeedTrust | None:
+    """What a read command accepts from the publisher, or None (it then does not fetch).
+
+    Raises ConfigError (one line) for a key that is given but bad (malformed, too open)."""
+    environ = os.environ if environ is None else environ
+    if "MARKETFEED_FEED_KEY" in environ or "MARKETFEED_FEED_KEY_FILE" in environ:
+        return build(CacheSettings, environ=environ).trust()
+    try:
+        key_file = load_state().feed_key_file
+    except StateNotFoundError:
+        return None
+    if not key_file or not Path(key_file).exists():
+        return None
+    return CacheSettings(feed_key_file=Path(key_file)).trust()
