@@ -30,7 +30,11 @@ class Backend(Lifecycle):
             )
             for service, t in self.caches.items()
         }
-        self.kafka = KafkaLink(resolved.kafka, orders_kept=config.orders_kept, trust=reader_trust())
+        self.kafka = KafkaLink(
+            resolved.kafka,
+            orders_kept=config.orders_kept,
+            trust=reader_trust(key=config.feed_key, key_file=config.feed_key_file),
+        )
         self.lag = LagSampler(
             list(self.caches.values()),
             interval=config.lag_interval,

@@ -19,17 +19,25 @@ from common.feedsign import FeedTrust
 from marketfeed.state import load_state
 
 
-def reader_trust(environ: Mapping[str, str] | None = None) -> FeedTrust | None:
+def reader_trust(
+    environ: Mapping[str, str] | None = None,
+    *,
+    key: str | None = None,
+    key_file: Path | None = None,
+) -> FeedTrust | None:
     """What a read command accepts from the publisher, or None (it then does not fetch).
 
+    ``key``/``key_file``: given as settings of the command (the API's), they win.
     Raises ConfigError (one line) for a key that is given but bad (malformed, too open)."""
+    if key is not None or key_file is not None:
+        return CacheSettings(feed_key=key, feed_key_file=key_file).trust()
     environ = os.environ if environ is None else environ
     if "MARKETFEED_FEED_KEY" in environ or "MARKETFEED_FEED_KEY_FILE" in environ:
         return build(CacheSettings, environ=environ).trust()
     try:
-        key_file = load_state().feed_key_file
+        up_key_file = load_state().feed_key_file
     except StateNotFoundError:
         return None
-    if not key_file or not Path(key_file).exists():
+    if not up_key_file or not Path(up_key_file).exists():
         return None
-    return CacheSettings(feed_key_file=Path(key_file)).trust()
+    return CacheSettings(feed_key_file=Path(up_key_file)).trust()
