@@ -75,7 +75,8 @@ def children(
 ) -> list[Launch]:
     """The children to launch, in start order (writes their tradable file in ``run_dir``).
 
-    The publisher and the caches get the run's ``feed_keys`` (a secret: to_env passes it)."""
+    The publisher, the caches and the API (to check the snapshots it fetches) get the run's
+    ``feed_keys`` (a secret: to_env passes it)."""
     env = os.environ
     broker: dict[str, Any] = {
         "bootstrap": servers.bootstrap,
@@ -149,6 +150,7 @@ def children(
         topic_prefix=topic_prefix or None,
         host="127.0.0.1",
         port=0,
+        feed_key=feed_keys.hex(),
         redis_url=None,
         order_entry_redis_url=order_entry.redis_url,
         order_entry_redis_prefix=order_entry.redis_prefix,

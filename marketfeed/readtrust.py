@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from common.cache.settings import CacheSettings
-from common.config import build
 from common.errors import StateNotFoundError
 from common.feedsign import FeedTrust
 from marketfeed.state import load_state
@@ -29,11 +28,14 @@ def reader_trust(
 
     ``key``/``key_file``: given as settings of the command (the API's), they win.
     Raises ConfigError (one line) for a key that is given but bad (malformed, too open)."""
+    environ = os.environ if environ is None else environ
+    # The environment is read only for these two: a child of `up` inherits other settings'
+    # variables ("none" for an unset secret) that are not this command's to parse.
+    key = key if key is not None else _given(environ, "MARKETFEED_FEED_KEY")
+    if key_file is None and (path := _given(environ, "MARKETFEED_FEED_KEY_FILE")):
+        key_file = Path(path).expanduser()
     if key is not None or key_file is not None:
         return CacheSettings(feed_key=key, feed_key_file=key_file).trust()
-    environ = os.environ if environ is None else environ
-    if "MARKETFEED_FEED_KEY" in environ or "MARKETFEED_FEED_KEY_FILE" in environ:
-        return build(CacheSettings, environ=environ).trust()
     try:
         up_key_file = load_state().feed_key_file
     except StateNotFoundError:
@@ -41,3 +43,8 @@ def reader_trust(
     if not up_key_file or not Path(up_key_file).exists():
         return None
     return CacheSettings(feed_key_file=Path(up_key_file)).trust()
+
+
+def _given(environ: Mapping[str, str], name: str) -> str | None:
+    value = environ.get(name, "").strip()
+    return None if value.lower() in ("", "none") else value

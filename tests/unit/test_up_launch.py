@@ -120,10 +120,10 @@ def test_every_child_listens_on_a_free_loopback_port_it_prints(tmp_path: Path) -
     assert api.portfolio_redis_url == children["portfolio"].config.redis_url
 
 
-def test_up_hands_its_feed_key_to_the_publisher_and_the_caches(tmp_path: Path) -> None:
+def test_up_hands_its_feed_key_to_the_publisher_the_caches_and_the_api(tmp_path: Path) -> None:
     run = launches(tmp_path)
     signed = {name for name, launch in run.items() if getattr(launch.config, "feed_key", None)}
-    assert signed == {"publisher", "order_entry", "portfolio"}
+    assert signed == {"publisher", "order_entry", "portfolio", "api"}
     assert {run[name].config.feed_key for name in signed} == {KEYS.hex()}
 
 
