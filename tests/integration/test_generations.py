@@ -125,7 +125,8 @@ async def test_three_rollovers_every_record_once_caches_equal_lag_sane_old_delet
             on_applied=monitor,
         )
         async with cache, LagMonitor([target]) as lag:
-            while publisher.stats().rolls < 4:
+            # At least one look, however many rolls a busy machine made while it started.
+            while not lag_rows or publisher.stats().rolls < 4:
                 [report] = await lag.update()
                 lag_rows.extend(report.lag.partitions)
                 await asyncio.sleep(0.1)
@@ -368,6 +369,7 @@ async def test_a_cache_paused_for_longer_than_two_generations_resnapshots(
             await running
             await publisher.sink.flush()
             await eventually(lambda: _equal(redis_url, prefix, truth(publisher, INTEREST)))
+            lost = (await reader.stats()).get("lost_generations", 0)
         finally:
             stop.set()
             await running
@@ -377,7 +379,9 @@ async def test_a_cache_paused_for_longer_than_two_generations_resnapshots(
             await reader.aclose()
     lines = log_path.read_text().splitlines()
     said = [line for line in lines if "was deleted before it was read to its end" in line]
-    assert len(said) == 1, said
+    # One line per loss, not one per check while it lasts. The pause is one loss; on a busy
+    # machine a cache catching up through generations of 0.3 s can lose another: each is said.
+    assert 1 <= len(said) == lost, (lost, said)
 
 
 async def _deleted(publisher: Publisher, generations: int) -> bool:
