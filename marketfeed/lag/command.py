@@ -102,12 +102,17 @@ async def watch(monitor: LagMonitor, settings: LagSettings, out: TextIO | None =
         start = time.monotonic()
         deadline = start + settings.duration if settings.duration else None
         await monitor.update()  # the baseline: rates and stalls need a previous sample
+        shown = False
         while True:
             # The next tick on the schedule; a slow round skips ticks rather than piling up.
             elapsed = time.monotonic() - start
             wake = start + (int(elapsed / settings.interval) + 1) * settings.interval
             if deadline is not None and wake > deadline:
-                break
+                if shown:
+                    break
+                # A baseline slower than --duration (a loaded machine) still shows one report.
+                wake = time.monotonic()
+            shown = True
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), max(0.0, wake - time.monotonic()))
             if stop.is_set():
