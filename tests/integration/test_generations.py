@@ -141,7 +141,9 @@ async def test_three_rollovers_every_record_once_caches_equal_lag_sane_old_delet
             )
             [report] = await lag.update()
             assert report.lag.offset_lag == 0  # caught up, across every generation it crossed
-            assert report.newest == publisher.generation
+            # The roller creates the next generation's topics ahead of the roll (in the
+            # background): stopped in between, that one exists, empty, unread by anyone.
+            assert report.newest in (publisher.generation, publisher.generation + 1)
             assert set(report.generations.values()) == {publisher.generation}
         stopped.set()
         histories = {base: await task for base, task in readers.items()}
@@ -152,7 +154,8 @@ async def test_three_rollovers_every_record_once_caches_equal_lag_sane_old_delet
     # Only the generations kept are left on the broker.
     for base in kafka.topics.market_data:
         found = await generations_on(kafka, base)
-        assert found.numbers == (stats.generation - 1, stats.generation)
+        kept = (stats.generation - 1, stats.generation)
+        assert found.numbers in (kept, (*kept, stats.generation + 1))  # + one created ahead
     # Every record once, in order, and one marker per partition per roll.
     records = sum(check_exactly_once(h) for h in histories.values())
     markers = sum(len(m) for h in histories.values() for m in h.markers.values())
