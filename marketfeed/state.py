@@ -96,6 +96,15 @@ def load_state(directory: Path | None = None) -> UpState:
     return state
 
 
-def remove_state(directory: Path | None = None) -> None:
+def remove_state(directory: Path | None = None, *, pid: int | None = None) -> None:
+    """Remove the state file; with ``pid``, only if it is that process's (a second ``up`` in
+    the same state directory may have written its own since, which must stay)."""
     path = (directory or state_dir()) / STATE_FILE
+    if pid is not None:
+        try:
+            recorded = json.loads(path.read_text()).get("pid")
+        except (OSError, ValueError, AttributeError):
+            recorded = None  # gone, or not ours to judge: an unreadable file is left alone
+        if recorded != pid:
+            return
     path.unlink(missing_ok=True)

@@ -215,7 +215,7 @@ class Up:
                 )
                 outcome = await supervisor.run(stop, self.config.duration, self._announce)
         finally:
-            remove_state()
+            remove_state(pid=os.getpid())
             # No outcome: the start-up failed, and its error is said once everything stopped.
             forced = await self._stop(outcome or Outcome(Ending.START_FAILED), force)
             await servers.stop()
