@@ -43,7 +43,9 @@ async def env(stack: EmbeddedStack) -> AsyncIterator[ApiEnv]:
         yield running
 
 
-@pytest.mark.timeout(90)
+# A bound for a failing test, not a check: the browser, the stack and the first order (which
+# waits for order_entry to join its group) took 35-92 s on this 2-core machine under the suite.
+@pytest.mark.timeout(180)
 async def test_the_dashboard_ticks_and_its_ticket_fills_an_order(
     env: ApiEnv, tmp_path: Path
 ) -> None:
@@ -75,7 +77,7 @@ async def test_the_dashboard_ticks_and_its_ticket_fills_an_order(
             await page.fill("#ticket-account", "browser")
             await page.click("#ticket-send")
             outcome = page.locator("#ticket-outcome")
-            await expect(outcome).to_contain_text(f"FILLED bought 7 {symbol}", timeout=30_000)
+            await expect(outcome).to_contain_text(f"FILLED bought 7 {symbol}", timeout=60_000)
             row = page.locator("#orders tbody tr", has_text="browser")
             await expect(row.first).to_contain_text("filled", timeout=10_000)
             await page.screenshot(path=str(tmp_path / "dashboard.png"))
