@@ -5,6 +5,11 @@ one declaration come the command-line flag (``--field-name``), the environment v
 (``MARKETFEED_FIELD_NAME``), the ``--help`` text, the parsing and the validation, so the three
 can never disagree. Precedence: flag, then environment, then default. A bad value raises
 ConfigError with one line naming the flag, the variable and the value.
+
+A secret setting can also come from a file named by ``MARKETFEED_<NAME>_FILE`` (the convention of
+container images, where secrets are mounted as files): ``MARKETFEED_REDIS_URL_FILE=/run/secrets/
+order-entry.redis-url`` keeps the password out of the environment of every process, out of
+``docker inspect`` and out of compose.yaml. The variable itself wins over the file.
 """
 
 from __future__ import annotations
@@ -127,7 +132,10 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type[Any]) -> None:
             continue
         base = _base_type(hints[f.name])
         default = _shown(f, f.default)
-        text = f"{f.metadata['help']} [env {env_name(f.name)}; default {default}]"
+        names = env_name(f.name)
+        if (from_file := _file_env(cls, f)) is not None:
+            names += f" or {from_file}"
+        text = f"{f.metadata['help']} [env {names}; default {default}]"
         if base is bool:
             parser.add_argument(
                 flag_name(f.name),
@@ -177,6 +185,8 @@ def build(
         elif env_name(f.name) in environ and "help" in f.metadata:
             source = env_name(f.name)
             value = _parse(hints[f.name], environ[env_name(f.name)], source, **secret)
+        elif (source := _file_env(cls, f) or "") in environ and "help" in f.metadata:
+            value = _parse(hints[f.name], _read_secret(environ[source], source), source, **secret)
         else:
             continue
         check: Check | None = f.metadata.get("check")
@@ -225,8 +235,30 @@ def secret_environ(cls: type[Any], environ: Mapping[str, str] | None = None) -> 
     """Only the variables of ``cls``'s secret settings: for a child that takes every other
     setting from its flags alone (a benchmark's), yet gets its secrets by environment."""
     environ = os.environ if environ is None else environ
-    names = {env_name(f.name) for f in dataclasses.fields(cls) if f.metadata.get("secret")}
+    secrets = [f for f in dataclasses.fields(cls) if f.metadata.get("secret")]
+    names = {env_name(f.name) for f in secrets} | {_file_env(cls, f) for f in secrets}
     return {k: v for k, v in environ.items() if k in names}
+
+
+def _file_env(cls: type[Any], f: dataclasses.Field[Any]) -> str | None:
+    """The variable naming a file that holds secret setting ``f``, if it can have one: not when
+    the class declares a ``<name>_file`` setting of its own (``--feed-key-file``, whose
+    variable is that very name)."""
+    if not f.metadata.get("secret"):
+        return None
+    if any(g.name == f"{f.name}_file" for g in dataclasses.fields(cls)):
+        return None
+    return env_name(f.name) + "_FILE"
+
+
+def _read_secret(path: str, source: str) -> str:
+    """The first line of a secret's file: one line naming the file if it cannot be read."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            return file.readline().rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not text"
+        raise ConfigError(f"{source}={path}: cannot read it: {why}") from None
 
 
 def _settings(config: Any) -> list[dataclasses.Field[Any]]:

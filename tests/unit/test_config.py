@@ -8,6 +8,7 @@ import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import pytest
 
@@ -422,3 +423,30 @@ def test_secrets_go_to_the_environment_never_the_command_line() -> None:
         "MARKETFEED_SASL_PASSWORD": "none",
     }
     assert build(_WithSecret, environ={"MARKETFEED_PASSWORD": "none"}) == _WithSecret()
+
+
+def test_a_secret_comes_from_the_file_its_file_variable_names(tmp_path: Path) -> None:
+    """MARKETFEED_<NAME>_FILE (how compose.yaml passes Redis URLs and passwords): the first line
+    of the file; the variable itself wins; a setting with a ``<name>_file`` of its own (the
+    SASL password, the feed key) has no second way."""
+    url = tmp_path / "redis-url"
+    url.write_text("redis://:pw-from-file@cache:6379/0\nignored second line\n")
+    env = {"MARKETFEED_PASSWORD_FILE": str(url)}
+    assert build(_WithSecret, environ=env).password == "redis://:pw-from-file@cache:6379/0"
+    env["MARKETFEED_PASSWORD"] = "from-variable"
+    assert build(_WithSecret, environ=env).password == "from-variable"
+    # sasl_password has --sasl-password-file: MARKETFEED_SASL_PASSWORD_FILE is that setting's.
+    built = build(_WithSecret, environ={"MARKETFEED_SASL_PASSWORD_FILE": str(url)})
+    assert built.sasl_password is None and built.sasl_password_file == url
+    parser = OneLineParser(prog="p")
+    add_arguments(parser, _WithSecret)
+    assert "MARKETFEED_PASSWORD or MARKETFEED_PASSWORD_FILE" in " ".join(parser.format_help().split())
+
+
+def test_an_unreadable_secret_file_is_one_line_without_the_secret(tmp_path: Path) -> None:
+    missing = tmp_path / "nope"
+    with pytest.raises(ConfigError) as caught:
+        build(_WithSecret, environ={"MARKETFEED_PASSWORD_FILE": str(missing)})
+    assert str(caught.value) == (
+        f"MARKETFEED_PASSWORD_FILE={missing}: cannot read it: No such file or directory"
+    )
