@@ -77,6 +77,12 @@ COMMANDS = [
     ),
     Command("quote", "marketfeed.quote", "print cached quotes of a service, with their age"),
     Command(
+        "compose-secrets",
+        "marketfeed.compose_secrets",
+        "make the secrets compose.yaml mounts: feed key, Kafka TLS and SCRAM users, Redis "
+        "passwords",
+    ),
+    Command(
         "order",
         "marketfeed.order",
         "send one order (buy|sell SYMBOL QTY, market or --limit IOC) to order_entry and print "

@@ -43,14 +43,24 @@ class Pki:
     client: Identity  # the certificate every marketfeed client of the run presents
 
 
-def issue_pki(directory: Path, *, host: str = "127.0.0.1", common_name: str = "marketfeed") -> Pki:
-    """Create a CA and a server and a client identity signed by it, in ``directory`` (0700)."""
+def issue_pki(
+    directory: Path,
+    *,
+    host: str = "127.0.0.1",
+    common_name: str = "marketfeed",
+    dns_names: tuple[str, ...] = ("localhost",),
+    validity: datetime.timedelta = _VALIDITY,
+) -> Pki:
+    """Create a CA and a server and a client identity signed by it, in ``directory`` (0700).
+
+    The server certificate names ``host`` (an IP address, or None for none) and ``dns_names``.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     directory.chmod(0o700)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{common_name} run CA")])
     ca_cert = (
-        _builder(ca_name, ca_name, ca_key.public_key())
+        _builder(ca_name, ca_name, ca_key.public_key(), validity)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -76,10 +86,11 @@ def issue_pki(directory: Path, *, host: str = "127.0.0.1", common_name: str = "m
         ca_key,
         common_name=f"{common_name} broker",
         usage=ExtendedKeyUsageOID.SERVER_AUTH,
-        san=[x509.IPAddress(ipaddress.ip_address(host)), x509.DNSName("localhost")],
+        san=[x509.IPAddress(ipaddress.ip_address(host)), *map(x509.DNSName, dns_names)],
+        validity=validity,
     )
     client = issue_client(
-        directory / "client", ca_cert, ca_key, common_name=f"{common_name} client"
+        directory / "client", ca_cert, ca_key, common_name=f"{common_name} client", validity=validity
     )
     return Pki(ca=ca_path, server=server, client=client)
 
@@ -90,10 +101,16 @@ def issue_client(
     ca_key: ec.EllipticCurvePrivateKey,
     *,
     common_name: str,
+    validity: datetime.timedelta = _VALIDITY,
 ) -> Identity:
     """A client identity (``stem``.pem / ``stem``.key) signed by the CA."""
     return _issue(
-        stem, ca_cert, ca_key, common_name=common_name, usage=ExtendedKeyUsageOID.CLIENT_AUTH
+        stem,
+        ca_cert,
+        ca_key,
+        common_name=common_name,
+        usage=ExtendedKeyUsageOID.CLIENT_AUTH,
+        validity=validity,
     )
 
 
@@ -105,11 +122,12 @@ def _issue(
     common_name: str,
     usage: x509.ObjectIdentifier,
     san: list[x509.GeneralName] | None = None,
+    validity: datetime.timedelta = _VALIDITY,
 ) -> Identity:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     builder = (
-        _builder(name, ca_cert.subject, key.public_key())
+        _builder(name, ca_cert.subject, key.public_key(), validity)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
     )
@@ -130,7 +148,10 @@ def _issue(
 
 
 def _builder(
-    subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey
+    subject: x509.Name,
+    issuer: x509.Name,
+    public_key: ec.EllipticCurvePublicKey,
+    validity: datetime.timedelta,
 ) -> x509.CertificateBuilder:
     now = datetime.datetime.now(datetime.UTC)
     return (
@@ -141,7 +162,7 @@ def _builder(
         .serial_number(x509.random_serial_number())
         # A minute of slack for clocks that disagree a little.
         .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + _VALIDITY)
+        .not_valid_after(now + validity)
     )
 
 
