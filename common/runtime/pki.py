@@ -90,7 +90,11 @@ def issue_pki(
         validity=validity,
     )
     client = issue_client(
-        directory / "client", ca_cert, ca_key, common_name=f"{common_name} client", validity=validity
+        directory / "client",
+        ca_cert,
+        ca_key,
+        common_name=f"{common_name} client",
+        validity=validity,
     )
     return Pki(ca=ca_path, server=server, client=client)
 

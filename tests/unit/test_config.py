@@ -437,10 +437,13 @@ def test_a_secret_comes_from_the_file_its_file_variable_names(tmp_path: Path) ->
     assert build(_WithSecret, environ=env).password == "from-variable"
     # sasl_password has --sasl-password-file: MARKETFEED_SASL_PASSWORD_FILE is that setting's.
     built = build(_WithSecret, environ={"MARKETFEED_SASL_PASSWORD_FILE": str(url)})
-    assert built.sasl_password is None and built.sasl_password_file == url
+    assert built.sasl_password is None
+    assert built.sasl_password_file == url
     parser = OneLineParser(prog="p")
     add_arguments(parser, _WithSecret)
-    assert "MARKETFEED_PASSWORD or MARKETFEED_PASSWORD_FILE" in " ".join(parser.format_help().split())
+    assert "MARKETFEED_PASSWORD or MARKETFEED_PASSWORD_FILE" in " ".join(
+        parser.format_help().split()
+    )
 
 
 def test_an_unreadable_secret_file_is_one_line_without_the_secret(tmp_path: Path) -> None:
