@@ -34,7 +34,7 @@ from pathlib import Path
 
 from common.cli import EXIT_OK
 from common.config import add_arguments, build, setting
-from common.errors import ConfigError
+from common.errors import ConfigError, MarketfeedError
 from common.feedsign import FeedKeys, write_key_file
 from common.runtime.pki import issue_pki
 
@@ -118,6 +118,8 @@ def make_secrets() -> list[Secret]:
 
 
 def write_secrets(directory: Path, *, force: bool = False) -> list[Secret]:
+    if directory.exists() and not directory.is_dir():
+        raise ConfigError(f"--out={directory}: not a directory")
     made = make_secrets()
     there = [s.name for s in made if (directory / s.name).exists()]
     if there and not force:
@@ -125,11 +127,15 @@ def write_secrets(directory: Path, *, force: bool = False) -> list[Secret]:
             f"{directory} already holds {', '.join(there)}: --force replaces the whole set "
             "(then recreate every container)"
         )
-    directory.mkdir(parents=True, exist_ok=True)
-    directory.chmod(0o700)
     chown = os.geteuid() == 0
-    for secret in made:
-        _write(directory / secret.name, secret, chown=chown)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        directory.chmod(0o700)
+        for secret in made:
+            _write(directory / secret.name, secret, chown=chown)
+    except OSError as exc:
+        where = exc.filename or directory
+        raise MarketfeedError(f"cannot write the secrets to {where}: {exc.strerror}") from None
     return made
 
 
