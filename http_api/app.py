@@ -16,6 +16,7 @@ from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from http_api import errors, metrics
+from http_api.auth import TokenGate
 from http_api.backend import Backend
 from http_api.routes import lag, orders, positions, quotes, stream
 
@@ -28,9 +29,13 @@ client). Errors are JSON `{"error": reason, "detail": ...}`.
 """
 
 
-def create_app(backend: Backend) -> FastAPI:
+def create_app(backend: Backend, *, token: str | None = None) -> FastAPI:
+    """With ``token``, every request but the open few must carry it (``http_api.auth``)."""
     app = FastAPI(title="marketfeed API", version="1", description=DESCRIPTION)
     app.state.backend = backend
+    if token is not None:
+        # Added before the metrics middleware, so that it runs inside it: refusals are counted.
+        app.add_middleware(TokenGate, token=token)
     errors.install(app)
     metrics.install(app, backend)
     for module in (quotes, orders, positions, lag, stream):

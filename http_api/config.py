@@ -9,17 +9,24 @@ dataclass, so that ``up`` can launch the API with ``common.config.to_argv``.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from common.config import in_range, known_log_level, positive, setting
 from common.config import redis_url as a_redis_url
+from common.errors import ConfigError
 from common.kafka import KafkaSettings
 from common.kafkasec import security_fields
 from marketfeed.state import load_state
 from marketfeed.targets import SERVICES, BrokerSettings, Target
 
 ORDER_ENTRY, PORTFOLIO = SERVICES
+
+
+def long_enough(value: object) -> str | None:
+    # Guessing is the attack a token has to withstand: 16 characters of a random token at least.
+    return None if isinstance(value, str) and len(value) >= 16 else "must be 16 characters or more"
 
 
 def port_number(value: object) -> str | None:
@@ -29,9 +36,19 @@ def port_number(value: object) -> str | None:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ApiConfig(BrokerSettings):
     host: str = setting(
-        "127.0.0.1", help="address to listen on (loopback: the API has no authentication)"
+        "127.0.0.1",
+        help="address to listen on; other than loopback only with --api-token (anyone who "
+        "reaches it could place orders)",
     )
     port: int = setting(8000, help="port to listen on; 0 picks a free one", check=port_number)
+    api_token: str | None = setting(
+        None,
+        help="token every request must carry (Authorization: Bearer, or the cookie of "
+        "/login?token=); none: no authentication, for a machine whose users are all trusted",
+        secret=True,
+        metavar="TOKEN",
+        check=long_enough,
+    )
     # Only to check the snapshots it fetches from the publisher for a cold cache (the signed
     # feed); without either, the key of the running `up`, else no fetching.
     feed_key: str | None = setting(
@@ -104,6 +121,11 @@ class ApiConfig(BrokerSettings):
 
     def resolve(self) -> Resolved:
         """Where the broker and each served cache are: the flags, else the running up."""
+        if self.api_token is None and not _loopback(self.host):
+            raise ConfigError(
+                f"--host={self.host} without --api-token: anyone who reaches it could place "
+                "orders; give a token (MARKETFEED_API_TOKEN or MARKETFEED_API_TOKEN_FILE)"
+            )
         bootstrap, topic_prefix, partitions = self.resolve_broker()
         security = self.resolve_security()
         up_redis = load_state().redis if self.bootstrap is None else {}
@@ -133,6 +155,13 @@ class ApiConfig(BrokerSettings):
             **security_fields(security),
         )
         return Resolved(kafka=kafka, caches=caches)
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,6 +47,7 @@ class Reason(StrEnum):
     STARTING = "starting"
     TOO_MANY_CLIENTS = "too_many_clients"
     ORDER_TIMEOUT = "order_timeout"
+    UNAUTHORIZED = "unauthorized"
     INTERNAL = "internal_error"
 
 

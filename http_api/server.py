@@ -34,7 +34,7 @@ class ApiServer(Lifecycle):
     def __init__(self, config: ApiConfig, resolved: Resolved) -> None:
         self.config = config
         self.backend = Backend(config, resolved)
-        self.app = create_app(self.backend)
+        self.app = create_app(self.backend, token=config.api_token)
         self._server: _Server | None = None
         self._task: asyncio.Task[None] | None = None
         self.port: int | None = None

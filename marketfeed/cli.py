@@ -77,6 +77,11 @@ COMMANDS = [
     ),
     Command("quote", "marketfeed.quote", "print cached quotes of a service, with their age"),
     Command(
+        "dashboard",
+        "marketfeed.dashboard",
+        "the login link of the running up's dashboard (the API wants the run's token); --open",
+    ),
+    Command(
         "compose-secrets",
         "marketfeed.compose_secrets",
         "make the secrets compose.yaml mounts: feed key, Kafka TLS and SCRAM users, Redis "

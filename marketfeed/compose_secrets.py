@@ -10,7 +10,8 @@ This command writes those files into one directory (``secrets/`` beside compose.
 - ``kafka-users.properties``: every service's SCRAM user and password, for the broker to create
   its users from; ``kafka-<user>.password``: the same password again, for that service alone;
 - ``redis-<service>.conf``: a Redis server's ``requirepass``; ``<service>.redis-url``: the URL, with
-  that password, that the service (and the API) reads it by.
+  that password, that the service (and the API) reads it by;
+- ``api.token``: the token every request to the HTTP API must carry.
 
 A password lives in two files on purpose: the broker (and a Redis server) and the service that
 connects to it run as different users, and each file is readable by its reader only. The files
@@ -114,6 +115,7 @@ def make_secrets() -> list[Secret]:
         url = f"redis://:{password}@redis-{service}:6379/0\n"
         made.append(Secret(f"redis-{service}.conf", conf.encode(), REDIS_UID))
         made.append(Secret(f"{service}.redis-url", url.encode(), MARKETFEED_UID))
+    made.append(Secret("api.token", f"{secrets.token_urlsafe(32)}\n".encode(), MARKETFEED_UID))
     return made
 
 

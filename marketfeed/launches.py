@@ -72,6 +72,7 @@ def children(
     group: str,
     run_dir: Path,
     feed_keys: FeedKeys,
+    api_token: str | None = None,
 ) -> list[Launch]:
     """The children to launch, in start order (writes their tradable file in ``run_dir``).
 
@@ -150,6 +151,7 @@ def children(
         topic_prefix=topic_prefix or None,
         host="127.0.0.1",
         port=0,
+        api_token=api_token,
         feed_key=feed_keys.hex(),
         redis_url=None,
         order_entry_redis_url=order_entry.redis_url,

@@ -41,6 +41,7 @@ class UpState:
     feed_key_file: str = ""  # where the run's feed key is (mode 0600), for read commands
     processes: dict[str, int] = field(default_factory=dict)
     api: str = ""  # the HTTP API and dashboard, ``http://127.0.0.1:PORT/``
+    api_token: str = ""  # the token every request to it must carry (Authorization: Bearer)
     metrics: dict[str, str] = field(default_factory=dict)  # process -> its /metrics URL
     # How to connect to its broker (``up --tls``: SSL with the run's CA and client
     # certificate); absent: plaintext.

@@ -175,6 +175,9 @@ class Up:
         self.kafka = KafkaSettings(bootstrap="127.0.0.1:1", partitions=config.partitions)
         # The run's feed key: the publisher signs with it, the caches verify with it.
         self.feed_keys = FeedKeys((secrets.token_bytes(32),))
+        # The API's token: every request to it must carry it (the API is reachable by every
+        # user of the machine); read commands and `marketfeed dashboard` find it in up.json.
+        self.api_token = secrets.token_urlsafe(32)
         self.parts: dict[str, Part] = {}
         self.listeners: list[Listener] = []
         self.urls: dict[str, str] = {}  # child -> where it listens (/metrics; the API's root)
@@ -268,6 +271,7 @@ class Up:
             group=self.group,
             run_dir=self.log_dir,
             feed_keys=self.feed_keys,
+            api_token=self.api_token,
         )
         # For read commands that verify what they fetch from the publisher (`quote`).
         write_key_file(self.log_dir / FEED_KEY_FILE, self.feed_keys)
@@ -335,6 +339,7 @@ class Up:
             feed_key_file=str(self.log_dir / FEED_KEY_FILE),
             processes={name: part.process.pid or 0 for name, part in self.parts.items()},
             api=self.urls.get(API, ""),
+            api_token=self.api_token,
             metrics=self._metrics_urls(),
             kafka_security={
                 k: str(v) for k, v in security_fields(servers.security).items() if v is not None
@@ -360,7 +365,8 @@ class Up:
             ),
             *(f"  redis {s:<12} {redact_url(servers.redis_url(s))}" for s in CONSUMING_SERVICES),
             f"  orders      {self._order_flow_banner()}",
-            f"  api         {self.urls.get(API, '(not running)')} (dashboard; API docs at /docs)",
+            f"  api         {self.urls.get(API, '(not running)')} (needs the run's token: "
+            "`marketfeed dashboard` prints the dashboard's login link; API docs at /docs)",
             *(f"  metrics     {name:<12} {url}" for name, url in self._metrics_urls().items()),
             f"  groups      {self.group}.* (a service joins them with --group {self.group})",
             f"  logs        {self.log_dir}",

@@ -34,6 +34,8 @@ from tests.helpers import eventually, running_publisher
 
 SYMBOLS = 40
 TRADABLE = tuple(universe(8))
+# The API's token in these tests (as `up` makes one per run): every client carries it.
+API_TOKEN = "t0ken-" + "a1b2c3d4" * 4
 # portfolio's hand-filled cache: one cached symbol, one the publisher has, one nobody has.
 PF_CACHED, PF_COLD, PF_NOWHERE = "AAAA", "AAAB", "QQQQ"
 
@@ -59,6 +61,7 @@ def api_config(kafka: KafkaSettings, **overrides: Any) -> ApiConfig:
         "lag_interval": 0.5,
         "stream_max_rate": 50.0,
         "log_level": "WARNING",
+        "api_token": API_TOKEN,
         **overrides,
     }
     return ApiConfig(**values)
@@ -72,7 +75,11 @@ async def running_api(config: ApiConfig) -> AsyncIterator[tuple[ApiServer, httpx
         server = ApiServer(config, config.resolve())
     async with (
         server as api,
-        httpx.AsyncClient(base_url=api.url.rstrip("/"), timeout=30) as http,
+        httpx.AsyncClient(
+            base_url=api.url.rstrip("/"),
+            timeout=30,
+            headers={"Authorization": f"Bearer {config.api_token}"} if config.api_token else {},
+        ) as http,
     ):
         yield api, http
 

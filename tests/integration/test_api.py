@@ -28,14 +28,18 @@ from common.cache.lookup import lookup
 from common.cache.reader import QuoteReader
 from common.cache.settings import CacheSettings
 from common.cache.snapshots import Snapshot
+from common.config import build
+from common.errors import ConfigError
 from common.kafka import KafkaSettings
 from common.runtime import EmbeddedBroker, EmbeddedStack
 from common.runtime.stack import start_on_free_port
 from common.schema import OrderFilled
+from http_api.config import ApiConfig
 from http_api.kafkalink import KafkaLink
 from portfolio.marked import marked_positions
 from portfolio.positions import PositionStore
 from tests.apienv import (
+    API_TOKEN,
     PF_CACHED,
     PF_COLD,
     PF_NOWHERE,
@@ -396,3 +400,47 @@ async def _sse(response: httpx.Response) -> AsyncIterator[tuple[str, dict[str, A
         elif line == "" and data:
             yield kind, json.loads(data)
             kind, data = "message", ""
+
+
+async def test_without_the_token_only_health_metrics_and_login_answer(env: ApiEnv) -> None:
+    """Every other user of the machine can reach the port: the token is what keeps them out."""
+    base = env.http.base_url
+    async with httpx.AsyncClient(base_url=base, timeout=30) as anonymous:
+        for path in ("/v1/quotes?symbols=AAAA", "/v1/orders", "/v1/positions", "/", "/docs"):
+            refused = await anonymous.get(path)
+            assert refused.status_code == 401, path
+            assert refused.json()["error"] == "unauthorized"
+            assert refused.headers["www-authenticate"] == "Bearer"
+            assert API_TOKEN not in refused.text
+        wrong = {"Authorization": "Bearer " + API_TOKEN[:-1] + "X"}
+        assert (await anonymous.get("/v1/positions", headers=wrong)).status_code == 401
+        # An order without the token is refused before anything is sent.
+        order = {"side": "buy", "symbol": TRADABLE[0], "qty": 1, "account": "intruder"}
+        assert (await anonymous.post("/v1/orders", json=order)).status_code == 401
+        assert (await anonymous.get("/v1/health")).status_code == 200
+        assert (await anonymous.get("/metrics")).status_code == 200
+        assert (await anonymous.get("/static/app.js")).status_code == 200
+        assert (await anonymous.get("/login", params={"token": "guess"})).status_code == 401
+    listed = await env.http.get("/v1/orders", params={"account": "intruder"})
+    assert listed.json()["orders"] == []
+
+
+async def test_the_login_link_gives_a_browser_its_session_cookie(env: ApiEnv) -> None:
+    async with httpx.AsyncClient(base_url=env.http.base_url, timeout=30) as browser:
+        login = await browser.get("/login", params={"token": API_TOKEN})
+        assert login.status_code == 303
+        assert login.headers["location"] == "/"
+        cookie = login.headers["set-cookie"].lower()
+        assert "httponly" in cookie
+        assert "samesite=strict" in cookie
+        # httpx keeps the cookie as a browser does: the dashboard and the API now answer.
+        assert (await browser.get("/")).status_code == 200
+        quotes = await browser.get("/v1/quotes", params={"symbols": TRADABLE[0]})
+        assert quotes.json()["quotes"][0]["status"] == "cached"
+
+
+def test_an_api_open_beyond_loopback_needs_a_token() -> None:
+    with pytest.raises(ConfigError, match=r"--host=0\.0\.0\.0 without --api-token"):
+        ApiConfig(host="0.0.0.0", bootstrap="127.0.0.1:1").resolve()
+    with pytest.raises(ConfigError, match=r"MARKETFEED_API_TOKEN=\*\*\*: must be 16"):
+        build(ApiConfig, environ={"MARKETFEED_API_TOKEN": "short"})

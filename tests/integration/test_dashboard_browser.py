@@ -17,7 +17,7 @@ import pytest
 import pytest_asyncio
 
 from common.runtime import EmbeddedStack
-from tests.apienv import TRADABLE, ApiEnv, api_env
+from tests.apienv import API_TOKEN, TRADABLE, ApiEnv, api_env
 
 # Another path by environment: to try the skip (a path with no browser) on a machine that has it.
 CHROMIUM = os.environ.get("MARKETFEED_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -64,6 +64,9 @@ async def test_the_dashboard_ticks_and_its_ticket_fills_an_order(
             page = await browser.new_page()
             errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))
+            # As a user does: the login link (what `marketfeed dashboard` prints) sets the
+            # session cookie; from then on the page, its fetches and its stream carry it.
+            await page.goto(env.api.url + f"login?token={API_TOKEN}")
             await page.goto(env.api.url + f"?symbols={','.join(TRADABLE)}")
 
             # Quotes change: a watchlist row's sequence number moves on (pushed, not reloaded).

@@ -8,6 +8,9 @@ moved. The run then stops as cleanly as any other.
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 from pathlib import Path
 
 import httpx
@@ -131,6 +134,22 @@ def _is(sample: str, name: str) -> bool:
     return sample == name or sample.startswith(name + "_")
 
 
+async def dashboard_link(state_dir: Path) -> str:
+    """What `marketfeed dashboard` prints, run as a user runs it."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "marketfeed",
+        "dashboard",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "MARKETFEED_STATE_DIR": str(state_dir)},
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    return out.decode().strip()
+
+
 def total(samples: dict[str, float], name: str) -> float:
     return sum(v for key, v in samples.items() if key.startswith(name + "{"))
 
@@ -149,9 +168,26 @@ async def test_every_process_serves_the_documented_metrics_and_they_move(tmp_pat
             assert url.startswith("http://127.0.0.1:"), (name, url)
             assert url in run.out, f"the banner does not show {name}'s {url}"
         async with httpx.AsyncClient(timeout=10) as client:
-            # Something for the API to count (it counts an answer once it starts sending it).
-            answer = await client.get(api + "v1/quotes", params={"symbols": "AAAA"})
+            # Something for the API to count (it counts an answer once it starts sending it):
+            # a request without up's token is refused, one with it is answered.
+            token = state["api_token"]
+            assert isinstance(token, str)
+            assert len(token) >= 32
+            assert token not in run.out, "up printed its API token"
+            refused = await client.get(api + "v1/quotes", params={"symbols": "AAAA"})
+            assert refused.status_code == 401
+            answer = await client.get(
+                api + "v1/quotes",
+                params={"symbols": "AAAA"},
+                headers={"Authorization": f"Bearer {token}"},
+            )
             assert answer.status_code == 200
+            # `marketfeed dashboard` prints the login link that gives a browser its cookie.
+            link = await dashboard_link(tmp_path / "state")
+            assert link == f"{api}login?token={token}"
+            login = await client.get(link)
+            assert login.status_code == 303
+            assert "marketfeed_api" in login.cookies
             first = {name: await scrape(client, url) for name, url in metrics.items()}
             for name, (documented, _) in DOCUMENTED.items():
                 expected = set(documented) | set(PROCESS)

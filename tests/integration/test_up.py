@@ -174,7 +174,11 @@ async def test_ctrl_c_stops_everything_in_order_in_seconds(tmp_path: Path) -> No
         await run.wait_for(lambda: orders_answered(run), "orders answered")
         pids = run.state["processes"]
         assert isinstance(pids, dict)
-        secrets = _redis_passwords(run)
+        # The Redis passwords, the API's token and the feed key: up.json's secrets.
+        token, key_file = run.state["api_token"], run.state["feed_key_file"]
+        assert isinstance(token, str)
+        assert isinstance(key_file, str)
+        secrets = [*_redis_passwords(run), token, *Path(key_file).read_text().split()]
         for pid in pids.values():  # a command line is anyone's to read (ps)
             cmdline = _cmdline(pid)
             assert not [s for s in secrets if s in cmdline], cmdline

@@ -284,9 +284,12 @@ def test_prometheus_scrapes_only_services_that_exist() -> None:
 def test_the_api_reads_each_services_own_redis(deployment: Deployment) -> None:
     api_name, api = service_of_module(API_MODULE)
     config = build(ApiConfig, {}, deployment.environ(api_name))
+    token = (deployment.made / "api.token").read_text().strip()
+    assert config.api_token == token, "the API does not read its token from its secret"
     for service in CONSUMER_MODULES:
         name, _ = service_of_module(service)
         own = build(CONSUMER_CONFIGS[service], {}, deployment.environ(name)).redis_url
         read = getattr(config, f"{service}_redis_url")
+        config.resolve()  # it listens beyond loopback: only with a token
         assert read == own, f"the API reads {service}'s cache elsewhere than {service} writes it"
         assert urlsplit(read).hostname in depends_on(api)
