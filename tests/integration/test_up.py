@@ -164,6 +164,10 @@ def _redis_passwords(run: UpRun) -> list[str]:
     return passwords
 
 
+def _read(path: Path) -> str:
+    return path.read_text()
+
+
 def orders_answered(run: UpRun) -> bool:
     return bool(re.search(r"orders\.events hw [1-9]", run.out))
 
@@ -178,7 +182,8 @@ async def test_ctrl_c_stops_everything_in_order_in_seconds(tmp_path: Path) -> No
         token, key_file = run.state["api_token"], run.state["feed_key_file"]
         assert isinstance(token, str)
         assert isinstance(key_file, str)
-        secrets = [*_redis_passwords(run), token, *Path(key_file).read_text().split()]
+        feed_keys = _read(Path(key_file)).split()
+        secrets = [*_redis_passwords(run), token, *feed_keys]
         for pid in pids.values():  # a command line is anyone's to read (ps)
             cmdline = _cmdline(pid)
             assert not [s for s in secrets if s in cmdline], cmdline
