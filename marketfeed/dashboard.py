@@ -29,7 +29,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def login_link() -> str:
-    state = load_state()
+    state = load_state(hint="start `marketfeed up` first")
     if not state.api:
         raise StateNotFoundError("the running `marketfeed up` has no API")
     if not state.api_token:

@@ -79,10 +79,13 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def load_state(directory: Path | None = None) -> UpState:
+def load_state(
+    directory: Path | None = None,
+    *,
+    hint: str = "start `marketfeed up`, or give --bootstrap / --redis-url",
+) -> UpState:
     """The state of the running ``marketfeed up``, or StateNotFoundError saying what to do."""
     path = (directory or state_dir()) / STATE_FILE
-    hint = "start `marketfeed up`, or give --bootstrap / --redis-url"
     try:
         raw = json.loads(path.read_text())
         state = UpState(**raw)
