@@ -87,6 +87,8 @@ def render(rows: list[dict[str, Any]]) -> str:
         table(headers, body)
         + "\n\nThe same CachingConsumer on the same signed feed: caching verifies the HMAC of "
         "the quote it applies per symbol and batch, caching-unsigned has no key and verifies "
-        "nothing. Catch-up rate: records/s done after the pause (both resumed together); a "
-        "ratio below 1.00x is what verifying costs. CPU per record done over the window."
+        "nothing. Catch-up rate: records/s done after the pause (both resumed together); CPU "
+        "per record done over the window. What verifying costs shows as a catch-up ratio "
+        "below 1.00x and CPU and latency ratios above it, at every step; a ratio that changes "
+        "side from step to step is the machine's noise."
     )
