@@ -227,10 +227,10 @@ def _step(rate: float | None, members: dict[str, ConsumerStep]) -> Step:
     )
 
 
-def test_the_report_states_ratios_and_targets_from_the_steps() -> None:
-    results = Results(
+def _results(consumers: list[str]) -> Results:
+    return Results(
         config={
-            "consumers": ["caching", "naive", "bare"],
+            "consumers": consumers,
             "symbols": 1000,
             "partitions": 16,
             "interest": 0.1,
@@ -243,6 +243,10 @@ def test_the_report_states_ratios_and_targets_from_the_steps() -> None:
         },
         environment={"cpus": 2, "broker": "embedded"},
     )
+
+
+def test_the_report_states_ratios_and_targets_from_the_steps() -> None:
+    results = _results(["caching", "naive", "bare"])
     retired = ConsumerStep(consumer="naive", measured=False, note="retired: lag unbounded")
     everyone = ("caching", "naive", "bare")
     at_1k = {n: _consumer(n, kept_up=True, p50=2, catch_up=6) for n in everyone}
@@ -288,21 +292,7 @@ def _paused(name: str, catch_up_rate: float, cpu: float, p50: float) -> Consumer
 
 
 def test_the_report_sets_the_verifying_cache_beside_the_one_that_verifies_nothing() -> None:
-    results = Results(
-        config={
-            "consumers": ["caching", "caching-unsigned"],
-            "symbols": 1000,
-            "partitions": 16,
-            "interest": 0.1,
-            "duration": 10,
-            "warmup": 2,
-            "pause": 10,
-            "lag_bound": 1.0,
-            "fetch_max_wait_ms": 5,
-            "cycle_ms": 10.0,
-        },
-        environment={"cpus": 2, "broker": "embedded"},
-    )
+    results = _results(["caching", "caching-unsigned"])
     at_2k = {
         "caching": _paused("caching", 45_000, 0.36, 2),
         "caching-unsigned": _paused("caching-unsigned", 50_000, 0.30, 1.6),
@@ -335,21 +325,7 @@ def test_the_report_sets_the_verifying_cache_beside_the_one_that_verifies_nothin
 
 
 def test_a_run_without_both_caches_has_no_signing_section() -> None:
-    results = Results(
-        config={
-            "consumers": ["caching", "bare"],
-            "symbols": 1000,
-            "partitions": 16,
-            "interest": 0.1,
-            "duration": 10,
-            "warmup": 2,
-            "pause": 10,
-            "lag_bound": 1.0,
-            "fetch_max_wait_ms": 5,
-            "cycle_ms": 10.0,
-        },
-        environment={"cpus": 2, "broker": "embedded"},
-    )
+    results = _results(["caching", "bare"])
     results.steps = [
         _step(2000, {n: _paused(n, 45_000, 0.3, 2) for n in ("caching", "bare")}),
     ]
