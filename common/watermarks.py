@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.cluster import ClusterMetadata
 from aiokafka.errors import KafkaError
 
 from common.errors import BrokerUnavailableError
@@ -27,6 +28,14 @@ from common.kafkasec import PLAINTEXT, KafkaSecurity, connection
 from common.lifecycle import Lifecycle
 
 _TAIL_FETCH_TIMEOUT_S = 1.0
+# A ListOffsets takes milliseconds (on the embedded broker, under 0.1 s even at 200k batches);
+# one that has not answered in seconds is stuck on a deleted topic (see _end_offsets).
+_LIST_ATTEMPT_S = 2.0
+_LIST_TIMEOUT_S = 40.0  # aiokafka's request timeout: the most a read waited before
+
+
+def _partitions(cluster: ClusterMetadata, topic: str) -> set[int]:
+    return cluster.partitions_for_topic(topic) or set()
 
 
 class WatermarkReader(Lifecycle):
@@ -41,6 +50,7 @@ class WatermarkReader(Lifecycle):
         # background sampler and a last look at the end of a window) would unassign each
         # other's partitions mid-fetch ("Partition is not assigned"). Reads take turns.
         self._turn = asyncio.Lock()
+        self.list_attempt_s = _LIST_ATTEMPT_S
 
     async def _start(self) -> None:
         if self._consumer is not None:
@@ -115,12 +125,39 @@ class WatermarkReader(Lifecycle):
             ]
             if not tps:
                 return {}
-            listed: dict[TopicPartition, int] = await consumer.end_offsets(tps)
+            listed = await self._end_offsets(consumer, tps)
             return await self._exact(consumer, listed)
         except KafkaError as exc:
             raise BrokerUnavailableError(
                 f"cannot read offsets from {self.bootstrap}: {exc}"
             ) from None
+
+    async def _end_offsets(
+        self, consumer: AIOKafkaConsumer, tps: list[TopicPartition]
+    ) -> dict[TopicPartition, int]:
+        """ListOffsets(latest) of ``tps``, but of a topic deleted meanwhile: an old generation,
+        which the publisher deletes every few seconds, may go between the metadata that named
+        it and this request, and aiokafka retries such a partition until its request timeout
+        (40 s) and fails the whole read. So each attempt is bounded, and after one that ran out
+        the partitions of topics that are gone are left out."""
+        deadline = time.monotonic() + _LIST_TIMEOUT_S
+        while True:
+            try:
+                listed: dict[TopicPartition, int] = await asyncio.wait_for(
+                    consumer.end_offsets(tps), self.list_attempt_s
+                )
+            except TimeoutError:
+                if time.monotonic() >= deadline:
+                    raise BrokerUnavailableError(
+                        f"cannot read offsets from {self.bootstrap}: no answer within "
+                        f"{_LIST_TIMEOUT_S:g}s"
+                    ) from None
+                cluster = await consumer._client.fetch_all_metadata()
+                tps = [tp for tp in tps if tp.partition in _partitions(cluster, tp.topic)]
+                if not tps:
+                    return {}
+            else:
+                return listed
 
     @staticmethod
     async def _exact(

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from common.config import in_range, known_log_level, positive, setting
 from common.config import redis_url as a_redis_url
 from common.errors import ConfigError
+from common.feedsign import FeedKeySettings
 from common.kafka import KafkaSettings
 from common.kafkasec import security_fields
 from marketfeed.state import load_state
@@ -34,7 +34,11 @@ def port_number(value: object) -> str | None:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ApiConfig(BrokerSettings):
+class ApiConfig(FeedKeySettings, BrokerSettings):
+    """The API's settings. Its feed key only checks the snapshots it fetches from the
+    publisher for a cold cache (the signed feed); without one, the key of the running `up`,
+    else no fetching."""
+
     host: str = setting(
         "127.0.0.1",
         help="address to listen on; other than loopback only with --api-token (anyone who "
@@ -48,17 +52,6 @@ class ApiConfig(BrokerSettings):
         secret=True,
         metavar="TOKEN",
         check=long_enough,
-    )
-    # Only to check the snapshots it fetches from the publisher for a cold cache (the signed
-    # feed); without either, the key of the running `up`, else no fetching.
-    feed_key: str | None = setting(
-        None,
-        help="the deployment's feed key(s), hex, comma-separated (default: the running up's)",
-        secret=True,
-        metavar="HEX[,HEX]",
-    )
-    feed_key_file: Path | None = setting(
-        None, help="file holding the feed key(s) (must not be readable by group or others)"
     )
     redis_url: str | None = setting(
         None,

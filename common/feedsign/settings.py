@@ -24,9 +24,14 @@ from common.kafka import KafkaSettings
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class FeedSettings(KafkaSettings):
-    """Kafka settings of a process that signs or verifies the market-data feed."""
+@dataclass(frozen=True, kw_only=True)
+class FeedKeySettings:
+    """Where the feed key(s) are, mixed into the config of every process that signs or checks
+    the feed (the services through FeedSettings; the HTTP API, which checks the snapshots it
+    fetches, directly)."""
+
+    # No instance layout of its own: mixed in beside slotted settings classes.
+    __slots__ = ()
 
     feed_key: str | None = setting(
         None,
@@ -40,6 +45,12 @@ class FeedSettings(KafkaSettings):
         help="file holding the feed key(s), hex, one per line (must not be readable by group "
         "or others)",
     )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeedSettings(FeedKeySettings, KafkaSettings):
+    """Kafka settings of a process that signs or verifies the market-data feed."""
+
     insecure_unsigned_feed: bool = setting(
         False,
         help="lab only: run without a feed key (the publisher signs nothing and consumers "

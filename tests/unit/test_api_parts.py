@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import time
+from dataclasses import fields
+from pathlib import Path
 
 import pytest
 
+from common.cache.settings import CacheSettings
 from common.config import build, to_argv, to_env
 from common.errors import ConfigError
+from common.feedsign import FeedKeys, write_key_file
 from common.orderclient import new_order
 from common.schema import OrderAccepted, OrderRejected, Quote
 from http_api.cli import main
@@ -32,6 +36,26 @@ def test_a_launcher_rebuilds_the_config_from_its_flags() -> None:
         ApiConfig, {k.replace("-", "_"): v for k, v in parser_args.items()}, to_env(config)
     )
     assert rebuilt == config
+
+
+def test_its_feed_key_settings_are_the_services_own(tmp_path: Path) -> None:
+    # One declaration: the same flags, variables, help and secrecy as every signing service.
+    keys = ("feed_key", "feed_key_file")
+    assert [_field(ApiConfig, k) for k in keys] == [_field(CacheSettings, k) for k in keys]
+    key_file = tmp_path / "feed.key"
+    write_key_file(key_file, FeedKeys((bytes(range(32)),)))
+    config = build(ApiConfig, {"feed_key_file": str(key_file)}, {})
+    assert config.feed_key_file == key_file
+    assert build(ApiConfig, {}, {"MARKETFEED_FEED_KEY_FILE": str(key_file)}) == config
+    # The key itself is a secret: to a child by environment, never on its command line.
+    keyed = ApiConfig(feed_key="ab" * 32)
+    assert not [a for a in to_argv(keyed) if "ab" * 32 in a]
+    assert to_env(keyed)["MARKETFEED_FEED_KEY"] == "ab" * 32
+
+
+def _field(cls: type[object], name: str) -> tuple[object, ...]:
+    f = next(f for f in fields(cls) if f.name == name)  # type: ignore[arg-type]
+    return f.name, f.default, f.type, dict(f.metadata)
 
 
 def test_bad_flags_are_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,9 @@ from marketfeed.bench.consumers.results import (
     Step,
     Timeline,
 )
+from marketfeed.bench.consumers.roles.base import WorkerParams
+from marketfeed.bench.consumers.roles.caching import CachingRole
+from marketfeed.bench.consumers.runner import _consumer_params
 from marketfeed.bench.consumers.settings import ConsumersBenchConfig
 from marketfeed.bench.consumers.summary import summarise
 from marketfeed.bench.consumers.verdicts import (
@@ -33,6 +37,8 @@ from marketfeed.bench.consumers.verdicts import (
     read_share,
     trend,
 )
+from marketfeed.bench.consumers.worker import ROLE_TYPES
+from marketfeed.bench.core.clients import feed_fields
 from marketfeed.bench.core.settings import parse_rates
 
 
@@ -221,10 +227,10 @@ def _step(rate: float | None, members: dict[str, ConsumerStep]) -> Step:
     )
 
 
-def test_the_report_states_ratios_and_targets_from_the_steps() -> None:
-    results = Results(
+def _results(consumers: list[str]) -> Results:
+    return Results(
         config={
-            "consumers": ["caching", "naive", "bare"],
+            "consumers": consumers,
             "symbols": 1000,
             "partitions": 16,
             "interest": 0.1,
@@ -237,6 +243,10 @@ def test_the_report_states_ratios_and_targets_from_the_steps() -> None:
         },
         environment={"cpus": 2, "broker": "embedded"},
     )
+
+
+def test_the_report_states_ratios_and_targets_from_the_steps() -> None:
+    results = _results(["caching", "naive", "bare"])
     retired = ConsumerStep(consumer="naive", measured=False, note="retired: lag unbounded")
     everyone = ("caching", "naive", "bare")
     at_1k = {n: _consumer(n, kept_up=True, p50=2, catch_up=6) for n in everyone}
@@ -273,3 +283,68 @@ def test_the_report_states_ratios_and_targets_from_the_steps() -> None:
     assert ">= 50.0x" in text
     assert "unthrottled" not in text
     assert "1.33x" in text  # get quote p50 over the raw GET's
+
+
+def _paused(name: str, catch_up_rate: float, cpu: float, p50: float) -> ConsumerStep:
+    c = _consumer(name, kept_up=True, p50=p50, catch_up=catch_up_rate / 9000)
+    c.cpu = cpu
+    return c
+
+
+def test_the_report_sets_the_verifying_cache_beside_the_one_that_verifies_nothing() -> None:
+    results = _results(["caching", "caching-unsigned"])
+    at_2k = {
+        "caching": _paused("caching", 45_000, 0.36, 2),
+        "caching-unsigned": _paused("caching-unsigned", 50_000, 0.30, 1.6),
+    }
+    unsigned_retired = ConsumerStep("caching-unsigned", measured=False, note="retired: x")
+    at_5k = {"caching": _paused("caching", 40_000, 0.5, 3), "caching-unsigned": unsigned_retired}
+    results.steps = [_step(2000, at_2k), _step(5000, at_5k)]
+    results.summary = summarise(results)
+
+    # Only where both were measured.
+    [row] = results.summary["signing"]
+    assert row["step"] == "2,000"
+    assert row["catch_up_rate"] == {
+        "verifying": pytest.approx(45_000),
+        "unsigned": pytest.approx(50_000),
+        "ratio": pytest.approx(0.9),
+    }
+    # CPU per record done: 0.36 cores over 9,000 records/s is 40 µs a record.
+    assert row["cpu_us_per_record"]["verifying"] == pytest.approx(40)
+    assert row["cpu_us_per_record"]["ratio"] == pytest.approx(1.2)
+    assert row["p50_ms"]["ratio"] == pytest.approx(1.25)
+    catch_up = results.summary["ratios"]["catch_up_caching_vs_caching-unsigned"]
+    assert catch_up == {"step": "2,000", "value": pytest.approx(0.9)}
+
+    text = render_markdown(results)
+    assert "## Signature verification: caching (verifying) ÷ caching-unsigned" in text
+    assert "45,000 / 50,000 | 0.90x" in text
+    assert "40.0 / 33.3 | 1.20x" in text
+    assert "0.9x at 2,000" in text  # the summary's catch-up column
+
+
+def test_a_run_without_both_caches_has_no_signing_section() -> None:
+    results = _results(["caching", "bare"])
+    results.steps = [
+        _step(2000, {n: _paused(n, 45_000, 0.3, 2) for n in ("caching", "bare")}),
+    ]
+    results.summary = summarise(results)
+    assert results.summary["signing"] == []
+    assert "Signature verification" not in render_markdown(results)
+
+
+def test_the_unsigned_cache_gets_no_key_and_topics_of_its_own() -> None:
+    base = build(WorkerParams, {}, environ={})
+    base = replace(base, **feed_fields())
+    urls = {"caching": "redis://h:1/0", "caching-unsigned": "redis://h:2/0"}
+    verifying = _consumer_params(base, "caching", urls, "p.")
+    unsigned = _consumer_params(base, "caching-unsigned", urls, "p.")
+    assert verifying.feed_key is not None
+    assert not verifying.insecure_unsigned_feed
+    assert unsigned.feed_key is None
+    assert unsigned.insecure_unsigned_feed
+    assert (unsigned.redis_url, unsigned.redis_prefix) == ("redis://h:2/0", "p.caching-unsigned:")
+    # Its own snapshot-reply and dead-letter topics, not the verifying one's.
+    roles = {ROLE_TYPES[name](unsigned) for name in ("caching", "caching-unsigned")}
+    assert len({type(role).SERVICE for role in roles if isinstance(role, CachingRole)}) == 2

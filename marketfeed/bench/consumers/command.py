@@ -1,10 +1,12 @@
 """``marketfeed bench consumers``: consumer lag, latency and throughput, side by side.
 
-On one feed in one run, three consumers of the quote topic, each in its own process:
+On one feed in one run, consumers of the quote topic, each in its own process:
 
 - caching: the project's CachingConsumer, following the first ``interest`` x symbols;
 - naive: every partition, decode every record, one awaited Redis SET per record (the baseline);
-- bare: an aiokafka consume loop with no decoding and no Redis (the ceiling).
+- bare: an aiokafka consume loop with no decoding and no Redis (the ceiling);
+- caching-unsigned, only when named in ``--consumers``: the caching consumer with no key, on the
+  same signed feed; beside caching, what verifying signatures costs (``signing``).
 
 The publisher runs in a process of its own. For each rate and consumer: the publisher's
 achieved rate and lateness; publish -> readable latency; offset and time lag over the step

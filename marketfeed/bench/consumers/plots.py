@@ -22,7 +22,12 @@ from marketfeed.bench.consumers.summary import (
 )
 from marketfeed.bench.core.plotting import nan, pyplot, save, thousands
 
-COLOURS = {"caching": "tab:blue", "naive": "tab:red", "bare": "tab:green"}
+COLOURS = {
+    "caching": "tab:blue",
+    "caching-unsigned": "tab:cyan",
+    "naive": "tab:red",
+    "bare": "tab:green",
+}
 # Key, line style, marker (the same for the "max" point, which no line reaches), label.
 PERCENTILES = (
     ("p50_ms", "-", "o", "p50"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from marketfeed.bench.consumers import signing
 from marketfeed.bench.consumers.plots import write_plots
 from marketfeed.bench.consumers.results import ConsumerStep, Results
 from marketfeed.bench.consumers.settings import Plan
@@ -266,6 +267,11 @@ def render_markdown(results: Results) -> str:
         + _definitions(results),
         "## Highest rate with bounded lag\n\n" + _summary_table(results),
     ]
+    verifying = signing.render(results.summary.get("signing", []))
+    if verifying:
+        parts.append(
+            "## Signature verification: caching (verifying) ÷ caching-unsigned\n\n" + verifying
+        )
     targets = _targets_table(results)
     if targets:
         parts.append("## Targets\n\n" + targets)

@@ -21,7 +21,12 @@ from marketfeed.bench.consumers.getquote import measure_get_quote, redis_benchma
 from marketfeed.bench.consumers.lag import LagSampler
 from marketfeed.bench.consumers.results import ConsumerStep, Results, Step
 from marketfeed.bench.consumers.roles.base import WorkerParams
-from marketfeed.bench.consumers.settings import ConsumersBenchConfig, Plan
+from marketfeed.bench.consumers.settings import (
+    CACHING_UNSIGNED,
+    REDIS_WRITERS,
+    ConsumersBenchConfig,
+    Plan,
+)
 from marketfeed.bench.consumers.step import StepRun
 from marketfeed.bench.consumers.summary import summarise
 from marketfeed.bench.consumers.workers import Worker
@@ -80,11 +85,7 @@ async def _step(
         publisher = run.worker(index, "publisher", replace(params, rate=rate))
         await stack.enter_async_context(publisher)
         workers = {
-            name: run.worker(
-                index,
-                name,
-                replace(params, redis_url=run.urls.get(name, ""), redis_prefix=f"{prefix}{name}:"),
-            )
+            name: run.worker(index, name, _consumer_params(params, name, run.urls, prefix))
             for name in names
         }
         for worker in workers.values():
@@ -117,6 +118,15 @@ async def _step(
         outcome_step = await step.measure()
         run.progress.phase(f"{label} msg/s: stopping its processes")
     return outcome_step
+
+
+def _consumer_params(
+    params: WorkerParams, name: str, urls: dict[str, str], prefix: str
+) -> WorkerParams:
+    """A consumer's params in a step: its own Redis and key prefix; no key for the one that
+    verifies nothing (the feed it reads is signed all the same)."""
+    mine = replace(params, redis_url=urls.get(name, ""), redis_prefix=f"{prefix}{name}:")
+    return replace(mine, **feed_fields(signed=False)) if name == CACHING_UNSIGNED else mine
 
 
 def _retire(step: Step, retired: dict[str, str]) -> None:
@@ -179,7 +189,7 @@ async def measure(config: ConsumersBenchConfig, progress: StepProgress) -> Resul
     results.environment["redis_benchmark"] = redis_benchmark_binary()
     results.config["out"] = str(config.out) if config.out else None
     log_dir = config.out / "logs" if config.out else None
-    writers = [c for c in config.consumers if c in ("caching", "naive")]
+    writers = [c for c in config.consumers if c in REDIS_WRITERS]
     prefix = run_prefix("consumers")
     async with bench_servers(
         bootstrap=config.bootstrap,

@@ -32,7 +32,7 @@ from marketfeed.bench.consumers.results import (
     Step,
     Timeline,
 )
-from marketfeed.bench.consumers.settings import Plan
+from marketfeed.bench.consumers.settings import CACHING_KINDS, Plan
 from marketfeed.bench.consumers.verdicts import bounded, caught_up_level, lag_stats, read_share
 from marketfeed.bench.consumers.workers import Worker
 from marketfeed.bench.core.children import cores, cpu_now
@@ -224,6 +224,6 @@ def _consumer_step(
         partitions=len(worker.info["partitions"]),
         read_share=read_share(lags[-1].published - lags[0].published, published),
         decoded_share=decoded / received if received and name != "bare" else None,
-        conflation=conflated / decoded if decoded and name == "caching" else None,
+        conflation=conflated / decoded if decoded and name in CACHING_KINDS else None,
         cpu=cpu,
     )

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from marketfeed.bench.consumers import signing
 from marketfeed.bench.consumers.results import Results, Step
+from marketfeed.bench.consumers.settings import CACHING_UNSIGNED
 
 # Issue 5, on this 2-core machine: 1,000 symbols, 16 partitions, 10% interest.
 TARGET_RATIO = 5.0
@@ -157,7 +159,7 @@ def summarise(results: Results) -> dict[str, Any]:
     sustained = {name: _sustained(results.steps, name) for name in names}
     ratios: dict[str, Any] = {}
     if "caching" in sustained:
-        for other in ("naive", "bare"):
+        for other in (CACHING_UNSIGNED, "naive", "bare"):
             if other in sustained:
                 ratios[f"caching_vs_{other}"] = _ratio(sustained["caching"], sustained[other])
                 ratios[f"catch_up_caching_vs_{other}"] = _catch_up_ratio(
@@ -167,6 +169,7 @@ def summarise(results: Results) -> dict[str, Any]:
         "sustained": sustained,
         "ratios": ratios,
         "targets": _targets(results, ratios, sustained) if "caching" in sustained else [],
+        "signing": signing.compare(results.steps),
     }
 
 

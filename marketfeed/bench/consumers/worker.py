@@ -1,8 +1,8 @@
 """``python -m marketfeed.bench.consumers.worker ROLE --flag=VALUE...``: one benchmark process.
 
-ROLE is ``publisher``, ``caching``, ``naive`` or ``bare``; the flags are a WorkerParams
-(``common.config.to_argv``). The benchmark drives it over stdin/stdout, one line of JSON each
-way, one request at a time:
+ROLE is ``publisher``, ``caching``, ``caching-unsigned``, ``naive`` or ``bare``; the flags are a
+WorkerParams (``common.config.to_argv``). The benchmark drives it over stdin/stdout, one line of
+JSON each way, one request at a time:
 
 - once started, the worker prints ``{"ready": true, ...}``, or ``{"ready": false, "error": ...}``
   and exits 1 (broker or Redis unreachable);
@@ -31,7 +31,7 @@ from common.lifecycle import cancel_all
 from common.logs import setup_logging
 from marketfeed.bench.consumers.roles.bare import BareRole
 from marketfeed.bench.consumers.roles.base import Role, WorkerParams
-from marketfeed.bench.consumers.roles.caching import CachingRole
+from marketfeed.bench.consumers.roles.caching import CachingRole, UnsignedCachingRole
 from marketfeed.bench.consumers.roles.feed import FeedRole
 from marketfeed.bench.consumers.roles.naive import NaiveRole
 
@@ -40,6 +40,7 @@ PROG = "marketfeed.bench.consumers.worker"
 ROLE_TYPES: dict[str, Callable[[WorkerParams], Role]] = {
     "publisher": FeedRole,
     "caching": CachingRole,
+    "caching-unsigned": UnsignedCachingRole,
     "naive": NaiveRole,
     "bare": BareRole,
 }

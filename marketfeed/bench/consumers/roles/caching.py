@@ -4,6 +4,10 @@ It is measured only through its public hook, which is called once each batch is 
 Redis (its MULTI/EXEC returned): every quote the batch applied gives one publish -> readable
 sample, and the batch's per-partition progress gives the position and the time of the last
 record done, filtered records included.
+
+UnsignedCachingRole is the same consumer run with ``--insecure-unsigned-feed`` (the benchmark
+gives it no key): a cache with no key accepts any record, signed ones included, and checks only
+plausibility, so beside the other on the same signed feed it shows what verifying costs.
 """
 
 from __future__ import annotations
@@ -16,10 +20,11 @@ from feed_publisher.universe import universe
 from marketfeed.bench.consumers.roles.base import ConsumerRole
 from marketfeed.bench.core.clients import kafka_fields
 
-SERVICE = "bench_caching"
-
 
 class CachingRole(ConsumerRole):
+    # Its own snapshot reply and dead-letter topics, apart from another caching role's.
+    SERVICE = "bench_caching"
+
     async def _consume(self) -> list[int]:
         p = self.params
         settings = CacheSettings(
@@ -32,7 +37,7 @@ class CachingRole(ConsumerRole):
         )
         consumer = CachingConsumer(
             settings,
-            service=SERVICE,
+            service=self.SERVICE,
             interest=universe(p.symbols)[: p.interest],
             on_applied=self._applied,
         )
@@ -58,3 +63,7 @@ class CachingRole(ConsumerRole):
         tracker.counts["applied"] += len(batch.quotes)
         tracker.counts["conflated"] += batch.conflated
         tracker.counts["batches"] += 1
+
+
+class UnsignedCachingRole(CachingRole):
+    SERVICE = "bench_caching_unsigned"
