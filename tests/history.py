@@ -15,9 +15,12 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import msgpack
 from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from common.lifecycle import cancel_all
 
 MARKER_KEY = b"__rollover__"
 
@@ -68,10 +71,19 @@ async def read_history(
     if stopped is None:
         done.set()
     history = History({}, {})
-    async with asyncio.timeout(timeout):
-        results = await asyncio.gather(
-            *(_partition(bootstrap, base, p, done, strict) for p in range(partitions))
-        )
+    reading = asyncio.gather(
+        *(_partition(bootstrap, base, p, done, strict) for p in range(partitions))
+    )
+    stop_waiting = asyncio.ensure_future(done.wait())
+    try:
+        # Following lasts as long as the test runs its feed (however slow a loaded machine
+        # makes that); only reading to the end once it has stopped is bounded by ``timeout``.
+        either: list[asyncio.Future[Any]] = [reading, stop_waiting]
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        async with asyncio.timeout(timeout):
+            results = await reading
+    finally:
+        await cancel_all([reading, stop_waiting])
     for partition, (records, markers) in enumerate(results):
         history.records[partition] = records
         history.markers[partition] = markers

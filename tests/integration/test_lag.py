@@ -127,10 +127,12 @@ async def test_live_then_idle_then_stalled_then_down(
             (live,) = await monitor.measure(0.5)
         assert live.lag.state == LagState.LIVE, live.lag
         assert live.lag.partitions, "no partitions assigned"
-        # 2,000 msg/s, 90 % quotes: a healthy cache is a few fetches behind, not a second.
-        assert live.lag.offset_lag < 1800, live.lag
+        # Sane magnitudes, not a speed test (that is `bench consumers`): at 2,000 msg/s a
+        # healthy cache is a few fetches behind, and the suite's own load (eight and more on two
+        # cores) has put it a second behind; ten seconds would be a monitor that is wrong.
+        assert live.lag.offset_lag < 20_000, live.lag
         assert live.lag.time_lag_s is not None
-        assert live.lag.time_lag_s < 1.0, live.lag
+        assert 0 <= live.lag.time_lag_s < 10.0, live.lag
         assert live.lag.apply_rate is not None
         assert live.lag.apply_rate > 100
         assert [s.symbol for s in live.lag.worst_fresh] != []
