@@ -89,11 +89,14 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
         signal.signal(signal.SIGALRM, alarm_handler(_running, timeout))
         signal.setitimer(signal.ITIMER_REAL, timeout, _REFIRE_S)
     _running.begin(item)
+    failed = True
     try:
         with _hard_limit(item):
-            return (yield)
+            result = yield
+        failed = False
+        return result
     finally:
-        _running.end()
+        _running.end(failed=failed)
         if timeout > 0:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, timeout_handler)

@@ -42,6 +42,7 @@ class RunningTest:
         self._posted = "stuck"
         self._loop: asyncio.AbstractEventLoop | None = None
         self.interruptions = 0  # in the whole session
+        self.failures = 0  # call phases that failed, in the whole session
 
     def begin(self, item: pytest.Item) -> None:
         obj = getattr(item, "obj", None)
@@ -50,17 +51,20 @@ class RunningTest:
         self._fired = 0
         self.nodeid = item.nodeid
 
-    def end(self) -> None:
-        """The call phase is over. After an interruption, clear up what the test left behind.
+    def end(self, *, failed: bool = False) -> None:
+        """The call phase is over. After an interruption or a failure, clear up what the test
+        left behind.
 
         An interrupted test can leave tasks it started (a half-started client's, say) pending
-        in the session's loop, and objects that warn when collected: they are cancelled and
-        collected now, so that what they report goes with the failure they came from, not to
-        some later test or the end of the session.
+        in the session's loop, and a failed one objects it never closed (an assertion skips
+        the rest of its body): they are cancelled and collected now, so that what they report
+        goes with the failure they came from, not to some later test that did nothing wrong.
         """
         interrupted, loop = self._fired > 0, self._loop
         self.nodeid, self._code, self._loop = None, None, None
-        if not interrupted:
+        if failed:
+            self.failures += 1
+        if not (interrupted or failed):
             return
         if loop is not None and not loop.is_running() and not loop.is_closed():
             leftovers = [task for task in asyncio.all_tasks(loop) if not task.done()]
@@ -134,19 +138,22 @@ def describe_tasks(test_task: asyncio.Task[object]) -> str:
 
 
 def forgive_abandoned_resources(running: RunningTest) -> None:
-    """After a test was interrupted, an unclosed-resource warning is printed, not raised.
+    """After a test was interrupted or failed, an unclosed-resource warning is printed, not
+    raised.
 
-    What an interrupted test abandoned (a client cancelled halfway through its start, say) may
-    only be collected at some later point, in some later test, where its ResourceWarning would
-    fail a test that did nothing wrong. Before any interruption every such warning still fails
-    the test it happens in. Installed over pytest's own hook, which it calls for the rest.
+    What such a test abandoned (a client cancelled halfway through its start, one an assertion
+    skipped the closing of) may only be collected at some later point, in some later test,
+    where its ResourceWarning would fail a test that did nothing wrong. Before any interruption
+    or failure every such warning still fails the test it happens in (a leak of a passing test
+    is a bug). Installed over pytest's own hook, which it calls for the rest.
     """
     pytest_hook = sys.unraisablehook
 
     def hook(unraisable: UnraisableHookArgs) -> None:
-        if running.interruptions and isinstance(unraisable.exc_value, ResourceWarning):
+        abandoned = running.interruptions or running.failures
+        if abandoned and isinstance(unraisable.exc_value, ResourceWarning):
             print(
-                f"(after an interrupted test, not counted: {unraisable.exc_value})",
+                f"(after an interrupted or failed test, not counted: {unraisable.exc_value})",
                 file=sys.__stderr__,
             )
             return
