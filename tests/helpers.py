@@ -130,6 +130,31 @@ async def spawn(*argv: str, **kwargs: Any) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(*argv, preexec_fn=die_with_parent, **kwargs)
 
 
+async def marketfeed_command(
+    *args: str,
+    state_dir: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 50,
+) -> tuple[int, str, str]:
+    """``python -m marketfeed ARGS`` as a user runs it (in ``env``, with its state in
+    ``state_dir``): the exit code, stdout and stderr."""
+    environ = dict(os.environ if env is None else env)
+    if state_dir is not None:
+        environ["MARKETFEED_STATE_DIR"] = str(state_dir)
+    proc = await spawn(
+        sys.executable,
+        "-m",
+        "marketfeed",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=environ,
+    )
+    out, err = await communicate(proc, timeout)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
 @contextlib.asynccontextmanager
 async def order_entry_process(
     kafka: KafkaSettings,

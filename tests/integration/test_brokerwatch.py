@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.inner import REPO, run_inner
 
 INNER_TESTS = """
 import asyncio, contextlib, os, pathlib, signal
@@ -58,27 +58,16 @@ def test_a_hung_broker_and_a_slow_test_fail_fast_clean_up_and_rerun(
     monkeypatch.setenv("MARKETFEED_TEST_BROKER_GRACE", "2")
     monkeypatch.setenv("PYTHONPATH", str(REPO))
     inner = pytester.makepyfile(test_inner=INNER_TESTS)
-    result = pytester.runpytest_subprocess(
-        str(inner),
-        "-p",
-        "tests.conftest",
+    # One process: the watch's and the interruption's lines must reach this output, and the
+    # two inner tests must share (and replace) one broker, as in a plain run.
+    result, out = run_inner(
+        pytester,
+        inner,
         "-p",
         "tests.integration.conftest",
-        "-c",
-        str(REPO / "pyproject.toml"),
-        "--rootdir",
-        str(pytester.path),
-        "-p",
-        "no:cacheprovider",
-        # One process: the watch's and the interruption's lines must reach this output, and
-        # the two inner tests must share (and replace) one broker, as in a plain run.
-        "-n",
-        "0",
         "--log-cli-level=WARNING",
         "-rR",
-        timeout=120,
     )
-    out = result.stdout.str() + result.stderr.str()
     result.assert_outcomes(passed=1, failed=1)
     assert "has not answered for" in out
     assert "does not answer; replacing it" in out  # the rerun ran on a new broker

@@ -29,7 +29,7 @@ from common.schema.orders import (
     REJECT_UNKNOWN_SYMBOL,
 )
 from marketfeed.positions import PositionsSettings, Row, lookup
-from tests.helpers import communicate, eventually, spawn
+from tests.helpers import communicate, eventually, marketfeed_command, spawn
 
 # A first order waits for order_entry's group join (a few seconds on Tansu); generous, because
 # a retried buy could be filled twice: one order, one long wait.
@@ -126,23 +126,7 @@ async def up(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[UpRun]:
 
 
 async def marketfeed(env: dict[str, str], *args: str) -> tuple[int, str, str]:
-    proc = await spawn(
-        sys.executable,
-        "-m",
-        "marketfeed",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), FIRST_ORDER_TIMEOUT_S + 20)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    return await marketfeed_command(*args, env=env, timeout=FIRST_ORDER_TIMEOUT_S + 20)
 
 
 async def positions_of(run: UpRun, account: str) -> list[Row]:

@@ -8,15 +8,12 @@ moved. The run then stops as cleanly as any other.
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.helpers import eventually
+from tests.helpers import eventually, marketfeed_command
 from tests.integration.test_up import assert_stopped_cleanly, ctrl_c, orders_answered, up
 
 CACHE = [
@@ -134,22 +131,6 @@ def _is(sample: str, name: str) -> bool:
     return sample == name or sample.startswith(name + "_")
 
 
-async def dashboard_link(state_dir: Path) -> str:
-    """What `marketfeed dashboard` prints, run as a user runs it."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "marketfeed",
-        "dashboard",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "MARKETFEED_STATE_DIR": str(state_dir)},
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 0, err.decode()
-    return out.decode().strip()
-
-
 def total(samples: dict[str, float], name: str) -> float:
     return sum(v for key, v in samples.items() if key.startswith(name + "{"))
 
@@ -183,7 +164,9 @@ async def test_every_process_serves_the_documented_metrics_and_they_move(tmp_pat
             )
             assert answer.status_code == 200
             # `marketfeed dashboard` prints the login link that gives a browser its cookie.
-            link = await dashboard_link(tmp_path / "state")
+            code, printed, err = await marketfeed_command("dashboard", state_dir=tmp_path / "state")
+            assert code == 0, err
+            link = printed.strip()
             assert link == f"{api}login?token={token}"
             login = await client.get(link)
             assert login.status_code == 303

@@ -28,7 +28,7 @@ from common.kafkasec import security_fields
 from common.schema import OrderFilled, OrderRejected
 from marketfeed.order import place
 from marketfeed.state import load_state
-from tests.helpers import communicate, eventually, market_buy, spawn
+from tests.helpers import communicate, eventually, market_buy, marketfeed_command, spawn
 
 # Far above the 2-4 s a stop takes, for a loaded machine; a forced kill would take 10 s each.
 STOP_BOUND_S = 25
@@ -278,19 +278,9 @@ async def test_duration_stops_cleanly_whatever_has_started(tmp_path: Path) -> No
 async def test_up_rejects_bad_flags_with_one_line(
     flags: list[str], needle: str, tmp_path: Path
 ) -> None:
-    proc = await spawn(
-        sys.executable,
-        "-m",
-        "marketfeed",
-        "up",
-        *flags,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "MARKETFEED_STATE_DIR": str(tmp_path)},
-    )
-    _, err = await communicate(proc)
-    assert proc.returncode == 2
-    lines = err.decode().strip().splitlines()
+    code, _, err = await marketfeed_command("up", *flags, state_dir=tmp_path)
+    assert code == 2
+    lines = err.strip().splitlines()
     assert len(lines) == 1, lines
     assert needle in lines[0]
     assert not list(os.listdir(tmp_path))  # nothing started, nothing written

@@ -8,11 +8,9 @@ it: a test that did nothing wrong.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.inner import REPO, run_inner
 
 INNER_TESTS = """
 import gc, socket
@@ -31,22 +29,7 @@ def test_what_a_failed_test_left_open_does_not_fail_the_next(
 ) -> None:
     monkeypatch.setenv("PYTHONPATH", str(REPO))
     inner = pytester.makepyfile(test_inner=INNER_TESTS)
-    result = pytester.runpytest_subprocess(
-        str(inner),
-        "-p",
-        "tests.conftest",
-        "-c",
-        str(REPO / "pyproject.toml"),
-        "--rootdir",
-        str(pytester.path),
-        "-p",
-        "no:cacheprovider",
-        "-n",
-        "0",
-        # No capture: the line saying the warning was not counted goes to the real stderr.
-        "-s",
-        timeout=60,
-    )
-    out = result.stdout.str() + result.stderr.str()
+    # No capture (-s): the line saying the warning was not counted goes to the real stderr.
+    result, out = run_inner(pytester, inner, "-s", timeout=60)
     result.assert_outcomes(passed=1, failed=1)
     assert "not counted: unclosed <socket.socket" in out
