@@ -144,3 +144,18 @@ async def _generation(
             _, newest = await newest_topic(consumer, base)
             if topic == newest or not strict:
                 return None
+            if await _empty_next(consumer, base, topic, newest, partition):
+                return None
+
+
+async def _empty_next(
+    consumer: AIOKafkaConsumer, base: str, topic: str, newest: str, partition: int
+) -> bool:
+    """Whether ``newest`` is the generation after ``topic``, with ``partition`` empty: the
+    roller creates the next generation's topics ahead of its roll, so a feed stopped in between
+    leaves one there that nothing was ever written to. The feed's end is then ``topic``'s."""
+    numbers = generations_of(base, {topic, newest})
+    if len(numbers) != 2 or numbers[1] != numbers[0] + 1 or newest != f"{base}.g{numbers[1]}":
+        return False
+    tp = TopicPartition(newest, partition)
+    return (await consumer.end_offsets([tp])).get(tp) == 0
