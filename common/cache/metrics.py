@@ -91,9 +91,20 @@ class CacheMetrics:
             if moved_past is not None:
                 f.gauge(
                     "cache_time_lag_seconds",
-                    "now minus the Kafka timestamp of the last record the partition moved past",
-                    max(0.0, now_ns / 1e9 - moved_past / 1e3),
+                    "now minus the Kafka timestamp of the last record the partition moved past; "
+                    "0 once it has applied all the broker had (an idle partition is not behind)",
+                    time_lag_s(now_ns, moved_past, offset=positions[partition].offset, high=high),
                     partition=label,
                 )
         f.retries("cache", {"redis": consumer.redis_retry})
         f.histogram(self.e2e)
+
+
+def time_lag_s(now_ns: int, moved_past_ms: int, *, offset: int, high: int | None) -> float:
+    """How far behind the feed a partition is, in seconds, as ``marketfeed lag`` says it: the
+    age of the last record it moved past while records wait after it, and nothing once it has
+    applied all the broker had. Without the second half, a partition whose feed went quiet
+    would look further behind every second while it is fully caught up."""
+    if high is not None and offset >= high:
+        return 0.0
+    return max(0.0, now_ns / 1e9 - moved_past_ms / 1e3)

@@ -138,3 +138,18 @@ def test_encoded_windows_merge_into_one() -> None:
     assert p.count == 100
     assert _close(p.p50_ms, 1.0)
     assert _close(p.max_ms, 3.0)
+
+
+def test_a_caught_up_partition_has_no_time_lag_however_quiet_its_feed() -> None:
+    from common.cache.metrics import time_lag_s
+
+    now_ns = 1_000_000 * 10**9
+    an_hour_ago_ms = (now_ns // 10**6) - 3_600_000
+    # Records wait after the last one applied: the age of that one.
+    assert time_lag_s(now_ns, an_hour_ago_ms, offset=10, high=12) == 3600.0
+    # Everything the broker had is applied: not behind, however old the last record is.
+    assert time_lag_s(now_ns, an_hour_ago_ms, offset=12, high=12) == 0.0
+    # No fetch yet, so no high watermark: the age, as before.
+    assert time_lag_s(now_ns, an_hour_ago_ms, offset=0, high=None) == 3600.0
+    # A clock behind the broker's: never negative.
+    assert time_lag_s(now_ns, (now_ns // 10**6) + 5_000, offset=0, high=3) == 0.0
