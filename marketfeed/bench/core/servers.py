@@ -23,11 +23,12 @@ import redis
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from common.errors import CacheUnavailableError
+from common.errors import BrokerUnavailableError, CacheUnavailableError
 from common.feedsign import FeedSettings
 from common.kafka import KafkaSettings
 from common.redisconn import problem
 from common.runtime import EmbeddedStack
+from common.runtime.process import tcp_accepts
 from feed_publisher.config import PublisherConfig
 from marketfeed.bench.core.clients import FeedFields, feed_fields, kafka_fields
 from marketfeed.bench.core.progress import Progress
@@ -122,6 +123,10 @@ async def bench_servers(
     """
     if redis_url and not prefix:
         raise ValueError("a given Redis needs the run's key prefix: only its keys are removed")
+    if bootstrap is not None:
+        # Before anything is started for the run: a broker that is not there is one line now,
+        # not after Redis servers, a publisher and a client's connect timeout.
+        await check_broker(bootstrap)
     async with contextlib.AsyncExitStack() as stack:
         embedded: EmbeddedStack | None = None
         if bootstrap is None or (services and redis_url is None):
@@ -152,6 +157,17 @@ def _servers(
         redis_urls={s: redis_url or embedded.redis_url(s) for s in services},
         broker_pid=embedded.broker.pid if embedded.broker is not None else None,
         redis_pids={s: server.pid for s, server in embedded.redis.items()},
+    )
+
+
+async def check_broker(bootstrap: str) -> None:
+    """One line (BrokerUnavailableError) unless a server of ``bootstrap`` accepts connections."""
+    for server in bootstrap.split(","):
+        host, _, port = server.strip().rpartition(":")
+        if port.isdigit() and await tcp_accepts(host.strip("[]") or "localhost", int(port)):
+            return
+    raise BrokerUnavailableError(
+        f"cannot reach Kafka at {bootstrap}: nothing accepts connections there"
     )
 
 
