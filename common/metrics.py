@@ -82,15 +82,14 @@ class LatencyHistogram:
 
     def percentiles(self) -> Percentiles:
         h = self._h
-
-        def ms(p: float) -> float:
-            return float(h.get_value_at_percentile(p)) / 1000.0
-
+        # One pass over the counts for all four (hdrh walks them in pure Python, once per
+        # percentile asked one at a time: a third of the time this way).
+        at = h.get_percentile_to_value_dict([50.0, 90.0, 99.0, 99.9])
         return Percentiles(
             count=self.count,
-            p50_ms=ms(50),
-            p90_ms=ms(90),
-            p99_ms=ms(99),
-            p999_ms=ms(99.9),
+            p50_ms=float(at.get(50.0, 0)) / 1000.0,
+            p90_ms=float(at.get(90.0, 0)) / 1000.0,
+            p99_ms=float(at.get(99.0, 0)) / 1000.0,
+            p999_ms=float(at.get(99.9, 0)) / 1000.0,
             max_ms=float(h.get_max_value()) / 1000.0 if self.count else 0.0,
         )
