@@ -37,6 +37,7 @@ from common.cli import EXIT_OK
 from common.config import add_arguments, build, setting
 from common.errors import ConfigError, MarketfeedError
 from common.feedsign import FeedKeys, write_key_file
+from common.privatefile import write_private
 from common.runtime.pki import issue_pki
 
 # The user ids of the images compose.yaml runs (Dockerfile; apache/kafka's appuser; redis).
@@ -142,15 +143,11 @@ def write_secrets(directory: Path, *, force: bool = False) -> list[Secret]:
 
 
 def _write(path: Path, secret: Secret, *, chown: bool) -> None:
-    """Never readable by anyone but its reader, not even briefly: a new file, created 0600."""
-    path.unlink(missing_ok=True)
-    mode = 0o644 if secret.owner is None else 0o600
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        if chown and secret.owner is not None:
-            os.fchown(out.fileno(), secret.owner, secret.owner)
-        out.write(secret.data)
-    path.chmod(mode)
+    """Never readable by anyone but its reader, not even briefly; a public one (the CA's
+    certificate) is then opened to all."""
+    write_private(path, secret.data, owner=secret.owner if chown else None)
+    if secret.owner is None:
+        path.chmod(0o644)
 
 
 def _chown_commands(directory: Path, written: list[Secret]) -> list[str]:

@@ -14,6 +14,7 @@ from pathlib import Path
 from common.config import build
 from common.errors import ConfigError, StateNotFoundError
 from common.kafkasec import KafkaSecurity
+from common.privatefile import write_private
 
 STATE_DIR_ENV = "MARKETFEED_STATE_DIR"
 STATE_FILE = "up.json"
@@ -60,11 +61,7 @@ class UpState:
         directory.chmod(0o700)  # one made before passwords were kept here
         path = directory / STATE_FILE
         tmp = path.with_suffix(".tmp")
-        tmp.unlink(missing_ok=True)
-        # Created 0600, not chmod-ed after: no moment when another user could open it.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(json.dumps(asdict(self), indent=2))
+        write_private(tmp, json.dumps(asdict(self), indent=2).encode())
         tmp.replace(path)  # atomic: a reader never sees half a file
         return path
 

@@ -11,7 +11,6 @@ wants no signing says so with ``--insecure-unsigned-feed``, and it is logged.
 from __future__ import annotations
 
 import logging
-import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from common.config import setting
 from common.errors import ConfigError
 from common.feedsign.signing import FeedKeys
 from common.kafka import KafkaSettings
+from common.privatefile import write_private
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,4 @@ def _read_private(path: Path) -> str:
 
 def write_key_file(path: Path, keys: FeedKeys) -> None:
     """Write ``keys`` where only this user can read them (created 0600, never widened)."""
-    path.unlink(missing_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as out:
-        out.write(keys.hex().replace(",", "\n") + "\n")
+    write_private(path, (keys.hex().replace(",", "\n") + "\n").encode("ascii"))

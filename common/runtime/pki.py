@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +20,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from common.privatefile import write_private
 
 # A run lasts hours, not years; a certificate that outlives it is only a liability.
 _VALIDITY = datetime.timedelta(days=7)
@@ -140,7 +141,7 @@ def _issue(
     cert = builder.sign(ca_key, hashes.SHA256())
     identity = Identity(cert=stem.with_suffix(".pem"), key=stem.with_suffix(".key"))
     identity.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    _write_private(
+    write_private(
         identity.key,
         key.private_bytes(
             serialization.Encoding.PEM,
@@ -168,11 +169,3 @@ def _builder(
         .not_valid_before(now - datetime.timedelta(minutes=1))
         .not_valid_after(now + validity)
     )
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to a file that is never readable by anyone but its owner, not even briefly."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
-    path.chmod(0o600)  # an existing file keeps its mode through O_CREAT
